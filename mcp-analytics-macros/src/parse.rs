@@ -1,0 +1,113 @@
+//! Parsing: the attribute's arguments and the item it is on, as written. No judgement here
+//! beyond syntax; `valid` decides what is acceptable.
+
+use proc_macro2::{Span, TokenStream};
+use syn::ext::IdentExt as _;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Block, Expr, Ident, Signature, Token, Visibility};
+
+/// The attribute's arguments: `key = value`, a bare `key`, or a stray value.
+pub(crate) struct Args(pub(crate) Punctuated<Arg, Token![,]>);
+
+pub(crate) enum Arg {
+    /// `name = <expr>`, `session = <expr>`, `crate = path`, or an unknown key.
+    Pair { key: Ident, value: Expr },
+    /// A key without a value: `name`.
+    Bare { key: Ident },
+    /// A value without a key: `"add"`.
+    Positional(Expr),
+}
+
+impl Parse for Args {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        Punctuated::parse_terminated(input).map(Args)
+    }
+}
+
+impl Parse for Arg {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        // `Ident::parse_any` also takes keywords, so `crate = ...` reads as a key.
+        if input.peek(Ident::peek_any) && !input.peek2(Token![::]) {
+            let key = Ident::parse_any(input)?;
+            if input.peek(Token![=]) {
+                input.parse::<Token![=]>()?;
+                let value = input.parse()?;
+                return Ok(Arg::Pair { key, value });
+            }
+            if input.is_empty() || input.peek(Token![,]) {
+                return Ok(Arg::Bare { key });
+            }
+            return Err(input.error("expected `=` after the argument's name"));
+        }
+        input.parse().map(Arg::Positional)
+    }
+}
+
+/// The item under the attribute. Only functions are accepted; anything else is kept as tokens
+/// so the error can point at it and the item can be emitted unchanged.
+pub(crate) enum Item {
+    Fn(Function),
+    /// A function without a body: a trait method's declaration.
+    Declaration { semi: Token![;] },
+    /// Not a function: `what` names it, `span` is its keyword.
+    Other { what: &'static str, span: Span },
+}
+
+pub(crate) struct Function {
+    pub(crate) attrs: Vec<Attribute>,
+    pub(crate) vis: Visibility,
+    pub(crate) sig: Signature,
+    pub(crate) block: Block,
+}
+
+impl Parse for Item {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let attrs = input.call(Attribute::parse_outer)?;
+        let vis: Visibility = input.parse()?;
+        let fork = input.fork();
+        if fork.parse::<Signature>().is_ok() {
+            let sig: Signature = input.parse()?;
+            if input.peek(Token![;]) {
+                let semi = input.parse()?;
+                return Ok(Item::Declaration { semi });
+            }
+            let block = input.parse()?;
+            return Ok(Item::Fn(Function {
+                attrs,
+                vis,
+                sig,
+                block,
+            }));
+        }
+        let (what, span) = describe(input);
+        // The rest is not ours to parse: it is emitted as it was.
+        input.parse::<TokenStream>()?;
+        Ok(Item::Other { what, span })
+    }
+}
+
+/// Names a non-function item by its leading keyword, for the error message.
+fn describe(input: ParseStream<'_>) -> (&'static str, Span) {
+    let span = input.span();
+    let keyword = input.fork().call(Ident::parse_any).ok();
+    let what = match keyword.as_ref().map(|k| (k.to_string(), k.span())) {
+        Some((k, _)) => match k.as_str() {
+            "struct" => "a struct",
+            "enum" => "an enum",
+            "union" => "a union",
+            "impl" => "an impl block",
+            "trait" => "a trait",
+            "mod" => "a module",
+            "const" => "a constant",
+            "static" => "a static",
+            "type" => "a type alias",
+            "use" => "a use declaration",
+            "extern" => "an extern block or crate",
+            "macro_rules" => "a macro",
+            _ => "this item",
+        },
+        None => "this item",
+    };
+    (what, keyword.map_or(span, |k| k.span()))
+}

@@ -1,0 +1,224 @@
+//! Validation: from what was written to a checked plan. Every problem is reported, each spanned
+//! on the token to change, with what to write instead.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned as _;
+use syn::{Expr, ExprLit, Ident, Lit, LitStr, Path};
+
+use crate::parse::{Arg, Args, Function, Item};
+
+/// Which attribute is expanding.
+#[derive(Clone, Copy)]
+pub(crate) enum Kind {
+    Tool,
+    Resource,
+    Prompt,
+}
+
+impl Kind {
+    pub(crate) fn attribute(self) -> &'static str {
+        match self {
+            Kind::Tool => "mcp_tool",
+            Kind::Resource => "mcp_resource",
+            Kind::Prompt => "mcp_prompt",
+        }
+    }
+
+    /// The runtime's `__private::Kind` variant.
+    pub(crate) fn variant(self) -> Ident {
+        let name = match self {
+            Kind::Tool => "Tool",
+            Kind::Resource => "Resource",
+            Kind::Prompt => "Prompt",
+        };
+        Ident::new(name, Span::call_site())
+    }
+}
+
+/// What the event is named.
+pub(crate) enum Name {
+    /// The function's own name.
+    Function,
+    /// `name = "literal"`.
+    Literal(LitStr),
+    /// `name = <expr>`, evaluated on each call.
+    Computed(Expr),
+}
+
+/// Everything `expand` needs, checked.
+pub(crate) struct Plan {
+    pub(crate) kind: Kind,
+    pub(crate) name: Name,
+    pub(crate) session: Option<Expr>,
+    /// Where the runtime crate is: `::mcp_analytics` unless `crate = path` says otherwise.
+    pub(crate) krate: Path,
+    pub(crate) function: Function,
+}
+
+/// Collects errors so that one compilation reports them all.
+#[derive(Default)]
+struct Errors(Option<syn::Error>);
+
+impl Errors {
+    fn push(&mut self, span: Span, message: impl std::fmt::Display) {
+        let error = syn::Error::new(span, message);
+        match &mut self.0 {
+            Some(errors) => errors.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+}
+
+pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> {
+    let attribute = kind.attribute();
+    let mut errors = Errors::default();
+    let mut name = Name::Function;
+    let mut session = None;
+    let mut krate = None;
+    let mut seen: Vec<String> = Vec::new();
+
+    for arg in args.0 {
+        let (key, value) = match arg {
+            Arg::Pair { key, value } => (key, value),
+            Arg::Bare { key } => {
+                let hint = match key.to_string().as_str() {
+                    "name" => format!("`name` takes a value: write `#[{attribute}(name = \"...\")]`"),
+                    "session" => "`session` takes a value: write `session = <expression>`".to_owned(),
+                    "crate" => "`crate` takes a value: write `crate = path::to::mcp_analytics`".to_owned(),
+                    other => unknown_argument(other),
+                };
+                errors.push(key.span(), hint);
+                continue;
+            }
+            Arg::Positional(value) => {
+                let hint = match &value {
+                    Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => format!(
+                        "name the argument: write `#[{attribute}(name = {})]`",
+                        quote::quote!(#lit)
+                    ),
+                    _ => format!(
+                        "expected `name = ...`, `session = ...` or `crate = ...`, as in `#[{attribute}(name = \"add\")]`"
+                    ),
+                };
+                errors.push(value.span(), hint);
+                continue;
+            }
+        };
+
+        let key_text = key.to_string();
+        if seen.contains(&key_text) {
+            errors.push(key.span(), format!("duplicate argument `{key_text}`: give it once"));
+            continue;
+        }
+        seen.push(key_text.clone());
+
+        match key_text.as_str() {
+            "name" => match value {
+                Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => {
+                    if lit.value().is_empty() {
+                        errors.push(
+                            lit.span(),
+                            "the name must not be empty: remove `name` to use the function's name",
+                        );
+                    } else {
+                        name = Name::Literal(lit);
+                    }
+                }
+                Expr::Lit(ExprLit { lit, .. }) => errors.push(
+                    lit.span(),
+                    format!(
+                        "`name` takes a string literal or an expression, not {}: write `name = \"...\"`",
+                        describe_literal(&lit)
+                    ),
+                ),
+                computed => name = Name::Computed(computed),
+            },
+            "session" => match value {
+                Expr::Lit(ExprLit { lit, .. }) if !matches!(lit, Lit::Str(_)) => errors.push(
+                    lit.span(),
+                    format!(
+                        "`session` takes an expression that yields the session id, not {}",
+                        describe_literal(&lit)
+                    ),
+                ),
+                value => session = Some(value),
+            },
+            "crate" => match crate_path(value) {
+                Ok(path) => krate = Some(path),
+                Err(span) => errors.push(
+                    span,
+                    "`crate` takes a path: write `crate = path::to::mcp_analytics`",
+                ),
+            },
+            other => errors.push(key.span(), unknown_argument(other)),
+        }
+    }
+
+    let function = match item {
+        Item::Fn(function) => Some(function),
+        Item::Declaration { semi, .. } => {
+            errors.push(
+                semi.span,
+                format!(
+                    "#[{attribute}] needs the function's body: put it on the method in the `impl` block, not on the trait's declaration"
+                ),
+            );
+            None
+        }
+        Item::Other { what, span } => {
+            errors.push(
+                span,
+                format!(
+                    "#[{attribute}] instruments functions and methods, not {what}: put it on each handler function"
+                ),
+            );
+            None
+        }
+    };
+    if let Some(function) = &function {
+        if let Some(constness) = &function.sig.constness {
+            errors.push(
+                constness.span,
+                format!("#[{attribute}] cannot instrument a `const fn` (it reads the clock): remove `const`"),
+            );
+        }
+    }
+
+    match (errors.0, function) {
+        (Some(errors), _) => Err(errors),
+        (None, Some(function)) => Ok(Plan {
+            kind,
+            name,
+            session,
+            krate: krate.unwrap_or_else(|| syn::parse_quote!(::mcp_analytics)),
+            function,
+        }),
+        (None, None) => unreachable!("a missing function always records an error"),
+    }
+}
+
+fn unknown_argument(key: &str) -> String {
+    format!("unknown argument `{key}`: expected `name`, `session` or `crate`")
+}
+
+fn describe_literal(lit: &Lit) -> &'static str {
+    match lit {
+        Lit::Str(_) => "a string",
+        Lit::ByteStr(_) | Lit::CStr(_) => "a byte string",
+        Lit::Byte(_) => "a byte",
+        Lit::Char(_) => "a character",
+        Lit::Int(_) => "an integer",
+        Lit::Float(_) => "a float",
+        Lit::Bool(_) => "a boolean",
+        _ => "a literal",
+    }
+}
+
+/// `crate = path` or, as serde and tokio write it, `crate = "path"`.
+fn crate_path(value: Expr) -> Result<Path, Span> {
+    match value {
+        Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => Ok(path.path),
+        Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => lit.parse().map_err(|_| lit.span()),
+        other => Err(other.span()),
+    }
+}

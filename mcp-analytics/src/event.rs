@@ -1,0 +1,303 @@
+//! One event per handler call: what the macros record, and the guard that records it.
+//!
+//! The hot path is [`Call::start`] plus [`Call::finish`]: two monotonic clock reads, a clone of
+//! the scoped session (if any), and one push onto the lock-free queue. Everything else (wall-clock
+//! time, formatting, JSON, compression) happens later, on the worker thread.
+
+use std::fmt::{self, Write as _};
+use std::time::{Duration, Instant};
+
+use crate::outcome::Observed;
+use crate::queue;
+use crate::session::{self, SessionId};
+
+/// Longest error text kept per event, in bytes; longer texts are cut at a character boundary and
+/// end in `…`.
+pub const MAX_ERROR_LEN: usize = 1024;
+/// Longest name or session id kept per event, in bytes, cut the same way.
+pub const MAX_NAME_LEN: usize = 512;
+
+/// Which kind of MCP handler was called.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Tool,
+    Resource,
+    Prompt,
+}
+
+impl Kind {
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Kind::Tool => "tool",
+            Kind::Resource => "resource",
+            Kind::Prompt => "prompt",
+        }
+    }
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Ok,
+    Error,
+    Panic,
+    Cancelled,
+}
+
+impl Outcome {
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Panic => "panic",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// What is known of an instrumented function at compile time. The macros emit one `static` of
+/// it per function, so an event carries a single pointer instead of four strings.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Callsite {
+    pub(crate) kind: Kind,
+    pub(crate) name: &'static str,
+    pub(crate) fn_name: &'static str,
+    pub(crate) crate_name: &'static str,
+    pub(crate) crate_version: &'static str,
+}
+
+impl Callsite {
+    /// Called by the macros only; `crate_name` and `crate_version` are the instrumented crate's
+    /// `CARGO_PKG_NAME` and `CARGO_PKG_VERSION`.
+    pub const fn new(
+        kind: Kind,
+        name: &'static str,
+        fn_name: &'static str,
+        crate_name: &'static str,
+        crate_version: &'static str,
+    ) -> Self {
+        Self {
+            kind,
+            name,
+            fn_name,
+            crate_name,
+            crate_version,
+        }
+    }
+}
+
+/// A finished call, waiting in the queue for the worker.
+#[derive(Debug)]
+pub(crate) struct Event {
+    pub(crate) callsite: &'static Callsite,
+    /// A name computed at call time (`name = <expr>`), replacing `callsite.name`.
+    pub(crate) name: Option<Box<str>>,
+    /// `None`: the process session, filled in by the worker.
+    pub(crate) session: Option<SessionId>,
+    pub(crate) error: Option<Box<str>>,
+    pub(crate) started: Instant,
+    pub(crate) duration: Duration,
+    pub(crate) outcome: Outcome,
+}
+
+impl Event {
+    pub(crate) fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(self.callsite.name)
+    }
+
+    /// When the event entered the queue (the call's end), by the monotonic clock.
+    pub(crate) fn finished(&self) -> Instant {
+        self.started + self.duration
+    }
+}
+
+/// Records one call: made on entry, it reports `panic` or `cancelled` from its `Drop` unless
+/// [`Call::finish`] saw the call return.
+///
+/// Panics are told from cancellation without `catch_unwind`: a guard dropped while the thread
+/// unwinds sees `std::thread::panicking()`, a pending future that is dropped does not.
+#[doc(hidden)]
+#[must_use]
+pub struct Call {
+    callsite: &'static Callsite,
+    name: Option<Box<str>>,
+    session: Option<SessionId>,
+    started: Instant,
+    finished: bool,
+}
+
+impl Call {
+    #[inline]
+    pub fn start(callsite: &'static Callsite) -> Self {
+        Self {
+            callsite,
+            name: None,
+            session: session::current(),
+            started: Instant::now(),
+            finished: false,
+        }
+    }
+
+    /// `name = <expr>`: the call's own name, evaluated on entry.
+    pub fn named(mut self, name: &dyn fmt::Display) -> Self {
+        self.name = Some(bounded(name, MAX_NAME_LEN));
+        self
+    }
+
+    /// `session = <expr>`: an empty value means "not known here" and keeps the scoped session.
+    pub fn in_session(mut self, session: &dyn fmt::Display) -> Self {
+        let session = bounded(session, MAX_NAME_LEN);
+        if !session.is_empty() {
+            self.session = Some(SessionId::from(String::from(session)));
+        }
+        self
+    }
+
+    #[inline]
+    pub fn finish(mut self, observed: Observed<'_>) {
+        let duration = self.started.elapsed();
+        let (outcome, error) = match observed {
+            Observed::Success => (Outcome::Ok, None),
+            Observed::Failure(failure) => (
+                Outcome::Error,
+                Some(bounded(&ErrorText(failure), MAX_ERROR_LEN)),
+            ),
+            Observed::Err(type_name) => (Outcome::Error, Some(Box::from(type_name))),
+        };
+        self.record(outcome, error, duration);
+    }
+
+    fn record(&mut self, outcome: Outcome, error: Option<Box<str>>, duration: Duration) {
+        self.finished = true;
+        queue::push(Event {
+            callsite: self.callsite,
+            name: self.name.take(),
+            session: self.session.take(),
+            error,
+            started: self.started,
+            duration,
+            outcome,
+        });
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if !self.finished {
+            let duration = self.started.elapsed();
+            let outcome = if std::thread::panicking() {
+                Outcome::Panic
+            } else {
+                Outcome::Cancelled
+            };
+            self.record(outcome, None, duration);
+        }
+    }
+}
+
+impl fmt::Debug for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("callsite", &self.callsite)
+            .field("name", &self.name)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Displays a failed outcome through [`crate::CallOutcome::fmt_error`].
+struct ErrorText<'a>(&'a dyn crate::CallOutcome);
+
+impl fmt::Display for ErrorText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt_error(f)
+    }
+}
+
+/// Formats `value` into at most `limit` bytes. Formatting stops as soon as the limit is reached,
+/// so a huge `Display` costs no more than a short one.
+pub(crate) fn bounded(value: &dyn fmt::Display, limit: usize) -> Box<str> {
+    let mut out = Bounded {
+        text: String::new(),
+        room: limit,
+        truncated: false,
+    };
+    // An error here is either our own "limit reached" or a misbehaving `Display`: keep what
+    // was written either way.
+    let _ = write!(out, "{value}");
+    if out.truncated {
+        out.text.push('…');
+    }
+    out.text.into_boxed_str()
+}
+
+struct Bounded {
+    text: String,
+    room: usize,
+    truncated: bool,
+}
+
+impl fmt::Write for Bounded {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if s.len() <= self.room {
+            self.text.push_str(s);
+            self.room -= s.len();
+            return Ok(());
+        }
+        // Keep room for the ellipsis (3 bytes) so the result never exceeds the limit.
+        let mut cut = self.room.saturating_sub('…'.len_utf8()).min(s.len());
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.text.push_str(&s[..cut]);
+        self.room = 0;
+        self.truncated = true;
+        Err(fmt::Error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_keeps_short_text_whole() {
+        assert_eq!(&*bounded(&"division by zero", 64), "division by zero");
+    }
+
+    #[test]
+    fn bounded_cuts_at_a_char_boundary_within_the_limit() {
+        let long = "é".repeat(100); // 200 bytes
+        let cut = bounded(&long, 11);
+        assert!(cut.len() <= 11, "{} bytes", cut.len());
+        assert!(cut.ends_with('…'));
+        assert_eq!(cut.trim_end_matches('…'), "éééé");
+    }
+
+    #[test]
+    fn bounded_stops_formatting_a_huge_display_early() {
+        struct Endless;
+        impl fmt::Display for Endless {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                loop {
+                    f.write_str("again ")?;
+                }
+            }
+        }
+        let text = bounded(&Endless, MAX_ERROR_LEN);
+        assert!(text.len() <= MAX_ERROR_LEN);
+        assert!(text.starts_with("again again"));
+    }
+
+    #[test]
+    fn queued_events_stay_small() {
+        // Issue 5 budgets 256 bytes per queued event; the queue stores events inline.
+        assert!(
+            std::mem::size_of::<Event>() <= 128,
+            "{}",
+            std::mem::size_of::<Event>()
+        );
+    }
+}

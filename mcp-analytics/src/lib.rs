@@ -1,0 +1,225 @@
+//! Usage analytics for Rust MCP servers: one attribute per handler, events shipped in batches to
+//! Tinybird's Events API, in the wire format of Tinybird's "MCP Server Analytics" template.
+//!
+//! ```no_run
+//! use mcp_analytics::{mcp_prompt, mcp_resource, mcp_tool};
+//!
+//! #[mcp_tool]
+//! async fn add(a: i64, b: i64) -> Result<i64, String> {
+//!     a.checked_add(b).ok_or_else(|| "overflow".to_owned())
+//! }
+//!
+//! #[mcp_resource(name = uri)]
+//! fn read_file(uri: &str) -> std::io::Result<String> {
+//!     std::fs::read_to_string(uri.trim_start_matches("file://"))
+//! }
+//!
+//! #[mcp_prompt]
+//! fn greeting(name: &str) -> String {
+//!     format!("Say hello to {name}.")
+//! }
+//!
+//! fn main() {
+//!     // Reads TB_API_URL and TB_WRITE_TOKEN from the environment or `.env`.
+//!     let _analytics = mcp_analytics::init();
+//!     // ... serve ...
+//! } // dropping the guard delivers what is queued, within the shutdown timeout
+//! ```
+//!
+//! Each call records one event: kind, name, function, duration (monotonic clock), outcome
+//! (`ok`, `error`, `panic`, `cancelled`), error text, session, and the instrumented crate's name
+//! and version. The handler never blocks and never waits on the network: the event goes onto a
+//! bounded lock-free queue, and a background thread batches, compresses and ships it, with
+//! retries that follow the Events API's rules. See [`stats`] for what happened to events.
+//!
+//! The library writes nothing to stdout (the MCP stdio transport): its few diagnostics go to
+//! stderr, each said once.
+//!
+//! Architecture, one module each: `event` (what a call records) → `queue` (the lock-free
+//! handoff) → `batch` (wire format, batching, gzip) → `transport` (HTTP and retries), driven by
+//! `worker` and started by `lifecycle`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod batch;
+mod config;
+mod diag;
+mod error;
+mod event;
+mod lifecycle;
+mod outcome;
+mod queue;
+mod session;
+mod stats;
+mod transport;
+mod worker;
+
+use std::time::Duration;
+
+pub use config::{Builder, DEFAULT_API_URL, DEFAULT_DATASOURCE};
+pub use error::Error;
+pub use event::{MAX_ERROR_LEN, MAX_NAME_LEN};
+pub use lifecycle::Guard;
+pub use outcome::CallOutcome;
+pub use session::{SessionId, WithSession, in_session, process_session_id, with_session};
+pub use stats::Stats;
+
+/// Records each call of a tool handler: `#[mcp_tool]`, `#[mcp_tool(name = "…")]`.
+///
+/// Works on free functions and methods, sync or `async`, generic or not, on its own or stacked
+/// with rmcp's `#[tool]` in either order. The function's signature is unchanged.
+///
+/// Arguments, all optional:
+/// - `name = "literal"`: the event name; default: the function's name.
+/// - `name = <expr>`: a name computed on entry, with the arguments in scope (any `Display`).
+/// - `session = <expr>`: the call's session id (any `Display`; empty means "not known here").
+/// - `crate = path`: where this crate is, when it is used through a re-export.
+///
+/// ```
+/// use mcp_analytics::mcp_tool;
+///
+/// #[mcp_tool]
+/// fn add(a: i64, b: i64) -> i64 {
+///     a + b
+/// }
+///
+/// #[mcp_tool(name = "run-select-query")]
+/// async fn query(sql: String) -> Result<String, std::io::Error> {
+///     Ok(format!("ran {sql}"))
+/// }
+///
+/// struct Server;
+///
+/// impl Server {
+///     #[mcp_tool(session = session_id)]
+///     fn echo(&self, session_id: &str, text: String) -> String {
+///         text
+///     }
+/// }
+/// # assert_eq!(add(1, 2), 3);
+/// ```
+///
+/// Other crates (`rust-mcp-sdk`) export attributes of the same name: write the path,
+/// `#[mcp_analytics::mcp_tool]`, to be explicit.
+pub use mcp_analytics_macros::mcp_tool;
+
+/// Records each call of a resource handler; resources are usually named by the URI read.
+///
+/// Takes the same arguments as [`mcp_tool`].
+///
+/// ```
+/// use mcp_analytics::mcp_resource;
+///
+/// #[mcp_resource(name = uri)]
+/// fn read(uri: &str) -> Result<String, String> {
+///     Err(format!("no resource at {uri}"))
+/// }
+/// # assert!(read("file:///nothing").is_err());
+/// ```
+pub use mcp_analytics_macros::mcp_resource;
+
+/// Records each call of a prompt handler.
+///
+/// Takes the same arguments as [`mcp_tool`].
+///
+/// ```
+/// use mcp_analytics::mcp_prompt;
+///
+/// #[mcp_prompt(name = "code-review")]
+/// async fn review(language: &str) -> String {
+///     format!("Review this {language} code.")
+/// }
+/// ```
+pub use mcp_analytics_macros::mcp_prompt;
+
+/// Starts analytics from the environment: `TB_API_URL` (default `https://api.tinybird.co`),
+/// `TB_WRITE_TOKEN`, and optionally `TB_DATASOURCE` (default `mcp_logs`), each read from the
+/// process environment or else from `.env` in the working directory.
+///
+/// Never fails and never panics: without a token, or with a bad setting, it says why once on
+/// stderr and stays disabled (events are counted as dropped). Use [`try_init`] to handle errors,
+/// [`builder`] for other settings. A second call while running warns and changes nothing; after
+/// [`shutdown`], `init` starts again.
+///
+/// ```
+/// let _analytics = mcp_analytics::init();
+/// ```
+pub fn init() -> Guard {
+    builder().init()
+}
+
+/// Starts analytics from the environment, like [`init`], or says why not.
+///
+/// ```
+/// match mcp_analytics::try_init() {
+///     Ok(_analytics) => { /* serve with analytics */ }
+///     Err(error) => eprintln!("analytics off: {error}"),
+/// }
+/// ```
+pub fn try_init() -> Result<Guard, Error> {
+    builder().try_init()
+}
+
+/// Settings beyond the environment: datasource, batching, timeouts, queue size.
+///
+/// ```
+/// let _analytics = mcp_analytics::builder()
+///     .datasource("mcp_logs")
+///     .queue_capacity(65_536)
+///     .init();
+/// ```
+pub fn builder() -> Builder {
+    Builder::default()
+}
+
+/// Ships every event recorded so far, waiting at most `timeout`. `Ok` means each is delivered
+/// or counted as failed; when analytics is disabled or shut down there is nothing to ship.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let _analytics = mcp_analytics::init();
+/// let _ = mcp_analytics::flush(Duration::from_secs(2));
+/// ```
+pub fn flush(timeout: Duration) -> Result<(), Error> {
+    lifecycle::flush(timeout)
+}
+
+/// Ships what is queued, waiting at most `timeout`, then stops the worker. Events recorded
+/// afterwards are counted as dropped, until the next `init`. What dropping the [`Guard`] does;
+/// call it yourself where the guard cannot drop (a `static`, `std::process::exit`).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let analytics = mcp_analytics::init();
+/// std::mem::forget(analytics); // say, kept in a static
+/// let _ = mcp_analytics::shutdown(Duration::from_secs(2));
+/// ```
+pub fn shutdown(timeout: Duration) -> Result<(), Error> {
+    lifecycle::shutdown(timeout)
+}
+
+/// The pipeline's counters: enqueued, sent, dropped, failed, retried, batches.
+///
+/// ```
+/// let stats = mcp_analytics::stats();
+/// println!("{} events sent, {} dropped", stats.sent, stats.dropped);
+/// ```
+pub fn stats() -> Stats {
+    stats::COUNTERS.snapshot(queue::len())
+}
+
+/// What the attribute macros expand to. Not public API: no stability guarantees.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::event::{Call, Callsite, Kind};
+    pub use crate::outcome::{Observed, Probe, ViaAnything, ViaCallOutcome, ViaResult};
+
+    /// Empties the queue without shipping (counted as dropped). For benchmarks, which must
+    /// measure the handler's cost with room in the queue.
+    pub fn discard_queued() -> usize {
+        crate::queue::discard_all()
+    }
+}

@@ -1,0 +1,173 @@
+//! Telling a failed call from a successful one, by the type the handler returns.
+//!
+//! "Failed" is not only `Result::Err`: rmcp's `CallToolResult` with `is_error: Some(true)` is a
+//! failure too. So the macros ask the return type through [`CallOutcome`], chosen at compile time
+//! by autoref specialization: a type implementing [`CallOutcome`] decides for itself, any other
+//! `Result` fails on `Err`, and every other type is a success.
+
+use std::fmt;
+
+/// A handler's return type that can report a failed call.
+///
+/// Implemented for `Result<T, E>` where `E: Display` (the error text is `E`'s `Display`).
+/// Implement it for your own return types so `#[mcp_tool]` records their failures:
+///
+/// ```
+/// use std::fmt;
+/// use mcp_analytics::CallOutcome;
+///
+/// struct Reply {
+///     status: u16,
+///     body: String,
+/// }
+///
+/// impl CallOutcome for Reply {
+///     fn is_error(&self) -> bool {
+///         self.status >= 400
+///     }
+///
+///     fn fmt_error(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+///         write!(f, "{}: {}", self.status, self.body)
+///     }
+/// }
+///
+/// #[mcp_analytics::mcp_tool]
+/// fn fetch() -> Reply {
+///     Reply { status: 404, body: "no such page".into() }
+/// }
+/// # assert!(fetch().is_error());
+/// ```
+pub trait CallOutcome {
+    /// Whether this value reports a failed call.
+    fn is_error(&self) -> bool;
+
+    /// Writes the error text recorded with a failed call; called only when
+    /// [`is_error`](CallOutcome::is_error) is true. The default writes nothing.
+    fn fmt_error(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let _ = f;
+        Ok(())
+    }
+}
+
+impl<T, E: fmt::Display> CallOutcome for Result<T, E> {
+    fn is_error(&self) -> bool {
+        self.is_err()
+    }
+
+    fn fmt_error(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ok(_) => Ok(()),
+            Err(error) => fmt::Display::fmt(error, f),
+        }
+    }
+}
+
+impl<T: CallOutcome + ?Sized> CallOutcome for &T {
+    fn is_error(&self) -> bool {
+        (**self).is_error()
+    }
+
+    fn fmt_error(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt_error(f)
+    }
+}
+
+impl<T: CallOutcome + ?Sized> CallOutcome for Box<T> {
+    fn is_error(&self) -> bool {
+        (**self).is_error()
+    }
+
+    fn fmt_error(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        (**self).fmt_error(f)
+    }
+}
+
+/// What the macros learned of a call's return value.
+#[doc(hidden)]
+pub enum Observed<'a> {
+    Success,
+    Failure(&'a dyn CallOutcome),
+    /// An `Err` whose error type has no `Display`: its type name stands for the text.
+    Err(&'static str),
+}
+
+/// The receiver of the specialization probe: `(&&Probe(&value)).__mcp_analytics_observe()`
+/// resolves to the first of [`ViaCallOutcome`], [`ViaResult`], [`ViaAnything`] that applies.
+#[doc(hidden)]
+pub struct Probe<'a, T>(pub &'a T);
+
+// Not derived: derives would require `T: Clone`, and a probe is a shared reference whatever `T`.
+impl<T> Clone for Probe<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Probe<'_, T> {}
+
+#[doc(hidden)]
+pub trait ViaCallOutcome {
+    fn __mcp_analytics_observe(&self) -> Observed<'_>;
+}
+
+impl<T: CallOutcome> ViaCallOutcome for &Probe<'_, T> {
+    fn __mcp_analytics_observe(&self) -> Observed<'_> {
+        if self.0.is_error() {
+            Observed::Failure(self.0)
+        } else {
+            Observed::Success
+        }
+    }
+}
+
+#[doc(hidden)]
+pub trait ViaResult {
+    fn __mcp_analytics_observe(&self) -> Observed<'_>;
+}
+
+impl<T, E> ViaResult for Probe<'_, Result<T, E>> {
+    fn __mcp_analytics_observe(&self) -> Observed<'_> {
+        match self.0 {
+            Ok(_) => Observed::Success,
+            Err(_) => Observed::Err(std::any::type_name::<E>()),
+        }
+    }
+}
+
+#[doc(hidden)]
+pub trait ViaAnything {
+    fn __mcp_analytics_observe(self) -> Observed<'static>;
+}
+
+impl<T> ViaAnything for Probe<'_, T> {
+    fn __mcp_analytics_observe(self) -> Observed<'static> {
+        Observed::Success
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observe_kind(observed: Observed<'_>) -> &'static str {
+        match observed {
+            Observed::Success => "success",
+            Observed::Failure(_) => "failure",
+            Observed::Err(_) => "err",
+        }
+    }
+
+    #[test]
+    fn specialization_picks_the_most_specific_probe() {
+        struct NoDisplay;
+        let displayed: Result<u8, String> = Err("boom".into());
+        let undisplayed: Result<u8, NoDisplay> = Err(NoDisplay);
+        let fine: Result<u8, String> = Ok(1);
+        let plain = 42_u32;
+
+        assert_eq!(observe_kind((&&Probe(&displayed)).__mcp_analytics_observe()), "failure");
+        assert_eq!(observe_kind((&&Probe(&undisplayed)).__mcp_analytics_observe()), "err");
+        assert_eq!(observe_kind((&&Probe(&fine)).__mcp_analytics_observe()), "success");
+        assert_eq!(observe_kind((&&Probe(&plain)).__mcp_analytics_observe()), "success");
+    }
+}

@@ -1,0 +1,71 @@
+//! Counters of what happened to recorded events, readable at any time through [`crate::stats`].
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// A snapshot of the pipeline's counters since the process started.
+///
+/// Every event recorded is either `enqueued` or `dropped`; every enqueued event ends up `sent`,
+/// `failed`, or still on its way. `sent` includes rows the service `quarantined`.
+///
+/// ```
+/// let stats = mcp_analytics::stats();
+/// assert!(stats.sent <= stats.enqueued);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Events accepted into the queue: sent, in flight, or waiting.
+    pub enqueued: u64,
+    /// Events the Events API acknowledged.
+    pub sent: u64,
+    /// Events not accepted: the queue was full, analytics was disabled, or it was shut down.
+    pub dropped: u64,
+    /// Events given up on: a non-retryable answer, every attempt used, or the shutdown deadline.
+    pub failed: u64,
+    /// Requests sent again after a retryable failure.
+    pub retried: u64,
+    /// Requests the Events API acknowledged.
+    pub batches: u64,
+    /// Acknowledged rows that the service put in the datasource's quarantine (schema mismatch).
+    pub quarantined: u64,
+}
+
+/// The live counters behind [`Stats`]. `enqueued` is derived (taken by the worker plus still
+/// queued) so that the handler's hot path increments nothing.
+pub(crate) struct Counters {
+    pub(crate) taken: AtomicU64,
+    pub(crate) sent: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) retried: AtomicU64,
+    pub(crate) batches: AtomicU64,
+    pub(crate) quarantined: AtomicU64,
+}
+
+pub(crate) static COUNTERS: Counters = Counters {
+    taken: AtomicU64::new(0),
+    sent: AtomicU64::new(0),
+    dropped: AtomicU64::new(0),
+    failed: AtomicU64::new(0),
+    retried: AtomicU64::new(0),
+    batches: AtomicU64::new(0),
+    quarantined: AtomicU64::new(0),
+};
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, queued: usize) -> Stats {
+        Stats {
+            enqueued: self.taken.load(Relaxed) + queued as u64,
+            sent: self.sent.load(Relaxed),
+            dropped: self.dropped.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+            retried: self.retried.load(Relaxed),
+            batches: self.batches.load(Relaxed),
+            quarantined: self.quarantined.load(Relaxed),
+        }
+    }
+}

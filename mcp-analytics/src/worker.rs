@@ -1,0 +1,148 @@
+//! The background worker: one thread with its own current-thread tokio runtime, so it works in
+//! sync programs and beside any runtime the server uses. It drains the queue into batches and
+//! ships them, answering flush and shutdown requests in between.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::SyncSender;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::batch::{self, Batch};
+use crate::config::Config;
+use crate::queue;
+use crate::transport::Transport;
+
+/// What the rest of the process asks of the worker.
+pub(crate) enum Command {
+    /// Ship everything queued now, then answer.
+    Flush(SyncSender<()>),
+    /// Ship everything queued now (up to the deadline), answer with how many events the deadline
+    /// cut off, and stop.
+    Shutdown(SyncSender<usize>),
+}
+
+/// The running worker, as seen from `init`/`flush`/`shutdown`.
+pub(crate) struct Handle {
+    pub(crate) commands: mpsc::UnboundedSender<Command>,
+    pub(crate) deadline: watch::Sender<Option<Instant>>,
+    pub(crate) thread: JoinHandle<()>,
+}
+
+/// Builds everything that can fail on the caller's thread, so `init` reports it, then starts the
+/// worker thread.
+pub(crate) fn spawn(config: Config) -> Result<Handle, crate::Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(crate::Error::Worker)?;
+    let (deadline, deadline_seen) = watch::channel(None);
+    let transport = Transport::new(&config, deadline_seen)
+        .map_err(|error| crate::Error::Worker(std::io::Error::other(error)))?;
+    let (commands, inbox) = mpsc::unbounded_channel();
+    let worker = Worker {
+        inbox,
+        transport,
+        builder: batch::Builder::new(config.limits),
+        ready: VecDeque::new(),
+        idle_poll: config.limits.max_age,
+        queue_capacity: config.queue_capacity,
+    };
+    let thread = std::thread::Builder::new()
+        .name("mcp-analytics".into())
+        .spawn(move || runtime.block_on(worker.run()))
+        .map_err(crate::Error::Worker)?;
+    Ok(Handle {
+        commands,
+        deadline,
+        thread,
+    })
+}
+
+struct Worker {
+    inbox: mpsc::UnboundedReceiver<Command>,
+    transport: Transport,
+    builder: batch::Builder,
+    /// Closed batches not yet shipped.
+    ready: VecDeque<Batch>,
+    /// Longest sleep with nothing pending: a wake-up lost to a race costs this much latency.
+    idle_poll: Duration,
+    queue_capacity: usize,
+}
+
+enum Wake {
+    Command(Option<Command>),
+    Events,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        loop {
+            let wake = self.next_wake().await;
+            self.drain();
+            match wake {
+                Wake::Events => {
+                    if let Some(batch) = self.builder.close_if_due(Instant::now()) {
+                        self.ready.push_back(batch);
+                    }
+                    self.ship().await;
+                }
+                Wake::Command(Some(Command::Flush(done))) => {
+                    self.ready.extend(self.builder.close());
+                    self.ship().await;
+                    let _ = done.send(());
+                }
+                Wake::Command(Some(Command::Shutdown(done))) => {
+                    self.ready.extend(self.builder.close());
+                    let abandoned = self.ship().await;
+                    let _ = done.send(abandoned);
+                    return;
+                }
+                // Every handle is gone: nobody can flush or shut down any more.
+                Wake::Command(None) => return,
+            }
+        }
+    }
+
+    /// Sleeps until a command, a wake-up from a producer, or the open batch's age limit.
+    async fn next_wake(&mut self) -> Wake {
+        let idle = self.builder.is_empty();
+        queue::set_worker_idle(idle);
+        if idle && queue::len() > 0 {
+            // An event arrived between the last drain and the idle flag: don't sleep on it.
+            queue::set_worker_idle(false);
+            return Wake::Events;
+        }
+        let until = self
+            .builder
+            .deadline()
+            .unwrap_or_else(|| Instant::now() + self.idle_poll);
+        let wake = tokio::select! {
+            biased;
+            command = self.inbox.recv() => Wake::Command(command),
+            () = queue::WAKE.notified() => Wake::Events,
+            () = tokio::time::sleep_until(until.into()) => Wake::Events,
+        };
+        queue::set_worker_idle(false);
+        wake
+    }
+
+    /// Moves queued events into batches. Takes at most one queue's worth per round, so busy
+    /// producers cannot keep the worker from shipping or answering commands.
+    fn drain(&mut self) {
+        for _ in 0..self.queue_capacity {
+            let Some(event) = queue::pop() else { break };
+            self.ready.extend(self.builder.push(&event));
+        }
+    }
+
+    /// Ships every closed batch; returns the events abandoned at the shutdown deadline.
+    async fn ship(&mut self) -> usize {
+        let mut abandoned = 0;
+        while let Some(batch) = self.ready.pop_front() {
+            abandoned += self.transport.deliver(batch).await;
+        }
+        abandoned
+    }
+}
