@@ -95,14 +95,14 @@ fn expand(plan: Plan) -> TokenStream {
 
     let block = &mut function.block;
     let body = if function.sig.asyncness.is_some() {
-        let inner = with_fake_return(block, declared_output(&function.sig.output));
+        let inner = with_fake_return(block, Some(declared_output(&function.sig.output)));
         calls.around_await(quote!(async move #inner))
     } else if let Some(tail) = async_tail(block) {
         let output = future_output(&function.sig.output);
         instrument_async_block(tail, &calls, output);
         block.to_token_stream()
     } else {
-        let inner = with_fake_return(block, declared_output(&function.sig.output));
+        let inner = with_fake_return(block, Some(declared_output(&function.sig.output)));
         calls.around_closure(inner)
     };
 
@@ -182,11 +182,13 @@ fn is_box_pin(func: &Expr) -> bool {
     )
 }
 
-/// The declared return type, with `impl Trait` erased to `_` (a `let` cannot name it).
-fn declared_output(output: &ReturnType) -> Option<Type> {
+/// The declared return type, with `impl Trait` erased to `_` (a `let` cannot name it). No
+/// return type declares `()`: left to inference, a body that diverges (`panic!()`) would give
+/// the closure the never type, which no outcome probe accepts.
+fn declared_output(output: &ReturnType) -> Type {
     match output {
-        ReturnType::Default => None,
-        ReturnType::Type(_, ty) => Some(erase_impl_trait((**ty).clone())),
+        ReturnType::Default => syn::parse_quote!(()),
+        ReturnType::Type(_, ty) => erase_impl_trait((**ty).clone()),
     }
 }
 
@@ -237,10 +239,14 @@ fn future_output(output: &ReturnType) -> Option<Type> {
 /// Wraps `block` so its return type is inferred from the declared one before the body is
 /// checked: `?` and `return` inside the closure or async block then convert exactly as they
 /// would in the function, and a type error points at the declared return type.
+///
+/// The body's statements are spliced in rather than nested as a block: a nested `{ expr }` would
+/// trip `unused_braces` on the user's own braces.
 fn with_fake_return(block: &Block, output: Option<Type>) -> TokenStream {
     let Some(output) = output else {
         return block.to_token_stream();
     };
+    let statements = &block.stmts;
     let span = output.span();
     let fake_return = quote_spanned! {span=>
         #[allow(
@@ -258,7 +264,7 @@ fn with_fake_return(block: &Block, output: Option<Type>) -> TokenStream {
             return __mcp_analytics_fake_return;
         }
     };
-    quote!({ #fake_return #block })
+    quote!({ #fake_return #(#statements)* })
 }
 
 fn erase_impl_trait(mut ty: Type) -> Type {

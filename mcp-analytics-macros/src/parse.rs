@@ -47,7 +47,7 @@ impl Parse for Arg {
 /// The item under the attribute. Only functions are accepted; anything else is kept as tokens
 /// so the error can point at it and the item can be emitted unchanged.
 pub(crate) enum Item {
-    Fn(Function),
+    Fn(Box<Function>),
     /// A function without a body: a trait method's declaration.
     Declaration { semi: Token![;] },
     /// Not a function: `what` names it, `span` is its keyword.
@@ -73,12 +73,12 @@ impl Parse for Item {
                 return Ok(Item::Declaration { semi });
             }
             let block = input.parse()?;
-            return Ok(Item::Fn(Function {
+            return Ok(Item::Fn(Box::new(Function {
                 attrs,
                 vis,
                 sig,
                 block,
-            }));
+            })));
         }
         let (what, span) = describe(input);
         // The rest is not ours to parse: it is emitted as it was.

@@ -175,13 +175,11 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
             None
         }
     };
-    if let Some(function) = &function {
-        if let Some(constness) = &function.sig.constness {
-            errors.push(
-                constness.span,
-                format!("#[{attribute}] cannot instrument a `const fn` (it reads the clock): remove `const`"),
-            );
-        }
+    if let Some(constness) = function.as_ref().and_then(|f| f.sig.constness.as_ref()) {
+        errors.push(
+            constness.span,
+            format!("#[{attribute}] cannot instrument a `const fn` (it reads the clock): remove `const`"),
+        );
     }
 
     match (errors.0, function) {
@@ -191,7 +189,7 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
             name,
             session,
             krate: krate.unwrap_or_else(|| syn::parse_quote!(::mcp_analytics)),
-            function,
+            function: *function,
         }),
         (None, None) => unreachable!("a missing function always records an error"),
     }

@@ -335,10 +335,10 @@ impl Builder {
     /// Resolves the builder, the environment and `.env` into a checked configuration.
     pub(crate) fn resolve(self) -> Result<Config, Error> {
         let mut file = HashMap::new();
-        if self.read_env {
-            if let Some(path) = &self.dotenv {
-                file = read_dotenv(path)?;
-            }
+        if self.read_env
+            && let Some(path) = &self.dotenv
+        {
+            file = read_dotenv(path)?;
         }
         let lookup = |key: &str| -> Option<String> {
             if !self.read_env {

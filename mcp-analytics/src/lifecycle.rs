@@ -76,6 +76,8 @@ pub(crate) fn init(builder: Builder) -> Guard {
 ///
 /// Statics never drop, and neither does anything after `std::process::exit`: call
 /// [`shutdown`](crate::shutdown) yourself on those paths.
+// The example's point is `main`'s scope.
+#[allow(clippy::needless_doctest_main)]
 #[must_use = "dropping the guard shuts analytics down at once: bind it, `let _analytics = mcp_analytics::init();`"]
 #[derive(Debug)]
 pub struct Guard {
@@ -123,10 +125,10 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if self.armed {
-            if let Err(error) = shutdown(self.shutdown_timeout) {
-                diag::report(format_args!("shutdown: {error}"));
-            }
+        if self.armed
+            && let Err(error) = shutdown(self.shutdown_timeout)
+        {
+            diag::report(format_args!("shutdown: {error}"));
         }
     }
 }

@@ -157,6 +157,8 @@ mod tests {
         }
     }
 
+    // The "needless" borrows are the point: their number selects the probe, as in the macros.
+    #[allow(clippy::needless_borrow)]
     #[test]
     fn specialization_picks_the_most_specific_probe() {
         struct NoDisplay;

@@ -261,10 +261,10 @@ impl Pacer {
     }
 
     fn observe(&mut self, status: StatusCode, headers: &HeaderMap) {
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            if let Some(delay) = retry_after(headers) {
-                self.hold_for(delay.min(MAX_RETRY_AFTER));
-            }
+        if status == StatusCode::TOO_MANY_REQUESTS
+            && let Some(delay) = retry_after(headers)
+        {
+            self.hold_for(delay.min(MAX_RETRY_AFTER));
         }
         let number = |name: &str| {
             headers
@@ -272,10 +272,10 @@ impl Pacer {
                 .and_then(|value| value.to_str().ok())
                 .and_then(|value| value.trim().parse::<u64>().ok())
         };
-        if number("x-ratelimit-remaining") == Some(0) {
-            if let Some(reset) = number("x-ratelimit-reset") {
-                self.hold_for(Duration::from_secs(reset).min(MAX_RETRY_AFTER));
-            }
+        if number("x-ratelimit-remaining") == Some(0)
+            && let Some(reset) = number("x-ratelimit-reset")
+        {
+            self.hold_for(Duration::from_secs(reset).min(MAX_RETRY_AFTER));
         }
     }
 }

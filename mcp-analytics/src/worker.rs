@@ -46,6 +46,7 @@ pub(crate) fn spawn(config: Config) -> Result<Handle, crate::Error> {
         transport,
         builder: batch::Builder::new(config.limits),
         ready: VecDeque::new(),
+        abandoned: 0,
         idle_poll: config.limits.max_age,
         queue_capacity: config.queue_capacity,
     };
@@ -66,6 +67,8 @@ struct Worker {
     builder: batch::Builder,
     /// Closed batches not yet shipped.
     ready: VecDeque<Batch>,
+    /// Events given up because the shutdown deadline passed, whichever shipment it cut short.
+    abandoned: usize,
     /// Longest sleep with nothing pending: a wake-up lost to a race costs this much latency.
     idle_poll: Duration,
     queue_capacity: usize,
@@ -95,8 +98,8 @@ impl Worker {
                 }
                 Wake::Command(Some(Command::Shutdown(done))) => {
                     self.ready.extend(self.builder.close());
-                    let abandoned = self.ship().await;
-                    let _ = done.send(abandoned);
+                    self.ship().await;
+                    let _ = done.send(self.abandoned);
                     return;
                 }
                 // Every handle is gone: nobody can flush or shut down any more.
@@ -137,12 +140,10 @@ impl Worker {
         }
     }
 
-    /// Ships every closed batch; returns the events abandoned at the shutdown deadline.
-    async fn ship(&mut self) -> usize {
-        let mut abandoned = 0;
+    /// Ships every closed batch.
+    async fn ship(&mut self) {
         while let Some(batch) = self.ready.pop_front() {
-            abandoned += self.transport.deliver(batch).await;
+            self.abandoned += self.transport.deliver(batch).await;
         }
-        abandoned
     }
 }

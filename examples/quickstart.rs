@@ -1,0 +1,135 @@
+//! Quickstart: instrument a few handlers, call them, and see what reached the Events API.
+//!
+//! ```text
+//! cargo run --example quickstart
+//! ```
+//!
+//! With no Tinybird account, events go to a loopback Events API receiver started in-process,
+//! and the example prints a table of what it received. With `TB_API_URL` and `TB_WRITE_TOKEN`
+//! set (in the environment or `.env`), events go to your Tinybird workspace instead.
+
+use std::time::Duration;
+
+use mcp_analytics::{mcp_prompt, mcp_resource, mcp_tool, with_session};
+use mcp_analytics_dev::{Receiver, Row, percentile};
+
+#[mcp_tool]
+fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+#[mcp_tool]
+fn divide(a: i64, b: i64) -> Result<i64, String> {
+    a.checked_div(b).ok_or_else(|| format!("cannot divide {a} by {b}"))
+}
+
+#[mcp_tool]
+fn explode() -> String {
+    panic!("this tool panics on purpose")
+}
+
+#[mcp_tool(name = "fetch-weather")]
+async fn weather(city: &str) -> Result<String, String> {
+    let delay = 5 + city.len() as u64 * 3;
+    tokio::time::sleep(Duration::from_millis(delay)).await;
+    Ok(format!("sunny in {city}"))
+}
+
+#[mcp_resource(name = uri)]
+fn read_resource(uri: &str) -> Result<String, String> {
+    uri.strip_prefix("mem://")
+        .map(|key| format!("value of {key}"))
+        .ok_or_else(|| format!("unknown resource {uri}"))
+}
+
+#[mcp_prompt]
+fn greeting(name: &str) -> String {
+    format!("Say hello to {name}.")
+}
+
+fn main() {
+    let to_tinybird = std::env::var_os("TB_WRITE_TOKEN").is_some();
+    let receiver = (!to_tinybird).then(Receiver::start);
+    let builder = match &receiver {
+        Some(receiver) => mcp_analytics::builder()
+            .from_env(false)
+            .api_url(receiver.url())
+            .token(receiver.token()),
+        None => mcp_analytics::builder(),
+    };
+    let analytics = builder.init();
+
+    for i in 0..20 {
+        add(i, i);
+        let _ = divide(100, i % 5);
+    }
+    // A panicking tool: the panic propagates as it would without analytics; here we catch it.
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let _ = std::panic::catch_unwind(explode);
+    std::panic::set_hook(quiet);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(with_session("client-session-1", async {
+        for city in ["Oslo", "Lisbon", "Montevideo", "Ulaanbaatar"] {
+            let _ = weather(city).await;
+        }
+    }));
+    for uri in ["mem://a", "mem://b", "disk://c"] {
+        let _ = read_resource(uri);
+    }
+    greeting("Ada");
+
+    if let Err(error) = analytics.flush() {
+        eprintln!("flush: {error}");
+    }
+    let stats = mcp_analytics::stats();
+    match &receiver {
+        Some(receiver) => print_table(&receiver.rows()),
+        None => println!("Shipped to Tinybird: see your workspace's mcp_logs datasource."),
+    }
+    println!(
+        "\n{} events sent in {} requests, {} dropped, {} failed.",
+        stats.sent, stats.batches, stats.dropped, stats.failed
+    );
+}
+
+/// One line per handler: calls, errors, panics, and latency percentiles.
+fn print_table(rows: &[Row]) {
+    let mut handlers: Vec<(String, String)> = rows
+        .iter()
+        .map(|row| (row.record_str("kind").to_owned(), handler_name(row).to_owned()))
+        .collect();
+    handlers.sort();
+    handlers.dedup();
+
+    println!(
+        "{:<9} {:<16} {:>6} {:>7} {:>7} {:>9} {:>9}",
+        "kind", "name", "calls", "errors", "panics", "p50 ms", "p95 ms"
+    );
+    for (kind, name) in handlers {
+        let calls: Vec<&Row> = rows
+            .iter()
+            .filter(|row| row.record_str("kind") == kind && handler_name(row) == name)
+            .collect();
+        let count = |outcome: &str| calls.iter().filter(|r| r.record_str("outcome") == outcome).count();
+        let mut durations: Vec<f64> = calls.iter().filter_map(|row| row.duration_ms()).collect();
+        durations.sort_by(f64::total_cmp);
+        println!(
+            "{kind:<9} {name:<16} {:>6} {:>7} {:>7} {:>9.3} {:>9.3}",
+            calls.len(),
+            count("error"),
+            count("panic"),
+            percentile(&durations, 50.0),
+            percentile(&durations, 95.0),
+        );
+    }
+}
+
+fn handler_name(row: &Row) -> &str {
+    let kind = row.record_str("kind");
+    row.record_str(kind)
+}

@@ -1,0 +1,231 @@
+//! Starting and stopping: events recorded before `init`, configuration from `.env` and the
+//! environment, disabled operation without a token, a second `init`, the guard's flush on drop,
+//! and a full queue.
+//!
+//! The pipeline is process-global, so each test runs its scenario in a fresh process: the test
+//! binary itself, re-run with `--exact <test>` and a marker variable. The parent checks the
+//! child's exit status and what it wrote to stderr.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use mcp_analytics::mcp_tool;
+use mcp_analytics_dev::Receiver;
+
+const CHILD: &str = "MCP_ANALYTICS_LIFECYCLE_CHILD";
+
+/// In the child: runs `scenario`. In the parent: runs the child (with `env` set, in a fresh
+/// working directory, with no `TB_*` variables inherited) and returns its stderr.
+fn in_own_process(test: &str, env: &[(&str, &str)], scenario: impl FnOnce()) -> String {
+    if std::env::var(CHILD).as_deref() == Ok(test) {
+        scenario();
+        return String::new();
+    }
+    let workdir = scratch_dir(test);
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .current_dir(&workdir)
+        .env(CHILD, test)
+        .env_remove("TB_API_URL")
+        .env_remove("TB_WRITE_TOKEN")
+        .env_remove("TB_DATASOURCE");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = command.output().expect("the test binary runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "scenario `{test}` failed:\n{}\n{stderr}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let _ = std::fs::remove_dir_all(workdir);
+    stderr
+}
+
+fn scratch_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mcp-analytics-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn in_child() -> bool {
+    std::env::var_os(CHILD).is_some()
+}
+
+#[mcp_tool]
+fn lifecycle_tool(i: u32) -> u32 {
+    i
+}
+
+fn emit(n: u32) {
+    for i in 0..n {
+        lifecycle_tool(i);
+    }
+}
+
+fn builder_for(receiver: &Receiver) -> mcp_analytics::Builder {
+    mcp_analytics::builder()
+        .from_env(false)
+        .api_url(receiver.url())
+        .token(receiver.token())
+}
+
+#[test]
+fn events_recorded_before_init_ship_once_it_runs() {
+    in_own_process("events_recorded_before_init_ship_once_it_runs", &[], || {
+        emit(3);
+        assert_eq!(mcp_analytics::stats().enqueued, 3);
+        let receiver = Receiver::start();
+        let analytics = builder_for(&receiver).try_init().unwrap();
+        analytics.flush().unwrap();
+        assert_eq!(receiver.rows().len(), 3);
+        assert_eq!(mcp_analytics::stats().sent, 3);
+    });
+}
+
+#[test]
+fn init_reads_dotenv_and_the_environment_wins_over_it() {
+    let stderr = in_own_process(
+        "init_reads_dotenv_and_the_environment_wins_over_it",
+        &[("TB_DATASOURCE", "from_environment")],
+        || {
+            let receiver = Receiver::builder().datasource("from_environment").build();
+            std::fs::write(
+                ".env",
+                format!(
+                    "# as the template's Python example writes it\nTB_API_URL={}/\nTB_WRITE_TOKEN={}\nTB_DATASOURCE=from_file\n",
+                    receiver.url(),
+                    receiver.token()
+                ),
+            )
+            .unwrap();
+            let analytics = mcp_analytics::init();
+            emit(2);
+            analytics.flush().unwrap();
+            let rows = receiver.rows();
+            assert_eq!(rows.len(), 2, "{:?}", receiver.requests());
+            assert!(rows.iter().all(|row| row.datasource == "from_environment"));
+        },
+    );
+    if !in_child() {
+        assert_eq!(stderr.matches("mcp-analytics:").count(), 0, "{stderr}");
+    }
+}
+
+#[test]
+fn without_a_token_analytics_is_disabled_and_events_are_dropped() {
+    let stderr = in_own_process(
+        "without_a_token_analytics_is_disabled_and_events_are_dropped",
+        &[],
+        || {
+            emit(2); // before init: queued, then dropped when init finds no token
+            assert!(matches!(
+                mcp_analytics::try_init(),
+                Err(mcp_analytics::Error::MissingToken)
+            ));
+            let analytics = mcp_analytics::init();
+            emit(3);
+            let stats = mcp_analytics::stats();
+            assert_eq!((stats.enqueued, stats.dropped), (0, 5), "{stats:?}");
+            assert!(analytics.flush().is_ok(), "nothing to flush when disabled");
+        },
+    );
+    if !in_child() {
+        assert_eq!(stderr.matches("no Tinybird write token").count(), 1, "{stderr}");
+        assert!(stderr.contains("analytics is disabled"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_malformed_url_is_reported_clearly() {
+    let stderr = in_own_process("a_malformed_url_is_reported_clearly", &[], || {
+        let error = mcp_analytics::builder()
+            .from_env(false)
+            .api_url("api.tinybird.co")
+            .token("p.secret-token")
+            .try_init()
+            .unwrap_err();
+        assert!(matches!(error, mcp_analytics::Error::InvalidUrl { .. }));
+        let _analytics = mcp_analytics::builder()
+            .from_env(false)
+            .api_url("api.tinybird.co")
+            .token("p.secret-token")
+            .init();
+    });
+    if !in_child() {
+        assert!(stderr.contains("`api.tinybird.co`"), "{stderr}");
+        assert!(stderr.contains("https://api.tinybird.co"), "suggests the fix: {stderr}");
+        assert!(!stderr.contains("secret"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_second_init_is_refused_while_running_and_allowed_after_shutdown() {
+    let stderr = in_own_process(
+        "a_second_init_is_refused_while_running_and_allowed_after_shutdown",
+        &[],
+        || {
+            let receiver = Receiver::start();
+            let first = builder_for(&receiver).try_init().unwrap();
+            assert!(matches!(
+                builder_for(&receiver).try_init(),
+                Err(mcp_analytics::Error::AlreadyInitialized)
+            ));
+            let inert = builder_for(&receiver).datasource("ignored").init();
+            drop(inert); // an inert guard does not stop the running pipeline
+            emit(2);
+            first.shutdown().unwrap();
+            assert_eq!(receiver.rows().len(), 2);
+
+            emit(1); // after shutdown: dropped and counted
+            assert_eq!(mcp_analytics::stats().dropped, 1);
+
+            let again = builder_for(&receiver).try_init().unwrap();
+            emit(4);
+            again.shutdown().unwrap();
+            assert_eq!(receiver.rows().len(), 6);
+        },
+    );
+    if !in_child() {
+        assert!(stderr.contains("init() was called again"), "{stderr}");
+    }
+}
+
+#[test]
+fn dropping_the_guard_delivers_everything_queued() {
+    in_own_process("dropping_the_guard_delivers_everything_queued", &[], || {
+        let receiver = Receiver::start();
+        let analytics = builder_for(&receiver)
+            .max_batch_age(Duration::from_secs(3600))
+            .init();
+        emit(10_000);
+        drop(analytics);
+        assert_eq!(receiver.rows().len(), 10_000);
+        let stats = mcp_analytics::stats();
+        assert_eq!((stats.sent, stats.dropped, stats.failed), (10_000, 0, 0));
+    });
+}
+
+#[test]
+fn a_full_queue_drops_counts_and_warns_once() {
+    let stderr = in_own_process("a_full_queue_drops_counts_and_warns_once", &[], || {
+        // Before init the queue has its default capacity and nothing drains it.
+        let capacity = 16_384;
+        emit(capacity + 1000);
+        let stats = mcp_analytics::stats();
+        assert_eq!(stats.enqueued, u64::from(capacity));
+        assert_eq!(stats.dropped, 1000);
+
+        // Once running, the queued events ship and nothing is lost beyond the dropped ones.
+        let receiver = Receiver::start();
+        let analytics = builder_for(&receiver).try_init().unwrap();
+        analytics.shutdown().unwrap();
+        assert_eq!(receiver.rows().len(), capacity as usize);
+    });
+    if !in_child() {
+        assert_eq!(stderr.matches("queue is full").count(), 1, "{stderr}");
+    }
+}

@@ -1,0 +1,250 @@
+//! Stacked with rmcp's `#[tool]` and `#[prompt]`, in either order, inside `#[tool_router]` and
+//! `#[prompt_router]` impls, and on a hand-written `ServerHandler::read_resource`: every call a
+//! real rmcp client makes (over an in-process pipe) records exactly one event, and the two
+//! orders record the same events.
+//!
+//! Above rmcp's attribute ours sees the `async fn` as written; below it, the
+//! `fn -> Pin<Box<dyn Future>> { Box::pin(async move { .. }) }` that `#[tool]` generates.
+
+use std::time::Duration;
+
+use mcp_analytics::{mcp_prompt, mcp_resource, mcp_tool};
+use mcp_analytics_dev::{Receiver, Row};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, GetPromptRequestParams,
+    GetPromptResult, Implementation, PromptMessage, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, ResourceContents, Role,
+};
+use rmcp::service::RequestContext;
+use rmcp::{
+    ErrorData, RoleServer, ServerHandler, ServiceExt, prompt, prompt_handler, prompt_router,
+    schemars, tool, tool_handler, tool_router,
+};
+use serde::Deserialize;
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct EchoArgs {
+    text: String,
+}
+
+#[derive(Deserialize, schemars::JsonSchema)]
+struct GreetArgs {
+    name: String,
+}
+
+fn echo(text: &str) -> Result<String, String> {
+    if text == "fail" {
+        Err(format!("refused to echo {text}"))
+    } else {
+        Ok(format!("echo: {text}"))
+    }
+}
+
+fn greeting(name: &str) -> Result<GetPromptResult, ErrorData> {
+    if name.is_empty() {
+        return Err(ErrorData::invalid_params("a name is required", None));
+    }
+    Ok(GetPromptResult::new(vec![PromptMessage::new_text(
+        Role::User,
+        format!("Say hello to {name}."),
+    )]))
+}
+
+#[derive(Clone)]
+struct Stacked;
+
+#[tool_router]
+impl Stacked {
+    #[mcp_tool]
+    #[tool(description = "Echo; ours above rmcp's")]
+    async fn echo_above(&self, Parameters(args): Parameters<EchoArgs>) -> Result<String, String> {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        echo(&args.text)
+    }
+
+    #[tool(description = "Echo; ours below rmcp's")]
+    #[mcp_tool]
+    async fn echo_below(&self, Parameters(args): Parameters<EchoArgs>) -> Result<String, String> {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        echo(&args.text)
+    }
+
+    #[mcp_analytics::mcp_tool]
+    #[tool(description = "Sync echo; ours above rmcp's")]
+    fn sync_above(&self, Parameters(args): Parameters<EchoArgs>) -> Result<String, String> {
+        echo(&args.text)
+    }
+
+    #[tool(description = "Sync echo; ours below rmcp's")]
+    #[mcp_analytics::mcp_tool]
+    fn sync_below(&self, Parameters(args): Parameters<EchoArgs>) -> Result<String, String> {
+        echo(&args.text)
+    }
+}
+
+#[prompt_router]
+impl Stacked {
+    #[mcp_prompt]
+    #[prompt(description = "Greeting; ours above rmcp's")]
+    async fn greet_above(
+        &self,
+        Parameters(args): Parameters<GreetArgs>,
+    ) -> Result<GetPromptResult, ErrorData> {
+        greeting(&args.name)
+    }
+
+    #[prompt(description = "Greeting; ours below rmcp's")]
+    #[mcp_prompt]
+    async fn greet_below(
+        &self,
+        Parameters(args): Parameters<GreetArgs>,
+    ) -> Result<GetPromptResult, ErrorData> {
+        greeting(&args.name)
+    }
+}
+
+#[tool_handler]
+#[prompt_handler]
+impl ServerHandler for Stacked {
+    #[mcp_resource(name = request.uri)]
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        match request.uri.strip_prefix("mem://") {
+            Some(key) => Ok(ReadResourceResult::new(vec![ResourceContents::text(
+                format!("value of {key}"),
+                request.uri.clone(),
+            )])
+            .into()),
+            None => Err(ErrorData::resource_not_found("no such resource", None)),
+        }
+    }
+}
+
+fn arguments(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+/// Everything of an event but what differs by design between the two orders.
+fn comparable(row: &Row) -> (String, String, String, String, String) {
+    (
+        row.level.clone(),
+        row.record_str("kind").to_owned(),
+        row.record_str("outcome").to_owned(),
+        row.record_str("error").to_owned(),
+        row.record_str("appName").to_owned(),
+    )
+}
+
+#[test]
+fn both_orders_record_one_identical_event_per_call() {
+    let receiver = Receiver::start();
+    let analytics = mcp_analytics::builder()
+        .from_env(false)
+        .api_url(receiver.url())
+        .token(receiver.token())
+        .try_init()
+        .unwrap();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (server_io, client_io) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move { Stacked.serve(server_io).await });
+        let client = ClientConfig::new(
+            ClientCapabilities::default(),
+            Implementation::new("stacking-test", "1.0.0"),
+        )
+        .serve(client_io)
+        .await
+        .expect("the client connects");
+        let server = server.await.unwrap().expect("the server starts");
+
+        for tool in ["echo_above", "echo_below", "sync_above", "sync_below"] {
+            for text in ["hi", "fail"] {
+                let result = client
+                    .call_tool(
+                        CallToolRequestParams::new(tool)
+                            .with_arguments(arguments(serde_json::json!({ "text": text }))),
+                    )
+                    .await
+                    .expect("the call completes");
+                assert_eq!(result.is_error, Some(text == "fail"), "{tool}({text})");
+            }
+        }
+        for prompt in ["greet_above", "greet_below"] {
+            for name in ["Ada", ""] {
+                let result = client
+                    .get_prompt(
+                        GetPromptRequestParams::new(prompt)
+                            .with_arguments(arguments(serde_json::json!({ "name": name }))),
+                    )
+                    .await;
+                assert_eq!(result.is_ok(), !name.is_empty(), "{prompt}({name:?})");
+            }
+        }
+        for uri in ["mem://a", "disk://b"] {
+            let result = client
+                .read_resource(ReadResourceRequestParams::new(uri))
+                .await;
+            assert_eq!(result.is_ok(), uri.starts_with("mem://"), "{uri}");
+        }
+
+        client.cancel().await.unwrap();
+        let _ = server.waiting().await;
+    });
+
+    analytics.flush().unwrap();
+    let rows = receiver.rows();
+    let named = |name: &str| -> Vec<Row> {
+        rows.iter()
+            .filter(|row| {
+                ["tool", "prompt", "resource"]
+                    .iter()
+                    .any(|key| row.record_str(key) == name)
+            })
+            .cloned()
+            .collect()
+    };
+
+    // Two calls each (one ok, one failing): two events each, in call order.
+    for (above, below) in [
+        ("echo_above", "echo_below"),
+        ("sync_above", "sync_below"),
+        ("greet_above", "greet_below"),
+    ] {
+        let (above_rows, below_rows) = (named(above), named(below));
+        assert_eq!(above_rows.len(), 2, "{above}: {above_rows:#?}");
+        assert_eq!(below_rows.len(), 2, "{below}: {below_rows:#?}");
+        let outcomes: Vec<_> = above_rows.iter().map(|r| r.record_str("outcome")).collect();
+        assert_eq!(outcomes, ["ok", "error"], "{above}");
+        assert_eq!(
+            above_rows.iter().map(comparable).collect::<Vec<_>>(),
+            below_rows.iter().map(comparable).collect::<Vec<_>>(),
+            "{above} and {below} record the same"
+        );
+    }
+    assert_eq!(named("echo_below")[1].record_str("error"), "refused to echo fail");
+    // The async tools sleep 5 ms: timed while the boxed future runs, in both orders.
+    for name in ["echo_above", "echo_below"] {
+        for row in named(name) {
+            assert!(row.duration_ms().unwrap() >= 5.0, "{name}: {row:?}");
+        }
+    }
+
+    let read = named("mem://a");
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].record_str("kind"), "resource");
+    assert_eq!(read[0].record_str("funcName"), "read_resource");
+    assert_eq!(read[0].record_str("outcome"), "ok");
+    assert_eq!(named("disk://b")[0].record_str("outcome"), "error");
+    assert_eq!(rows.len(), 14, "one event per call (8 tool, 4 prompt, 2 resource calls), nothing else");
+
+    analytics.shutdown().unwrap();
+}

@@ -1,0 +1,324 @@
+//! The shipper against a strict loopback Events API: the request contract, the rules that close
+//! a batch, retries that follow the service's rules, refusals, 413 splitting, pacing, and a
+//! shutdown bounded by its deadline.
+//!
+//! Each test configures the pipeline its own way, so the tests take turns (the pipeline is
+//! process-global) and each shuts it down before the next starts.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use mcp_analytics::{Builder, Guard, mcp_tool};
+use mcp_analytics_dev::{Receiver, Scripted};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// One test's pipeline: started on entry, shut down on drop before the next test may start.
+struct Scenario {
+    analytics: Option<Guard>,
+    receiver: Receiver,
+    before: mcp_analytics::Stats,
+    _turn: MutexGuard<'static, ()>,
+}
+
+/// Counter changes since the scenario started.
+#[derive(Debug, PartialEq, Eq)]
+struct Delta {
+    sent: u64,
+    failed: u64,
+    retried: u64,
+}
+
+impl Scenario {
+    fn start(receiver: Receiver, configure: impl FnOnce(Builder) -> Builder) -> Self {
+        let turn = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = mcp_analytics::stats();
+        let builder = mcp_analytics::builder()
+            .from_env(false)
+            .api_url(receiver.url())
+            .token(receiver.token());
+        let analytics = configure(builder).try_init().expect("analytics starts");
+        Self {
+            analytics: Some(analytics),
+            receiver,
+            before,
+            _turn: turn,
+        }
+    }
+
+    fn flush(&self) {
+        mcp_analytics::flush(Duration::from_secs(20)).expect("flush finishes");
+    }
+
+    fn delta(&self) -> Delta {
+        let now = mcp_analytics::stats();
+        Delta {
+            sent: now.sent - self.before.sent,
+            failed: now.failed - self.before.failed,
+            retried: now.retried - self.before.retried,
+        }
+    }
+
+    fn statuses(&self) -> Vec<u16> {
+        self.receiver.requests().iter().map(|r| r.status).collect()
+    }
+}
+
+impl Drop for Scenario {
+    fn drop(&mut self) {
+        if let Some(analytics) = self.analytics.take() {
+            let _ = analytics.shutdown();
+        }
+    }
+}
+
+#[mcp_tool]
+fn ping(i: u32) -> u32 {
+    i
+}
+
+#[mcp_tool]
+fn fails_loudly(size: usize) -> Result<(), String> {
+    Err("x".repeat(size))
+}
+
+fn emit(n: u32) {
+    for i in 0..n {
+        ping(i);
+    }
+}
+
+#[test]
+fn requests_follow_the_events_api_contract() {
+    let scenario = Scenario::start(Receiver::start(), |b| b);
+    emit(5);
+    scenario.flush();
+    let requests = scenario.receiver.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let request = &requests[0];
+    assert_eq!(request.status, 202);
+    assert!(request.gzip, "bodies are gzip'd by default");
+    assert_eq!(request.content_type.as_deref(), Some("application/x-ndjson"));
+    assert_eq!(request.datasource.as_deref(), Some("mcp_logs"));
+    assert!(!request.wait);
+    assert_eq!(request.rows, 5);
+    assert_eq!(request.quarantined, 0, "every line fits the mcp_logs schema");
+    assert_eq!(scenario.delta().sent, 5);
+}
+
+#[test]
+fn plain_bodies_when_gzip_is_off() {
+    let scenario = Scenario::start(Receiver::start(), |b| b.gzip(false));
+    emit(3);
+    scenario.flush();
+    let requests = scenario.receiver.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(!requests[0].gzip);
+    assert_eq!(requests[0].rows, 3);
+}
+
+#[test]
+fn wait_for_ack_asks_the_service_to_confirm_the_write() {
+    let scenario = Scenario::start(Receiver::start(), |b| b.wait_for_ack(true));
+    emit(2);
+    scenario.flush();
+    let requests = scenario.receiver.requests();
+    assert!(requests[0].wait);
+    assert_eq!(requests[0].status, 200);
+}
+
+#[test]
+fn events_land_in_the_configured_datasource() {
+    let receiver = Receiver::builder().datasource("tool_calls").build();
+    let scenario = Scenario::start(receiver, |b| b.datasource("tool_calls"));
+    emit(2);
+    scenario.flush();
+    let rows = scenario.receiver.rows();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|row| row.datasource == "tool_calls"));
+}
+
+#[test]
+fn batches_close_on_event_count() {
+    let scenario = Scenario::start(Receiver::start(), |b| b.max_batch_events(10));
+    emit(35);
+    scenario.flush();
+    let sizes: Vec<usize> = scenario.receiver.requests().iter().map(|r| r.rows).collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 35);
+    assert!(sizes.iter().all(|&n| n <= 10), "{sizes:?}");
+    assert!(sizes.len() >= 4, "{sizes:?}");
+}
+
+#[test]
+fn batches_close_on_age_without_a_flush() {
+    let scenario =
+        Scenario::start(Receiver::start(), |b| b.max_batch_age(Duration::from_millis(300)));
+    let started = Instant::now();
+    emit(3);
+    let rows = scenario.receiver.wait_for_rows(3, Duration::from_secs(10));
+    let waited = started.elapsed();
+    assert_eq!(rows.len(), 3);
+    assert!(waited >= Duration::from_millis(250), "shipped before its age: {waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+    assert_eq!(scenario.receiver.requests().len(), 1, "three events, one batch");
+}
+
+#[test]
+fn batches_close_before_exceeding_their_byte_limit() {
+    const LIMIT: usize = 64 * 1024;
+    let scenario =
+        Scenario::start(Receiver::start(), |b| b.gzip(false).max_batch_bytes(LIMIT));
+    for _ in 0..200 {
+        let _ = fails_loudly(900);
+    }
+    scenario.flush();
+    let requests = scenario.receiver.requests();
+    assert_eq!(requests.iter().map(|r| r.rows).sum::<usize>(), 200);
+    assert!(requests.len() >= 3, "{requests:?}");
+    for request in &requests {
+        assert!(request.body_bytes <= LIMIT, "{} > {LIMIT}", request.body_bytes);
+    }
+}
+
+#[test]
+fn retry_after_in_seconds_is_honored() {
+    let scenario = Scenario::start(Receiver::start(), |b| b);
+    scenario.receiver.script([Scripted::retry_after(429, "1")]);
+    emit(4);
+    scenario.flush();
+    let requests = scenario.receiver.requests();
+    assert_eq!(scenario.statuses(), [429, 202]);
+    let waited = requests[1].received_at - requests[0].received_at;
+    assert!(waited >= Duration::from_millis(950), "{waited:?}");
+    assert_eq!(scenario.delta(), Delta { sent: 4, failed: 0, retried: 1 });
+}
+
+#[test]
+fn retry_after_as_an_http_date_is_honored() {
+    let scenario = Scenario::start(Receiver::start(), |b| b);
+    let date = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
+    scenario.receiver.script([Scripted::retry_after(503, date)]);
+    emit(1);
+    scenario.flush();
+    let requests = scenario.receiver.requests();
+    assert_eq!(scenario.statuses(), [503, 202]);
+    // An HTTP-date has whole seconds: two seconds ahead is at least one second of waiting.
+    let waited = requests[1].received_at - requests[0].received_at;
+    assert!(waited >= Duration::from_millis(950), "{waited:?}");
+}
+
+#[test]
+fn transient_server_errors_are_retried_with_backoff() {
+    let scenario = Scenario::start(Receiver::start(), |b| b.max_attempts(5));
+    scenario.receiver.script([500, 502, 503, 504].map(Scripted::status));
+    emit(6);
+    scenario.flush();
+    assert_eq!(scenario.statuses(), [500, 502, 503, 504, 202]);
+    assert_eq!(scenario.delta(), Delta { sent: 6, failed: 0, retried: 4 });
+    let requests = scenario.receiver.requests();
+    // Exponential: the third wait is longer than the first (200 ms base, jittered by half).
+    let first = requests[1].received_at - requests[0].received_at;
+    let third = requests[3].received_at - requests[2].received_at;
+    assert!(first >= Duration::from_millis(100), "{first:?}");
+    assert!(third >= Duration::from_millis(400), "{third:?}");
+}
+
+#[test]
+fn refusals_are_final_and_do_not_stop_later_batches() {
+    for status in [400, 403, 404, 422] {
+        let scenario = Scenario::start(Receiver::start(), |b| b);
+        scenario.receiver.script([Scripted::status(status)]);
+        emit(3);
+        scenario.flush();
+        emit(2);
+        scenario.flush();
+        assert_eq!(scenario.statuses(), [status, 202], "{status}");
+        assert_eq!(scenario.delta(), Delta { sent: 2, failed: 3, retried: 0 }, "{status}");
+        assert_eq!(scenario.receiver.rows().len(), 2);
+    }
+}
+
+#[test]
+fn a_wrong_token_is_refused_by_the_service_and_counted() {
+    let scenario = Scenario::start(Receiver::start(), |b| b.token("p.not-the-right-one"));
+    emit(2);
+    scenario.flush();
+    assert_eq!(scenario.statuses(), [403]);
+    assert_eq!(scenario.delta().failed, 2);
+}
+
+#[test]
+fn too_large_batches_are_split_until_they_fit() {
+    let receiver = Receiver::builder().max_body_bytes(3_000).build();
+    let scenario = Scenario::start(receiver, |b| b.gzip(false));
+    for _ in 0..20 {
+        let _ = fails_loudly(200);
+    }
+    scenario.flush();
+    let statuses = scenario.statuses();
+    assert!(statuses.contains(&413), "{statuses:?}");
+    assert_eq!(scenario.receiver.rows().len(), 20, "{statuses:?}");
+    assert_eq!(scenario.delta().failed, 0);
+}
+
+#[test]
+fn attempts_are_bounded_then_counted_as_failed() {
+    let scenario = Scenario::start(Receiver::start(), |b| b.max_attempts(3));
+    scenario.receiver.script([503, 503, 503].map(Scripted::status));
+    emit(7);
+    scenario.flush();
+    assert_eq!(scenario.statuses(), [503, 503, 503]);
+    assert_eq!(scenario.delta(), Delta { sent: 0, failed: 7, retried: 2 });
+    emit(1);
+    scenario.flush();
+    assert_eq!(scenario.statuses(), [503, 503, 503, 202], "later batches still go");
+}
+
+#[test]
+fn connection_errors_are_retried_then_counted() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let scenario = Scenario::start(Receiver::start(), |b| b.api_url(url).max_attempts(2));
+    emit(3);
+    scenario.flush();
+    assert_eq!(scenario.delta(), Delta { sent: 0, failed: 3, retried: 1 });
+}
+
+#[test]
+fn requests_are_paced_under_the_rate_limit() {
+    let scenario = Scenario::start(Receiver::start(), |b| {
+        b.max_requests_per_second(5).max_batch_events(1)
+    });
+    emit(4);
+    scenario.flush();
+    let requests = scenario.receiver.requests();
+    assert_eq!(requests.len(), 4);
+    for pair in requests.windows(2) {
+        let gap = pair[1].received_at - pair[0].received_at;
+        assert!(gap >= Duration::from_millis(180), "{gap:?}");
+    }
+}
+
+#[test]
+fn shutdown_with_a_hanging_endpoint_returns_within_its_deadline() {
+    let scenario = Scenario::start(Receiver::start(), |b| {
+        b.shutdown_timeout(Duration::from_secs(1))
+            .max_batch_age(Duration::from_millis(50))
+    });
+    scenario.receiver.script([Scripted::Hang]);
+    emit(5);
+    let mut scenario = scenario;
+    // Give the worker time to send the batch into the hanging request.
+    std::thread::sleep(Duration::from_millis(1200));
+    let analytics = scenario.analytics.take().unwrap();
+    let started = Instant::now();
+    let result = analytics.shutdown();
+    let took = started.elapsed();
+    assert!(took <= Duration::from_millis(1100), "{took:?}");
+    match result {
+        Err(mcp_analytics::Error::Timeout { undelivered, .. }) => assert_eq!(undelivered, 5),
+        other => panic!("expected a timeout that counts the 5 events, got {other:?}"),
+    }
+    assert_eq!(scenario.delta().failed, 5);
+}
