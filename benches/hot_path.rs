@@ -44,7 +44,10 @@ async fn instrumented_async(a: u64, b: u64) -> u64 {
 /// without a runtime's own overhead in the measurement.
 fn poll_ready<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
         Poll::Ready(output) => output,
         Poll::Pending => unreachable!("the benchmarked futures never wait"),
     }

@@ -20,7 +20,8 @@ fn add(a: i64, b: i64) -> i64 {
 
 #[mcp_tool]
 fn divide(a: i64, b: i64) -> Result<i64, String> {
-    a.checked_div(b).ok_or_else(|| format!("cannot divide {a} by {b}"))
+    a.checked_div(b)
+        .ok_or_else(|| format!("cannot divide {a} by {b}"))
 }
 
 #[mcp_tool]
@@ -92,7 +93,7 @@ fn main() {
         None => println!("Shipped to Tinybird: see your workspace's mcp_logs datasource."),
     }
     println!(
-        "\n{} events sent in {} requests, {} dropped, {} failed.",
+        "\nsent: {} events in {} requests; dropped: {}; failed: {}",
         stats.sent, stats.batches, stats.dropped, stats.failed
     );
 }
@@ -101,7 +102,12 @@ fn main() {
 fn print_table(rows: &[Row]) {
     let mut handlers: Vec<(String, String)> = rows
         .iter()
-        .map(|row| (row.record_str("kind").to_owned(), handler_name(row).to_owned()))
+        .map(|row| {
+            (
+                row.record_str("kind").to_owned(),
+                handler_name(row).to_owned(),
+            )
+        })
         .collect();
     handlers.sort();
     handlers.dedup();
@@ -115,7 +121,12 @@ fn print_table(rows: &[Row]) {
             .iter()
             .filter(|row| row.record_str("kind") == kind && handler_name(row) == name)
             .collect();
-        let count = |outcome: &str| calls.iter().filter(|r| r.record_str("outcome") == outcome).count();
+        let count = |outcome: &str| {
+            calls
+                .iter()
+                .filter(|r| r.record_str("outcome") == outcome)
+                .count()
+        };
         let mut durations: Vec<f64> = calls.iter().filter_map(|row| row.duration_ms()).collect();
         durations.sort_by(f64::total_cmp);
         println!(

@@ -85,7 +85,12 @@ fn a_successful_call_records_every_field() {
 
     // UTC, to the millisecond, between the call and now.
     let after = std::time::SystemTime::now();
-    assert_eq!(row.timestamp.len(), "2026-11-24 07:02:36.123".len(), "{}", row.timestamp);
+    assert_eq!(
+        row.timestamp.len(),
+        "2026-11-24 07:02:36.123".len(),
+        "{}",
+        row.timestamp
+    );
     let hour = &row.timestamp[..13];
     assert!(
         hour == utc_hour(before) || hour == utc_hour(after),
@@ -97,16 +102,32 @@ fn a_successful_call_records_every_field() {
 
 /// `YYYY-MM-DD HH` of a time in UTC, computed independently of the crate's own calendar code.
 fn utc_hour(time: std::time::SystemTime) -> String {
-    let secs = time.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let secs = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let days = secs / 86_400;
     // Walk years and months from 1970: slow but obviously right.
     let (mut year, mut rest) = (1970_u64, days);
-    let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let leap = |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
     while rest >= if leap(year) { 366 } else { 365 } {
         rest -= if leap(year) { 366 } else { 365 };
         year += 1;
     }
-    let lengths = [31, if leap(year) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let lengths = [
+        31,
+        if leap(year) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     let mut month = 0;
     while rest >= lengths[month] {
         rest -= lengths[month];
@@ -141,10 +162,16 @@ fn divide_err(a: i64, b: i64) -> Result<i64, DivisionByZero> {
 fn an_err_result_is_an_error_with_its_display_text() {
     assert!(divide_err(1, 0).is_err());
     let row = only_row("divide_err");
-    assert_eq!(row.level, "error", "the template counts level=error rows as errors");
+    assert_eq!(
+        row.level, "error",
+        "the template counts level=error rows as errors"
+    );
     assert_eq!(row.record_str("outcome"), "error");
     assert_eq!(row.record_str("error"), "division by zero");
-    assert_eq!(row.record_str("message"), "tool divide_err: error: division by zero");
+    assert_eq!(
+        row.record_str("message"),
+        "tool divide_err: error: division by zero"
+    );
 }
 
 #[mcp_tool]
@@ -202,12 +229,20 @@ fn a_type_implementing_call_outcome_decides_its_outcome() {
     let rows = rows_named("custom_outcome");
     let mut outcomes: Vec<_> = rows
         .iter()
-        .map(|row| (row.record_str("outcome").to_owned(), row.record_str("error").to_owned()))
+        .map(|row| {
+            (
+                row.record_str("outcome").to_owned(),
+                row.record_str("error").to_owned(),
+            )
+        })
         .collect();
     outcomes.sort();
     assert_eq!(
         outcomes,
-        [("error".to_owned(), "status 503".to_owned()), ("ok".to_owned(), String::new())]
+        [
+            ("error".to_owned(), "status 503".to_owned()),
+            ("ok".to_owned(), String::new())
+        ]
     );
 }
 
@@ -221,8 +256,16 @@ fn long_error_texts_are_cut_at_the_documented_length() {
     let _ = long_error();
     let row = only_row("long_error");
     let error = row.record_str("error");
-    assert!(error.len() <= mcp_analytics::MAX_ERROR_LEN, "{}", error.len());
-    assert!(error.len() > mcp_analytics::MAX_ERROR_LEN - 8, "{}", error.len());
+    assert!(
+        error.len() <= mcp_analytics::MAX_ERROR_LEN,
+        "{}",
+        error.len()
+    );
+    assert!(
+        error.len() > mcp_analytics::MAX_ERROR_LEN - 8,
+        "{}",
+        error.len()
+    );
     assert!(error.ends_with('…'));
 }
 
@@ -234,7 +277,10 @@ fn panics(message: &str) -> u8 {
 #[test]
 fn a_panic_is_recorded_and_still_propagates_unchanged() {
     let caught = std::panic::catch_unwind(|| panics("tool exploded")).unwrap_err();
-    assert_eq!(caught.downcast_ref::<String>().map(String::as_str), Some("tool exploded"));
+    assert_eq!(
+        caught.downcast_ref::<String>().map(String::as_str),
+        Some("tool exploded")
+    );
     let row = only_row("panics");
     assert_eq!(row.record_str("outcome"), "panic");
     assert_eq!(row.level, "error");
@@ -287,11 +333,19 @@ async fn waits_forever() -> u8 {
 fn a_future_dropped_before_completion_is_cancelled() {
     let mut future = Box::pin(waits_forever());
     let waker = std::task::Waker::noop();
-    assert!(future.as_mut().poll(&mut Context::from_waker(waker)).is_pending());
+    assert!(
+        future
+            .as_mut()
+            .poll(&mut Context::from_waker(waker))
+            .is_pending()
+    );
     drop(future);
     let row = only_row("waits_forever");
     assert_eq!(row.record_str("outcome"), "cancelled");
-    assert_eq!(row.level, "info", "a client going away is not the server's error");
+    assert_eq!(
+        row.level, "info",
+        "a client going away is not the server's error"
+    );
 }
 
 #[mcp_tool]
@@ -333,7 +387,10 @@ fn a_boxed_future_is_timed_while_it_runs_not_while_it_is_built() {
     let awaited = started.elapsed().as_secs_f64() * 1000.0;
     let duration = only_row("boxed").duration_ms().unwrap();
     assert!(duration >= 20.0, "{duration}");
-    assert!(duration <= awaited + 1.0, "{duration} > {awaited}: construction time was counted");
+    assert!(
+        duration <= awaited + 1.0,
+        "{duration} > {awaited}: construction time was counted"
+    );
 }
 
 #[mcp_tool(name = "run-select-query")]
@@ -354,8 +411,8 @@ fn greet_prompt(language: &str) -> String {
 #[test]
 fn names_come_from_a_literal_or_an_expression_evaluated_per_call() {
     query("select 1");
-    read_resource("file:///a.txt");
-    read_resource("file:///b.txt");
+    read_resource("file:///a.txt").unwrap();
+    read_resource("file:///b.txt").unwrap();
     greet_prompt("rust");
 
     let row = only_row("run-select-query");
@@ -365,7 +422,11 @@ fn names_come_from_a_literal_or_an_expression_evaluated_per_call() {
         let row = only_row(uri);
         assert_eq!(row.record_str("kind"), "resource");
         assert_eq!(row.record_str("resource"), uri);
-        assert_eq!(row.record_str("tool"), "", "resources are not tool requests");
+        assert_eq!(
+            row.record_str("tool"),
+            "",
+            "resources are not tool requests"
+        );
         assert_eq!(row.record_str("funcName"), "read_resource");
     }
 
@@ -410,8 +471,10 @@ fn sessions_resolve_from_attribute_then_scope_then_process() {
     sessions.sort();
     assert_eq!(sessions, ["fallback-scope", "from-argument"]);
 
-    let mut scoped_sessions: Vec<String> =
-        rows_named("scoped_session").into_iter().map(|row| row.session).collect();
+    let mut scoped_sessions: Vec<String> = rows_named("scoped_session")
+        .into_iter()
+        .map(|row| row.session)
+        .collect();
     scoped_sessions.sort();
     let process = mcp_analytics::process_session_id().to_string();
     let mut expected = vec!["closure-scope".to_owned(), process];
@@ -446,7 +509,11 @@ fn session_scopes_follow_their_future_across_threads_and_tasks() {
     assert_eq!(rows.len(), 40);
     for i in 0..8 {
         let session = format!("task-{i}");
-        assert_eq!(rows.iter().filter(|row| row.session == session).count(), 5, "{session}");
+        assert_eq!(
+            rows.iter().filter(|row| row.session == session).count(),
+            5,
+            "{session}"
+        );
     }
 }
 
@@ -493,11 +560,19 @@ fn methods_and_generic_functions_record_one_event_per_call() {
     let mut counter = Counter::default();
     assert_eq!(counter.bump(), 1);
     assert_eq!(counter.read(), 1);
-    assert_eq!(runtime().block_on(Arc::new(Counter { count: 7 }).shared()), 7);
+    assert_eq!(
+        runtime().block_on(Arc::new(Counter { count: 7 }).shared()),
+        7
+    );
     assert_eq!(Counter { count: 9 }.into_count(), 9);
     assert_eq!(generic_len("abc"), 3);
     assert_eq!(generic_len(&[1_u8, 2][..]), 2);
-    for name in ["counter_bump", "counter_read", "counter_shared", "counter_into"] {
+    for name in [
+        "counter_bump",
+        "counter_read",
+        "counter_shared",
+        "counter_into",
+    ] {
         assert_eq!(only_row(name).record_str("outcome"), "ok", "{name}");
     }
     assert_eq!(rows_named("generic_len").len(), 2);

@@ -134,7 +134,11 @@ fn without_a_token_analytics_is_disabled_and_events_are_dropped() {
         },
     );
     if !in_child() {
-        assert_eq!(stderr.matches("no Tinybird write token").count(), 1, "{stderr}");
+        assert_eq!(
+            stderr.matches("no Tinybird write token").count(),
+            1,
+            "{stderr}"
+        );
         assert!(stderr.contains("analytics is disabled"), "{stderr}");
     }
 }
@@ -157,7 +161,10 @@ fn a_malformed_url_is_reported_clearly() {
     });
     if !in_child() {
         assert!(stderr.contains("`api.tinybird.co`"), "{stderr}");
-        assert!(stderr.contains("https://api.tinybird.co"), "suggests the fix: {stderr}");
+        assert!(
+            stderr.contains("https://api.tinybird.co"),
+            "suggests the fix: {stderr}"
+        );
         assert!(!stderr.contains("secret"), "{stderr}");
     }
 }
@@ -228,4 +235,37 @@ fn a_full_queue_drops_counts_and_warns_once() {
     if !in_child() {
         assert_eq!(stderr.matches("queue is full").count(), 1, "{stderr}");
     }
+}
+
+#[test]
+fn init_works_inside_any_tokio_runtime_flavor() {
+    in_own_process("init_works_inside_any_tokio_runtime_flavor", &[], || {
+        let receiver = Receiver::start();
+        let current_thread = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        current_thread.block_on(async {
+            let analytics = builder_for(&receiver).try_init().unwrap();
+            emit(3);
+            // Dropping the guard inside the runtime blocks briefly; it must not panic.
+            drop(analytics);
+        });
+        assert_eq!(receiver.rows().len(), 3);
+
+        let multi_thread = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        multi_thread.block_on(async {
+            let analytics = builder_for(&receiver).try_init().unwrap();
+            let tasks: Vec<_> = (0..4).map(|_| tokio::spawn(async { emit(5) })).collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            analytics.shutdown().unwrap();
+        });
+        assert_eq!(receiver.rows().len(), 23);
+    });
 }

@@ -54,7 +54,10 @@ struct Server {
 impl Server {
     /// The boxed-future shape rmcp's `#[tool]` generates.
     #[mcp_tool]
-    fn boxed(&self, text: String) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>> {
+    fn boxed(
+        &self,
+        text: String,
+    ) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send + '_>> {
         Box::pin(async move { Ok(format!("{}{text}", self.prefix)) })
     }
 
@@ -73,7 +76,9 @@ impl Server {
 
 #[test]
 fn instrumented_functions_still_work() {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     assert_eq!(add(1, 2), 3);
     assert_eq!(apply("neg", 2), Ok(-2));
     assert!(apply("sqrt", 2).is_err());
@@ -83,7 +88,10 @@ fn instrumented_functions_still_work() {
     let server = Arc::new(Server {
         prefix: "> ".to_owned(),
     });
-    assert_eq!(runtime.block_on(server.boxed("a".to_owned())).unwrap(), "> a");
+    assert_eq!(
+        runtime.block_on(server.boxed("a".to_owned())).unwrap(),
+        "> a"
+    );
     assert_eq!(server.describe(&1), "> 1");
     assert_eq!(runtime.block_on(server.shared()), 2);
 }

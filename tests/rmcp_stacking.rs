@@ -230,7 +230,10 @@ fn both_orders_record_one_identical_event_per_call() {
             "{above} and {below} record the same"
         );
     }
-    assert_eq!(named("echo_below")[1].record_str("error"), "refused to echo fail");
+    assert_eq!(
+        named("echo_below")[1].record_str("error"),
+        "refused to echo fail"
+    );
     // The async tools sleep 5 ms: timed while the boxed future runs, in both orders.
     for name in ["echo_above", "echo_below"] {
         for row in named(name) {
@@ -244,7 +247,11 @@ fn both_orders_record_one_identical_event_per_call() {
     assert_eq!(read[0].record_str("funcName"), "read_resource");
     assert_eq!(read[0].record_str("outcome"), "ok");
     assert_eq!(named("disk://b")[0].record_str("outcome"), "error");
-    assert_eq!(rows.len(), 14, "one event per call (8 tool, 4 prompt, 2 resource calls), nothing else");
+    assert_eq!(
+        rows.len(),
+        14,
+        "one event per call (8 tool, 4 prompt, 2 resource calls), nothing else"
+    );
 
     analytics.shutdown().unwrap();
 }

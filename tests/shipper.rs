@@ -98,11 +98,17 @@ fn requests_follow_the_events_api_contract() {
     let request = &requests[0];
     assert_eq!(request.status, 202);
     assert!(request.gzip, "bodies are gzip'd by default");
-    assert_eq!(request.content_type.as_deref(), Some("application/x-ndjson"));
+    assert_eq!(
+        request.content_type.as_deref(),
+        Some("application/x-ndjson")
+    );
     assert_eq!(request.datasource.as_deref(), Some("mcp_logs"));
     assert!(!request.wait);
     assert_eq!(request.rows, 5);
-    assert_eq!(request.quarantined, 0, "every line fits the mcp_logs schema");
+    assert_eq!(
+        request.quarantined, 0,
+        "every line fits the mcp_logs schema"
+    );
     assert_eq!(scenario.delta().sent, 5);
 }
 
@@ -143,7 +149,12 @@ fn batches_close_on_event_count() {
     let scenario = Scenario::start(Receiver::start(), |b| b.max_batch_events(10));
     emit(35);
     scenario.flush();
-    let sizes: Vec<usize> = scenario.receiver.requests().iter().map(|r| r.rows).collect();
+    let sizes: Vec<usize> = scenario
+        .receiver
+        .requests()
+        .iter()
+        .map(|r| r.rows)
+        .collect();
     assert_eq!(sizes.iter().sum::<usize>(), 35);
     assert!(sizes.iter().all(|&n| n <= 10), "{sizes:?}");
     assert!(sizes.len() >= 4, "{sizes:?}");
@@ -151,23 +162,30 @@ fn batches_close_on_event_count() {
 
 #[test]
 fn batches_close_on_age_without_a_flush() {
-    let scenario =
-        Scenario::start(Receiver::start(), |b| b.max_batch_age(Duration::from_millis(300)));
+    let scenario = Scenario::start(Receiver::start(), |b| {
+        b.max_batch_age(Duration::from_millis(300))
+    });
     let started = Instant::now();
     emit(3);
     let rows = scenario.receiver.wait_for_rows(3, Duration::from_secs(10));
     let waited = started.elapsed();
     assert_eq!(rows.len(), 3);
-    assert!(waited >= Duration::from_millis(250), "shipped before its age: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(250),
+        "shipped before its age: {waited:?}"
+    );
     assert!(waited < Duration::from_secs(3), "{waited:?}");
-    assert_eq!(scenario.receiver.requests().len(), 1, "three events, one batch");
+    assert_eq!(
+        scenario.receiver.requests().len(),
+        1,
+        "three events, one batch"
+    );
 }
 
 #[test]
 fn batches_close_before_exceeding_their_byte_limit() {
     const LIMIT: usize = 64 * 1024;
-    let scenario =
-        Scenario::start(Receiver::start(), |b| b.gzip(false).max_batch_bytes(LIMIT));
+    let scenario = Scenario::start(Receiver::start(), |b| b.gzip(false).max_batch_bytes(LIMIT));
     for _ in 0..200 {
         let _ = fails_loudly(900);
     }
@@ -176,7 +194,11 @@ fn batches_close_before_exceeding_their_byte_limit() {
     assert_eq!(requests.iter().map(|r| r.rows).sum::<usize>(), 200);
     assert!(requests.len() >= 3, "{requests:?}");
     for request in &requests {
-        assert!(request.body_bytes <= LIMIT, "{} > {LIMIT}", request.body_bytes);
+        assert!(
+            request.body_bytes <= LIMIT,
+            "{} > {LIMIT}",
+            request.body_bytes
+        );
     }
 }
 
@@ -190,7 +212,14 @@ fn retry_after_in_seconds_is_honored() {
     assert_eq!(scenario.statuses(), [429, 202]);
     let waited = requests[1].received_at - requests[0].received_at;
     assert!(waited >= Duration::from_millis(950), "{waited:?}");
-    assert_eq!(scenario.delta(), Delta { sent: 4, failed: 0, retried: 1 });
+    assert_eq!(
+        scenario.delta(),
+        Delta {
+            sent: 4,
+            failed: 0,
+            retried: 1
+        }
+    );
 }
 
 #[test]
@@ -210,11 +239,20 @@ fn retry_after_as_an_http_date_is_honored() {
 #[test]
 fn transient_server_errors_are_retried_with_backoff() {
     let scenario = Scenario::start(Receiver::start(), |b| b.max_attempts(5));
-    scenario.receiver.script([500, 502, 503, 504].map(Scripted::status));
+    scenario
+        .receiver
+        .script([500, 502, 503, 504].map(Scripted::status));
     emit(6);
     scenario.flush();
     assert_eq!(scenario.statuses(), [500, 502, 503, 504, 202]);
-    assert_eq!(scenario.delta(), Delta { sent: 6, failed: 0, retried: 4 });
+    assert_eq!(
+        scenario.delta(),
+        Delta {
+            sent: 6,
+            failed: 0,
+            retried: 4
+        }
+    );
     let requests = scenario.receiver.requests();
     // Exponential: the third wait is longer than the first (200 ms base, jittered by half).
     let first = requests[1].received_at - requests[0].received_at;
@@ -233,7 +271,15 @@ fn refusals_are_final_and_do_not_stop_later_batches() {
         emit(2);
         scenario.flush();
         assert_eq!(scenario.statuses(), [status, 202], "{status}");
-        assert_eq!(scenario.delta(), Delta { sent: 2, failed: 3, retried: 0 }, "{status}");
+        assert_eq!(
+            scenario.delta(),
+            Delta {
+                sent: 2,
+                failed: 3,
+                retried: 0
+            },
+            "{status}"
+        );
         assert_eq!(scenario.receiver.rows().len(), 2);
     }
 }
@@ -264,14 +310,27 @@ fn too_large_batches_are_split_until_they_fit() {
 #[test]
 fn attempts_are_bounded_then_counted_as_failed() {
     let scenario = Scenario::start(Receiver::start(), |b| b.max_attempts(3));
-    scenario.receiver.script([503, 503, 503].map(Scripted::status));
+    scenario
+        .receiver
+        .script([503, 503, 503].map(Scripted::status));
     emit(7);
     scenario.flush();
     assert_eq!(scenario.statuses(), [503, 503, 503]);
-    assert_eq!(scenario.delta(), Delta { sent: 0, failed: 7, retried: 2 });
+    assert_eq!(
+        scenario.delta(),
+        Delta {
+            sent: 0,
+            failed: 7,
+            retried: 2
+        }
+    );
     emit(1);
     scenario.flush();
-    assert_eq!(scenario.statuses(), [503, 503, 503, 202], "later batches still go");
+    assert_eq!(
+        scenario.statuses(),
+        [503, 503, 503, 202],
+        "later batches still go"
+    );
 }
 
 #[test]
@@ -282,7 +341,14 @@ fn connection_errors_are_retried_then_counted() {
     let scenario = Scenario::start(Receiver::start(), |b| b.api_url(url).max_attempts(2));
     emit(3);
     scenario.flush();
-    assert_eq!(scenario.delta(), Delta { sent: 0, failed: 3, retried: 1 });
+    assert_eq!(
+        scenario.delta(),
+        Delta {
+            sent: 0,
+            failed: 3,
+            retried: 1
+        }
+    );
 }
 
 #[test]

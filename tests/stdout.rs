@@ -15,7 +15,11 @@ const CHILD: &str = "MCP_ANALYTICS_STDOUT_CHILD";
 
 #[mcp_tool]
 fn noisy(i: u32) -> Result<u32, String> {
-    if i % 2 == 0 { Ok(i) } else { Err(format!("odd {i}")) }
+    if i.is_multiple_of(2) {
+        Ok(i)
+    } else {
+        Err(format!("odd {i}"))
+    }
 }
 
 #[mcp_tool]
@@ -88,5 +92,9 @@ fn main() -> ExitCode {
     }
     let failed = failures.len().min(1);
     println!("stdout_silence: {} passed, {failed} failed", 1 - failed);
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -8,20 +8,20 @@
 //! - a function whose body ends in `Box::pin(async move { .. })` or `async { .. }` (what rmcp's
 //!   `#[tool]` and async-trait generate): the same is done inside that async block, so the call
 //!   is timed while the future runs, not while it is built.
-//! - any other function: the body runs as an immediately called `move` closure, so `return` and
-//!   `?` leave the closure and the result is still seen.
+//! - any other function: the body runs as a `move` closure called once, so `return` and `?`
+//!   leave the closure and the result is still seen. A closure cannot carry `#[track_caller]`'s
+//!   caller location, so that attribute is refused here rather than silently broken.
 //!
 //! A dropped guard that did not see the result reports `panic` or `cancelled` (see the runtime's
 //! `Call`).
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Delimiter, Group, Span, TokenStream};
 use quote::{ToTokens as _, quote, quote_spanned};
 use syn::ext::IdentExt as _;
 use syn::spanned::Spanned as _;
 use syn::visit_mut::VisitMut;
 use syn::{
-    Block, Expr, ExprAsync, GenericArgument, PathArguments, ReturnType, Stmt, Type,
-    TypeParamBound,
+    Block, Expr, ExprAsync, GenericArgument, PathArguments, ReturnType, Stmt, Type, TypeParamBound,
 };
 
 use crate::parse::{Args, Item};
@@ -32,8 +32,8 @@ pub(crate) fn instrument(kind: Kind, args: TokenStream, item: TokenStream) -> To
         let parsed = syn::parse2::<Item>(item.clone())?;
         valid::validate(kind, args, parsed)
     });
-    match plan {
-        Ok(plan) => expand(plan),
+    match plan.and_then(expand) {
+        Ok(expanded) => expanded,
         // The item is emitted unchanged beside the error, so the rest of the crate still
         // type-checks and the IDE keeps seeing the function.
         Err(error) => {
@@ -43,7 +43,7 @@ pub(crate) fn instrument(kind: Kind, args: TokenStream, item: TokenStream) -> To
     }
 }
 
-fn expand(plan: Plan) -> TokenStream {
+fn expand(plan: Plan) -> syn::Result<TokenStream> {
     let Plan {
         kind,
         name,
@@ -72,12 +72,15 @@ fn expand(plan: Plan) -> TokenStream {
 
     let mut start = quote!(#krate::__private::Call::start(&__MCP_ANALYTICS_CALLSITE));
     if let Name::Computed(expr) = &name {
-        start = quote_spanned!(expr.span()=> #start.named(&(#expr)));
+        let name = borrowed(expr);
+        start = quote!(#start.named(#name));
     }
     if let Some(expr) = &session {
-        start = quote_spanned!(expr.span()=> #start.in_session(&(#expr)));
+        let session = borrowed(expr);
+        start = quote!(#start.in_session(#session));
     }
     let calls = Calls {
+        krate: krate.clone(),
         start,
         finish: quote! {
             {
@@ -100,33 +103,72 @@ fn expand(plan: Plan) -> TokenStream {
     } else if let Some(tail) = async_tail(block) {
         let output = future_output(&function.sig.output);
         instrument_async_block(tail, &calls, output);
-        block.to_token_stream()
+        // Spliced, not nested: the user's own braces around a one-line body would trip
+        // `unused_braces`.
+        let statements = &block.stmts;
+        quote!(#(#statements)*)
     } else {
+        if let Some(track_caller) = function
+            .attrs
+            .iter()
+            .find(|attr| attr.path().is_ident("track_caller"))
+        {
+            return Err(syn::Error::new_spanned(
+                track_caller,
+                format!(
+                    "#[{}] runs a sync body in a closure, which loses `#[track_caller]`'s caller location: remove `#[track_caller]`",
+                    kind.attribute()
+                ),
+            ));
+        }
         let inner = with_fake_return(block, Some(declared_output(&function.sig.output)));
         calls.around_closure(inner)
     };
 
     let attrs = &function.attrs;
+    let inner_attrs = &function.inner_attrs;
     let vis = &function.vis;
     let sig = &function.sig;
-    quote! {
+    Ok(quote! {
         #(#attrs)*
         #vis #sig {
+            #(#inner_attrs)*
             #callsite
             #body
         }
-    }
+    })
+}
+
+/// `&(expr)`, spanned so that a type error covers the user's whole expression: the `&` takes
+/// the span of its first token and the parentheses that of its last, and rustc joins them.
+/// (A single span from `Spanned` would cover the first token only on stable Rust.)
+fn borrowed(expr: &Expr) -> TokenStream {
+    let tokens = expr.to_token_stream();
+    let first = tokens
+        .clone()
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |token| token.span());
+    let last = tokens
+        .clone()
+        .into_iter()
+        .last()
+        .map_or(first, |token| token.span());
+    let mut parenthesized = Group::new(Delimiter::Parenthesis, tokens);
+    parenthesized.set_span(last);
+    quote_spanned!(first=> &#parenthesized)
 }
 
 /// The statements that open and close the recording around a body.
 struct Calls {
+    krate: syn::Path,
     start: TokenStream,
     finish: TokenStream,
 }
 
 impl Calls {
     fn around_await(&self, future: TokenStream) -> TokenStream {
-        let Calls { start, finish } = self;
+        let Calls { start, finish, .. } = self;
         quote! {
             let __mcp_analytics_call = #start;
             let __mcp_analytics_output = #future.await;
@@ -135,12 +177,17 @@ impl Calls {
         }
     }
 
+    /// The closure goes through `call_once` so that it is an `FnOnce`: it may then return
+    /// borrows of what it captured (`fn get(&mut self) -> &mut T`), which an `FnMut` may not.
     fn around_closure(&self, body: TokenStream) -> TokenStream {
-        let Calls { start, finish } = self;
+        let Calls {
+            krate,
+            start,
+            finish,
+        } = self;
         quote! {
             let __mcp_analytics_call = #start;
-            #[allow(clippy::redundant_closure_call)]
-            let __mcp_analytics_output = (move || #body)();
+            let __mcp_analytics_output = #krate::__private::call_once(move || #body);
             #finish
             __mcp_analytics_output
         }
@@ -322,7 +369,10 @@ mod tests {
 
     #[test]
     fn box_pin_tails_are_recognized() {
-        let mut block: Block = syn::parse_quote!({ let x = 1; Box::pin(async move { x }) });
+        let mut block: Block = syn::parse_quote!({
+            let x = 1;
+            Box::pin(async move { x })
+        });
         assert!(async_tail(&mut block).is_some());
         let mut block: Block = syn::parse_quote!({ std::boxed::Box::pin(async { 1 }) });
         assert!(async_tail(&mut block).is_some());
@@ -339,11 +389,14 @@ mod tests {
         let out = instrument(
             Kind::Tool,
             quote!(nmae = "x"),
-            quote!(fn add(a: u8) -> u8 { a }),
+            quote!(
+                fn add(a: u8) -> u8 {
+                    a
+                }
+            ),
         )
         .to_string();
         assert!(out.contains("compile_error"), "{out}");
         assert!(out.contains("fn add"), "{out}");
     }
 }
-

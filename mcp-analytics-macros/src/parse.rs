@@ -38,7 +38,7 @@ impl Parse for Arg {
             if input.is_empty() || input.peek(Token![,]) {
                 return Ok(Arg::Bare { key });
             }
-            return Err(input.error("expected `=` after the argument's name"));
+            return Err(input.error(format!("expected `=` after `{key}`: write `{key} = ...`")));
         }
         input.parse().map(Arg::Positional)
     }
@@ -49,15 +49,22 @@ impl Parse for Arg {
 pub(crate) enum Item {
     Fn(Box<Function>),
     /// A function without a body: a trait method's declaration.
-    Declaration { semi: Token![;] },
+    Declaration {
+        semi: Token![;],
+    },
     /// Not a function: `what` names it, `span` is its keyword.
-    Other { what: &'static str, span: Span },
+    Other {
+        what: &'static str,
+        span: Span,
+    },
 }
 
 pub(crate) struct Function {
     pub(crate) attrs: Vec<Attribute>,
     pub(crate) vis: Visibility,
     pub(crate) sig: Signature,
+    /// `#![...]` at the top of the body: they apply to the whole body, ours included.
+    pub(crate) inner_attrs: Vec<Attribute>,
     pub(crate) block: Block,
 }
 
@@ -72,12 +79,16 @@ impl Parse for Item {
                 let semi = input.parse()?;
                 return Ok(Item::Declaration { semi });
             }
-            let block = input.parse()?;
+            let content;
+            let brace_token = syn::braced!(content in input);
+            let inner_attrs = content.call(Attribute::parse_inner)?;
+            let stmts = content.call(Block::parse_within)?;
             return Ok(Item::Fn(Box::new(Function {
                 attrs,
                 vis,
                 sig,
-                block,
+                inner_attrs,
+                block: Block { brace_token, stmts },
             })));
         }
         let (what, span) = describe(input);

@@ -82,9 +82,15 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
             Arg::Pair { key, value } => (key, value),
             Arg::Bare { key } => {
                 let hint = match key.to_string().as_str() {
-                    "name" => format!("`name` takes a value: write `#[{attribute}(name = \"...\")]`"),
-                    "session" => "`session` takes a value: write `session = <expression>`".to_owned(),
-                    "crate" => "`crate` takes a value: write `crate = path::to::mcp_analytics`".to_owned(),
+                    "name" => {
+                        format!("`name` takes a value: write `#[{attribute}(name = \"...\")]`")
+                    }
+                    "session" => {
+                        "`session` takes a value: write `session = <expression>`".to_owned()
+                    }
+                    "crate" => {
+                        "`crate` takes a value: write `crate = path::to::mcp_analytics`".to_owned()
+                    }
                     other => unknown_argument(other),
                 };
                 errors.push(key.span(), hint);
@@ -92,7 +98,9 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
             }
             Arg::Positional(value) => {
                 let hint = match &value {
-                    Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => format!(
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(lit), ..
+                    }) => format!(
                         "name the argument: write `#[{attribute}(name = {})]`",
                         quote::quote!(#lit)
                     ),
@@ -107,7 +115,10 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
 
         let key_text = key.to_string();
         if seen.contains(&key_text) {
-            errors.push(key.span(), format!("duplicate argument `{key_text}`: give it once"));
+            errors.push(
+                key.span(),
+                format!("duplicate argument `{key_text}`: give it once"),
+            );
             continue;
         }
         seen.push(key_text.clone());
@@ -127,8 +138,9 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
                 Expr::Lit(ExprLit { lit, .. }) => errors.push(
                     lit.span(),
                     format!(
-                        "`name` takes a string literal or an expression, not {}: write `name = \"...\"`",
-                        describe_literal(&lit)
+                        "`name` takes a string, not {} literal: write `name = \"{}\"`",
+                        describe_literal(&lit),
+                        quote::quote!(#lit).to_string().trim_matches(['\'', '"'])
                     ),
                 ),
                 computed => name = Name::Computed(computed),
@@ -137,7 +149,7 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
                 Expr::Lit(ExprLit { lit, .. }) if !matches!(lit, Lit::Str(_)) => errors.push(
                     lit.span(),
                     format!(
-                        "`session` takes an expression that yields the session id, not {}",
+                        "`session` takes an expression that yields the session id, not {} literal: write `session = <expression>`, e.g. `session = session_id`",
                         describe_literal(&lit)
                     ),
                 ),
@@ -175,11 +187,21 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
             None
         }
     };
-    if let Some(constness) = function.as_ref().and_then(|f| f.sig.constness.as_ref()) {
-        errors.push(
-            constness.span,
-            format!("#[{attribute}] cannot instrument a `const fn` (it reads the clock): remove `const`"),
-        );
+    if let Some(function) = &function {
+        if let Some(constness) = &function.sig.constness {
+            errors.push(
+                constness.span,
+                format!("#[{attribute}] cannot instrument a `const fn` (it reads the clock): remove `const`"),
+            );
+        }
+        if let syn::ReturnType::Type(_, ty) = &function.sig.output
+            && let syn::Type::Never(never) = &**ty
+        {
+            errors.push(
+                never.bang_token.span,
+                format!("#[{attribute}] records calls that return, and a function returning `!` never does: remove the attribute"),
+            );
+        }
     }
 
     match (errors.0, function) {
@@ -208,7 +230,7 @@ fn describe_literal(lit: &Lit) -> &'static str {
         Lit::Int(_) => "an integer",
         Lit::Float(_) => "a float",
         Lit::Bool(_) => "a boolean",
-        _ => "a literal",
+        _ => "this",
     }
 }
 
@@ -216,7 +238,9 @@ fn describe_literal(lit: &Lit) -> &'static str {
 fn crate_path(value: Expr) -> Result<Path, Span> {
     match value {
         Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => Ok(path.path),
-        Expr::Lit(ExprLit { lit: Lit::Str(lit), .. }) => lit.parse().map_err(|_| lit.span()),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => lit.parse().map_err(|_| lit.span()),
         other => Err(other.span()),
     }
 }

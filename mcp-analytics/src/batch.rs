@@ -14,6 +14,8 @@ use std::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use quanta::Instant as CallInstant;
+
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde::Serialize;
@@ -26,7 +28,7 @@ pub(crate) struct Limits {
     pub(crate) max_events: usize,
     /// Uncompressed NDJSON bytes.
     pub(crate) max_bytes: usize,
-    /// Time since the oldest event in the batch entered the queue.
+    /// Time since the batch's first event was added to it.
     pub(crate) max_age: Duration,
 }
 
@@ -78,10 +80,8 @@ impl Batch {
     /// The body gzip-compressed. Level 1: JSON compresses well at any level and the worker must
     /// keep up with a busy server on one core.
     pub(crate) fn gzip(&self) -> std::io::Result<Vec<u8>> {
-        let mut encoder = GzEncoder::new(
-            Vec::with_capacity(self.body.len() / 6),
-            Compression::fast(),
-        );
+        let mut encoder =
+            GzEncoder::new(Vec::with_capacity(self.body.len() / 6), Compression::fast());
         encoder.write_all(&self.body)?;
         encoder.finish()
     }
@@ -92,7 +92,8 @@ pub(crate) struct Builder {
     limits: Limits,
     body: Vec<u8>,
     events: usize,
-    oldest: Option<Instant>,
+    /// When the open batch got its first event; `None` while empty.
+    opened: Option<Instant>,
     clock: WallClock,
     scratch: Scratch,
 }
@@ -103,7 +104,7 @@ impl Builder {
             limits,
             body: Vec::new(),
             events: 0,
-            oldest: None,
+            opened: None,
             clock: WallClock::now(),
             scratch: Scratch::default(),
         }
@@ -115,7 +116,7 @@ impl Builder {
 
     /// When the open batch must close by age; `None` while it is empty.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        self.oldest.map(|oldest| oldest + self.limits.max_age)
+        self.opened.map(|opened| opened + self.limits.max_age)
     }
 
     /// Adds one event; returns the batch it closed, if adding it reached a limit.
@@ -136,8 +137,9 @@ impl Builder {
             self.body = line;
         }
         self.events += 1;
-        let finished = event.finished();
-        self.oldest = Some(self.oldest.map_or(finished, |oldest| oldest.min(finished)));
+        if self.opened.is_none() {
+            self.opened = Some(Instant::now());
+        }
         if closed.is_none() && self.events >= self.limits.max_events {
             closed = Some(self.take());
         }
@@ -159,7 +161,7 @@ impl Builder {
 
     fn take(&mut self) -> Batch {
         let capacity = self.body.len();
-        self.oldest = None;
+        self.opened = None;
         Batch {
             body: std::mem::replace(&mut self.body, Vec::with_capacity(capacity)),
             events: std::mem::take(&mut self.events),
@@ -174,23 +176,23 @@ struct Scratch {
     message: String,
 }
 
-/// Maps monotonic instants to wall-clock time through one simultaneous reading of both clocks,
-/// so the hot path reads only the monotonic clock.
+/// Maps the hot path's monotonic instants to wall-clock time through one simultaneous reading of
+/// both clocks, so the hot path reads only the monotonic clock.
 #[derive(Clone, Copy)]
 struct WallClock {
-    instant: Instant,
+    instant: CallInstant,
     system: SystemTime,
 }
 
 impl WallClock {
     fn now() -> Self {
         Self {
-            instant: Instant::now(),
+            instant: CallInstant::now(),
             system: SystemTime::now(),
         }
     }
 
-    fn at(&self, instant: Instant) -> SystemTime {
+    fn at(&self, instant: CallInstant) -> SystemTime {
         match instant.checked_duration_since(self.instant) {
             Some(after) => self.system + after,
             None => self.system - self.instant.duration_since(instant),
@@ -348,7 +350,7 @@ mod tests {
             name: None,
             session: None,
             error: error.map(Box::from),
-            started: Instant::now(),
+            started: CallInstant::now(),
             duration: Duration::from_micros(1234),
             outcome,
         }
@@ -365,7 +367,10 @@ mod tests {
     fn a_line_has_the_template_columns_and_record_keys() {
         let line = encode(&event(Outcome::Error, Some("bad \"input\"\n")));
         assert_eq!(line["level"], "error");
-        assert_eq!(line["session"], crate::session::process_session_id().as_str());
+        assert_eq!(
+            line["session"],
+            crate::session::process_session_id().as_str()
+        );
         let record: serde_json::Value =
             serde_json::from_str(line["record"].as_str().unwrap()).unwrap();
         assert_eq!(record["appName"], "my-server");
@@ -394,8 +399,14 @@ mod tests {
             assert_eq!(reparsed, time);
             let (date, clock) = ours.split_once(' ').unwrap();
             let mut parts = date.split('-');
-            let (year, month, day) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
-            let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+            let (year, month, day) = (
+                parts.next().unwrap(),
+                parts.next().unwrap(),
+                parts.next().unwrap(),
+            );
+            let months = [
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+            ];
             let expected = format!(
                 "{day} {} {year} {}",
                 months[month.parse::<usize>().unwrap() - 1],
@@ -447,18 +458,31 @@ mod tests {
     }
 
     #[test]
-    fn batches_close_on_age_from_the_oldest_event() {
+    fn batches_close_on_age_from_their_first_event() {
         let mut builder = Builder::new(Limits {
             max_events: 1000,
             max_bytes: 1 << 20,
             max_age: Duration::from_millis(500),
         });
         let e = event(Outcome::Ok, None);
+        assert!(builder.deadline().is_none());
+        let before = Instant::now();
         builder.push(&e);
         let deadline = builder.deadline().unwrap();
-        assert_eq!(deadline, e.finished() + Duration::from_millis(500));
-        assert!(builder.close_if_due(deadline - Duration::from_millis(1)).is_none());
-        assert_eq!(builder.close_if_due(deadline).unwrap().events, 1);
+        assert!(deadline >= before + Duration::from_millis(500));
+        assert!(deadline <= Instant::now() + Duration::from_millis(500));
+        builder.push(&e);
+        assert_eq!(
+            builder.deadline(),
+            Some(deadline),
+            "a later event does not extend it"
+        );
+        assert!(
+            builder
+                .close_if_due(deadline - Duration::from_millis(1))
+                .is_none()
+        );
+        assert_eq!(builder.close_if_due(deadline).unwrap().events, 2);
     }
 
     #[test]
@@ -477,7 +501,10 @@ mod tests {
         assert_eq!(head.events + tail.events, 5);
         assert!(head.events >= 2 && tail.events >= 2);
         assert_eq!([head.body, tail.body].concat(), whole);
-        let single = Batch { body: b"{}\n".to_vec(), events: 1 };
+        let single = Batch {
+            body: b"{}\n".to_vec(),
+            events: 1,
+        };
         assert!(single.split().is_err());
     }
 }

@@ -474,7 +474,10 @@ fn events_url(base: &str, datasource: &str, wait: bool) -> Result<Url, Error> {
         }
     })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid(format!("the scheme must be http or https, not {}", url.scheme())));
+        return Err(invalid(format!(
+            "the scheme must be http or https, not {}",
+            url.scheme()
+        )));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(invalid("it has no host".to_owned()));
@@ -571,7 +574,9 @@ mod tests {
             "https://proxy.example/tinybird/v0/events?name=mcp_logs"
         );
         assert_eq!(
-            events_url("http://127.0.0.1:1", "logs", true).unwrap().as_str(),
+            events_url("http://127.0.0.1:1", "logs", true)
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1:1/v0/events?name=logs&wait=true"
         );
     }
@@ -581,8 +586,14 @@ mod tests {
         for (base, reason) in [
             ("api.tinybird.co", "write it with its scheme"),
             ("ftp://api.tinybird.co", "scheme must be http or https"),
-            ("https://api.tinybird.co/?token=p.secret", "must not carry a query"),
-            ("https://user:pw@api.tinybird.co", "must not carry credentials"),
+            (
+                "https://api.tinybird.co/?token=p.secret",
+                "must not carry a query",
+            ),
+            (
+                "https://user:pw@api.tinybird.co",
+                "must not carry credentials",
+            ),
             ("https://", ""),
         ] {
             let error = url(base).unwrap_err();
@@ -591,6 +602,19 @@ mod tests {
             assert!(text.contains(reason), "{base}: {text}");
             assert!(!text.contains("p.secret"), "{text}");
         }
+    }
+
+    #[test]
+    fn a_token_alone_ships_to_the_default_region() {
+        let config = Builder::default()
+            .from_env(false)
+            .token("p.token")
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            config.events_url.as_str(),
+            "https://api.tinybird.co/v0/events?name=mcp_logs"
+        );
     }
 
     #[test]
@@ -641,12 +665,22 @@ mod tests {
         )
         .unwrap();
         let entries = read_dotenv(&good).unwrap();
-        assert_eq!(entries.get("TB_WRITE_TOKEN").map(String::as_str), Some("p.from-file"));
-        assert_eq!(entries.get("TB_DATASOURCE").map(String::as_str), Some("from_file"));
+        assert_eq!(
+            entries.get("TB_WRITE_TOKEN").map(String::as_str),
+            Some("p.from-file")
+        );
+        assert_eq!(
+            entries.get("TB_DATASOURCE").map(String::as_str),
+            Some("from_file")
+        );
         assert!(!entries.contains_key("OTHER"));
 
         let bad = dir.join("bad.env");
-        std::fs::write(&bad, "TB_API_URL=https://api.tinybird.co\nTB_WRITE_TOKEN='p.secret\n").unwrap();
+        std::fs::write(
+            &bad,
+            "TB_API_URL=https://api.tinybird.co\nTB_WRITE_TOKEN='p.secret\n",
+        )
+        .unwrap();
         let error = read_dotenv(&bad).unwrap_err().to_string();
         assert!(error.contains("cannot be parsed"), "{error}");
         assert!(!error.contains("p.secret"), "{error}");

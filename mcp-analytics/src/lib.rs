@@ -217,6 +217,13 @@ pub mod __private {
     pub use crate::event::{Call, Callsite, Kind};
     pub use crate::outcome::{Observed, Probe, ViaAnything, ViaCallOutcome, ViaResult};
 
+    /// Calls `f` once. The expansion of a sync body passes its closure through here so that
+    /// the closure is inferred as `FnOnce` and may return borrows of what it captured.
+    #[inline(always)]
+    pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
     /// Empties the queue without shipping (counted as dropped). For benchmarks, which must
     /// measure the handler's cost with room in the queue.
     pub fn discard_queued() -> usize {

@@ -169,7 +169,9 @@ pub(crate) fn shutdown(timeout: Duration) -> Result<(), Error> {
     // The worker stops sending a little before the caller stops waiting, so its answer, with the
     // count of what it abandoned, arrives within `timeout`.
     let margin = (timeout / 10).min(Duration::from_millis(100));
-    handle.deadline.send_replace(Some(started + timeout - margin));
+    handle
+        .deadline
+        .send_replace(Some(started + timeout - margin));
     let (done, answer) = sync_channel(1);
     if handle.commands.send(Command::Shutdown(done)).is_err() {
         return Err(Error::Timeout {

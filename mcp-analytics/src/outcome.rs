@@ -167,9 +167,21 @@ mod tests {
         let fine: Result<u8, String> = Ok(1);
         let plain = 42_u32;
 
-        assert_eq!(observe_kind((&&Probe(&displayed)).__mcp_analytics_observe()), "failure");
-        assert_eq!(observe_kind((&&Probe(&undisplayed)).__mcp_analytics_observe()), "err");
-        assert_eq!(observe_kind((&&Probe(&fine)).__mcp_analytics_observe()), "success");
-        assert_eq!(observe_kind((&&Probe(&plain)).__mcp_analytics_observe()), "success");
+        assert_eq!(
+            observe_kind((&&Probe(&displayed)).__mcp_analytics_observe()),
+            "failure"
+        );
+        assert_eq!(
+            observe_kind((&&Probe(&undisplayed)).__mcp_analytics_observe()),
+            "err"
+        );
+        assert_eq!(
+            observe_kind((&&Probe(&fine)).__mcp_analytics_observe()),
+            "success"
+        );
+        assert_eq!(
+            observe_kind((&&Probe(&plain)).__mcp_analytics_observe()),
+            "success"
+        );
     }
 }

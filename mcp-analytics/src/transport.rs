@@ -115,7 +115,10 @@ impl Transport {
     async fn send(&mut self, batch: &Batch) -> Result<(), Failure> {
         let (body, encoding) = if self.gzip {
             // Compressing into memory only fails if allocation does, which aborts anyway.
-            (batch.gzip().unwrap_or_else(|_| batch.body.clone()), Some("gzip"))
+            (
+                batch.gzip().unwrap_or_else(|_| batch.body.clone()),
+                Some("gzip"),
+            )
         } else {
             (batch.body.clone(), None)
         };
@@ -316,7 +319,10 @@ fn report_refusal(batch: &Batch, status: StatusCode, body: &str) {
     static REPORTED: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
     let first = REPORTED
         .lock()
-        .map(|mut seen| seen.get_or_insert_with(HashSet::new).insert(status.as_u16()))
+        .map(|mut seen| {
+            seen.get_or_insert_with(HashSet::new)
+                .insert(status.as_u16())
+        })
         .unwrap_or(true);
     if !first {
         return;
@@ -347,7 +353,10 @@ mod tests {
                 .saturating_mul(1 << (attempt - 1).min(16))
                 .min(MAX_BACKOFF);
             let delay = backoff(attempt);
-            assert!(delay >= ceiling / 2 && delay <= ceiling, "{attempt}: {delay:?}");
+            assert!(
+                delay >= ceiling / 2 && delay <= ceiling,
+                "{attempt}: {delay:?}"
+            );
         }
     }
 
@@ -361,7 +370,10 @@ mod tests {
         let date = httpdate::fmt_http_date(later);
         headers.insert(header::RETRY_AFTER, HeaderValue::from_str(&date).unwrap());
         let delay = retry_after(&headers).unwrap();
-        assert!(delay > Duration::from_secs(27) && delay <= Duration::from_secs(30), "{delay:?}");
+        assert!(
+            delay > Duration::from_secs(27) && delay <= Duration::from_secs(30),
+            "{delay:?}"
+        );
 
         headers.insert(
             header::RETRY_AFTER,
@@ -376,10 +388,16 @@ mod tests {
     #[test]
     fn only_the_services_transient_answers_are_retried() {
         for status in [408, 429, 500, 502, 503, 504] {
-            assert!(is_retryable(StatusCode::from_u16(status).unwrap()), "{status}");
+            assert!(
+                is_retryable(StatusCode::from_u16(status).unwrap()),
+                "{status}"
+            );
         }
         for status in [400, 401, 403, 404, 411, 413, 422, 501] {
-            assert!(!is_retryable(StatusCode::from_u16(status).unwrap()), "{status}");
+            assert!(
+                !is_retryable(StatusCode::from_u16(status).unwrap()),
+                "{status}"
+            );
         }
     }
 

@@ -30,13 +30,10 @@ pub(crate) struct Handle {
     pub(crate) thread: JoinHandle<()>,
 }
 
-/// Builds everything that can fail on the caller's thread, so `init` reports it, then starts the
-/// worker thread.
+/// Starts the worker thread and waits for it to confirm that its runtime is up, so `init`
+/// reports every failure. The runtime is built on the worker thread itself: a runtime dropped
+/// on the caller's thread would panic if that thread is inside an async context.
 pub(crate) fn spawn(config: Config) -> Result<Handle, crate::Error> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(crate::Error::Worker)?;
     let (deadline, deadline_seen) = watch::channel(None);
     let transport = Transport::new(&config, deadline_seen)
         .map_err(|error| crate::Error::Worker(std::io::Error::other(error)))?;
@@ -50,15 +47,35 @@ pub(crate) fn spawn(config: Config) -> Result<Handle, crate::Error> {
         idle_poll: config.limits.max_age,
         queue_capacity: config.queue_capacity,
     };
+    let (started, confirmation) = std::sync::mpsc::sync_channel(1);
     let thread = std::thread::Builder::new()
         .name("mcp-analytics".into())
-        .spawn(move || runtime.block_on(worker.run()))
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(runtime) => {
+                    let _ = started.send(Ok(()));
+                    runtime.block_on(worker.run());
+                }
+                Err(error) => {
+                    let _ = started.send(Err(error));
+                }
+            }
+        })
         .map_err(crate::Error::Worker)?;
-    Ok(Handle {
-        commands,
-        deadline,
-        thread,
-    })
+    match confirmation.recv() {
+        Ok(Ok(())) => Ok(Handle {
+            commands,
+            deadline,
+            thread,
+        }),
+        Ok(Err(error)) => Err(crate::Error::Worker(error)),
+        Err(_) => Err(crate::Error::Worker(std::io::Error::other(
+            "the worker thread ended before starting",
+        ))),
+    }
 }
 
 struct Worker {

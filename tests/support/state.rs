@@ -1,0 +1,141 @@
+//! The state shared by [`crate::Receiver`] (the test's side) and the server thread.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode};
+use tokio::sync::watch;
+
+use crate::{RequestLog, Row, Scripted};
+
+/// What the receiver accepts; fixed at build time.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) token: String,
+    pub(crate) datasources: Vec<String>,
+    pub(crate) max_body_bytes: usize,
+}
+
+/// A validated [`Scripted`]: checked when scripted, so a bad status or header value fails the
+/// test that scripted it instead of surfacing later inside the server.
+#[derive(Debug)]
+pub(crate) enum Planned {
+    Answer {
+        status: StatusCode,
+        retry_after: Option<HeaderValue>,
+        body: String,
+    },
+    Delay(Duration),
+    Hang,
+}
+
+impl Planned {
+    /// Panics (with the caller's location) on a status code outside 200..=599 (HTTP has no other
+    /// final statuses) or a `Retry-After` that is not a valid header value.
+    #[track_caller]
+    pub(crate) fn new(scripted: Scripted) -> Planned {
+        match scripted {
+            Scripted::Status {
+                status,
+                retry_after,
+                body,
+            } => Planned::Answer {
+                status: StatusCode::from_u16(status)
+                    .ok()
+                    .filter(|status| (200..=599).contains(&status.as_u16()))
+                    .unwrap_or_else(|| panic!("Scripted::Status: invalid status code {status}")),
+                retry_after: retry_after.map(|value| {
+                    HeaderValue::try_from(value.as_str()).unwrap_or_else(|_| {
+                        panic!("Scripted::Status: invalid Retry-After value {value:?}")
+                    })
+                }),
+                body,
+            },
+            Scripted::Delay(delay) => Planned::Delay(delay),
+            Scripted::Hang => Planned::Hang,
+        }
+    }
+}
+
+/// Everything the test thread and the server thread share.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    store: Mutex<Store>,
+    /// Notified whenever a request is logged (and so possibly rows added), and when the server
+    /// thread exits.
+    changed: Condvar,
+    /// Flips to `true` once, when the receiver shuts down.
+    shutdown: watch::Sender<bool>,
+}
+
+#[derive(Default)]
+pub(crate) struct Store {
+    pub(crate) rows: Vec<Row>,
+    pub(crate) requests: Vec<RequestLog>,
+    pub(crate) script: VecDeque<Planned>,
+    /// Set when the server thread ends, however it ends; see [`ExitNotice`].
+    pub(crate) server_exited: bool,
+}
+
+impl Shared {
+    pub(crate) fn new(config: Config) -> Shared {
+        Shared {
+            config,
+            store: Mutex::default(),
+            changed: Condvar::new(),
+            shutdown: watch::Sender::new(false),
+        }
+    }
+
+    /// Locks the store. Every update is a single push or pop, so even a poisoned lock holds
+    /// consistent data: recover it rather than cascade one panic into every later call.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Blocks until `done` holds or `timeout` elapses, and returns the store locked either way.
+    pub(crate) fn wait_until(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&Store) -> bool,
+    ) -> MutexGuard<'_, Store> {
+        self.changed
+            .wait_timeout_while(self.lock(), timeout, |store| !done(store))
+            .map(|(store, _)| store)
+            .unwrap_or_else(|poisoned| poisoned.into_inner().0)
+    }
+
+    pub(crate) fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    pub(crate) async fn shutdown_requested(&self) {
+        // The sender lives as long as `self`, so this only returns once the flag is set.
+        let _ = self.shutdown.subscribe().wait_for(|&stop| stop).await;
+    }
+
+    pub(crate) fn next_planned(&self) -> Option<Planned> {
+        self.lock().script.pop_front()
+    }
+
+    /// Logs a request and appends the rows it got accepted, then wakes the waiters.
+    pub(crate) fn record(&self, entry: RequestLog, rows: Vec<Row>) {
+        let mut store = self.lock();
+        store.requests.push(entry);
+        store.rows.extend(rows);
+        drop(store);
+        self.changed.notify_all();
+    }
+}
+
+/// Marks the server thread as exited when dropped, so that a panic counts too. Lets
+/// [`crate::Receiver`] join the thread with a timeout, through the store's condition variable.
+pub(crate) struct ExitNotice(pub(crate) Arc<Shared>);
+
+impl Drop for ExitNotice {
+    fn drop(&mut self) {
+        self.0.lock().server_exited = true;
+        self.0.changed.notify_all();
+    }
+}
