@@ -381,7 +381,8 @@ fn shutdown_with_a_hanging_endpoint_returns_within_its_deadline() {
     let started = Instant::now();
     let result = analytics.shutdown();
     let took = started.elapsed();
-    assert!(took <= Duration::from_millis(1100), "{took:?}");
+    // The deadline is 1 s; the slack is for scheduling on a busy machine.
+    assert!(took <= Duration::from_millis(1300), "{took:?}");
     match result {
         Err(mcp_analytics::Error::Timeout { undelivered, .. }) => assert_eq!(undelivered, 5),
         other => panic!("expected a timeout that counts the 5 events, got {other:?}"),

@@ -49,9 +49,8 @@ fn expand(plan: Plan) -> syn::Result<TokenStream> {
         name,
         session,
         krate,
-        function,
+        mut function,
     } = plan;
-    let mut function = function;
     let fn_name = function.sig.ident.unraw().to_string();
     let static_name = match &name {
         Name::Literal(literal) => literal.value(),

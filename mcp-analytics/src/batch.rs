@@ -192,11 +192,15 @@ impl WallClock {
         }
     }
 
+    /// Checked arithmetic: a system clock set absurdly far off clamps rather than panics.
     fn at(&self, instant: CallInstant) -> SystemTime {
-        match instant.checked_duration_since(self.instant) {
-            Some(after) => self.system + after,
-            None => self.system - self.instant.duration_since(instant),
-        }
+        let shifted = match instant.checked_duration_since(self.instant) {
+            Some(after) => self.system.checked_add(after),
+            None => self
+                .system
+                .checked_sub(self.instant.duration_since(instant)),
+        };
+        shifted.unwrap_or(self.system)
     }
 }
 

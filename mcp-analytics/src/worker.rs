@@ -58,6 +58,9 @@ pub(crate) fn spawn(config: Config) -> Result<Handle, crate::Error> {
                 Ok(runtime) => {
                     let _ = started.send(Ok(()));
                     runtime.block_on(worker.run());
+                    // Don't wait for blocking tasks (a DNS lookup that hangs): `shutdown` joins
+                    // this thread within its deadline.
+                    runtime.shutdown_background();
                 }
                 Err(error) => {
                     let _ = started.send(Err(error));

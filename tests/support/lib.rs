@@ -72,6 +72,7 @@ pub struct ReceiverBuilder {
     token: String,
     datasources: Vec<String>,
     max_body_bytes: usize,
+    port: u16,
 }
 
 impl Receiver {
@@ -91,6 +92,7 @@ impl Receiver {
             token: DEFAULT_TOKEN.to_owned(),
             datasources: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            port: 0,
         }
     }
 
@@ -234,6 +236,12 @@ impl ReceiverBuilder {
         self
     }
 
+    /// The loopback port to listen on (default 0: any free port). Always 127.0.0.1.
+    pub fn port(mut self, port: u16) -> ReceiverBuilder {
+        self.port = port;
+        self
+    }
+
     /// Starts the receiver.
     ///
     /// # Panics
@@ -263,7 +271,7 @@ impl ReceiverBuilder {
             max_body_bytes: self.max_body_bytes,
         };
 
-        let std_listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let std_listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, self.port))?;
         let addr = std_listener.local_addr()?;
         std_listener.set_nonblocking(true)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
