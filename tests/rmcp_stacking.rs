@@ -12,9 +12,9 @@ use mcp_analytics::{mcp_prompt, mcp_resource, mcp_tool};
 use mcp_analytics_dev::{Receiver, Row};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ClientConfig, GetPromptRequestParams,
-    GetPromptResult, Implementation, PromptMessage, ReadResourceRequestParams,
-    ReadResourceResponse, ReadResourceResult, ResourceContents, Role,
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ContentBlock,
+    GetPromptRequestParams, GetPromptResult, Implementation, PromptMessage,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, ResourceContents, Role,
 };
 use rmcp::service::RequestContext;
 use rmcp::{
@@ -80,6 +80,41 @@ impl Stacked {
     #[mcp_analytics::mcp_tool]
     fn sync_below(&self, Parameters(args): Parameters<EchoArgs>) -> Result<String, String> {
         echo(&args.text)
+    }
+
+    /// A tool error result (`is_error: Some(true)`), not a `Result::Err`; with the context.
+    #[mcp_tool]
+    #[tool(description = "Echo as a tool result; ours above rmcp's")]
+    async fn result_above(
+        &self,
+        Parameters(args): Parameters<EchoArgs>,
+        _context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        as_tool_result(echo(&args.text))
+    }
+
+    #[tool(description = "Echo as a tool result; ours below rmcp's")]
+    #[mcp_tool]
+    async fn result_below(
+        &self,
+        Parameters(args): Parameters<EchoArgs>,
+        _context: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        as_tool_result(echo(&args.text))
+    }
+
+    /// Above rmcp's attribute, ours reads the name clients call.
+    #[mcp_tool]
+    #[tool(name = "renamed-echo", description = "Echo under another name")]
+    async fn renamed(&self, Parameters(args): Parameters<EchoArgs>) -> Result<String, String> {
+        echo(&args.text)
+    }
+}
+
+fn as_tool_result(echoed: Result<String, String>) -> CallToolResult {
+    match echoed {
+        Ok(text) => CallToolResult::success(vec![ContentBlock::text(text)]),
+        Err(error) => CallToolResult::error(vec![ContentBlock::text(error)]),
     }
 }
 
@@ -166,7 +201,15 @@ fn both_orders_record_one_identical_event_per_call() {
         .expect("the client connects");
         let server = server.await.unwrap().expect("the server starts");
 
-        for tool in ["echo_above", "echo_below", "sync_above", "sync_below"] {
+        for tool in [
+            "echo_above",
+            "echo_below",
+            "sync_above",
+            "sync_below",
+            "result_above",
+            "result_below",
+            "renamed-echo",
+        ] {
             for text in ["hi", "fail"] {
                 let result = client
                     .call_tool(
@@ -217,6 +260,7 @@ fn both_orders_record_one_identical_event_per_call() {
     for (above, below) in [
         ("echo_above", "echo_below"),
         ("sync_above", "sync_below"),
+        ("result_above", "result_below"),
         ("greet_above", "greet_below"),
     ] {
         let (above_rows, below_rows) = (named(above), named(below));
@@ -234,6 +278,25 @@ fn both_orders_record_one_identical_event_per_call() {
         named("echo_below")[1].record_str("error"),
         "refused to echo fail"
     );
+    // A tool error result is an error, its text the error; the context names the client.
+    for name in ["result_above", "result_below"] {
+        let failed = &named(name)[1];
+        assert_eq!(failed.record_str("error"), "refused to echo fail", "{name}");
+        assert_eq!(failed.level, "error", "{name}");
+        assert_eq!(failed.record_str("client_name"), "stacking-test", "{name}");
+        assert_eq!(failed.record_str("client_version"), "1.0.0", "{name}");
+    }
+    let renamed = named("renamed-echo");
+    assert_eq!(renamed.len(), 2, "{renamed:?}");
+    assert_eq!(renamed[0].record_str("funcName"), "renamed");
+    // A handler without a context cannot know its client.
+    assert_eq!(named("echo_above")[0].record_str("client_name"), "");
+    // Err(ErrorData) from a prompt: an error, with the error's text.
+    let refused = &named("greet_below")[1];
+    assert!(
+        refused.record_str("error").contains("a name is required"),
+        "{refused:?}"
+    );
     // The async tools sleep 5 ms: timed while the boxed future runs, in both orders.
     for name in ["echo_above", "echo_below"] {
         for row in named(name) {
@@ -249,8 +312,8 @@ fn both_orders_record_one_identical_event_per_call() {
     assert_eq!(named("disk://b")[0].record_str("outcome"), "error");
     assert_eq!(
         rows.len(),
-        14,
-        "one event per call (8 tool, 4 prompt, 2 resource calls), nothing else"
+        20,
+        "one event per call (14 tool, 4 prompt, 2 resource calls), nothing else"
     );
 
     analytics.shutdown().unwrap();

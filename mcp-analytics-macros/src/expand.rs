@@ -70,6 +70,15 @@ fn expand(plan: Plan) -> syn::Result<TokenStream> {
     };
 
     let mut start = quote!(#krate::__private::Call::start(&__MCP_ANALYTICS_CALLSITE));
+    let name_by_request = matches!(name, Name::Function);
+    for argument in request_arguments(&function.sig) {
+        start = quote! {
+            #start.with_request(
+                (&&#krate::__private::ArgProbe(&#argument)).__mcp_analytics_facts(),
+                #name_by_request,
+            )
+        };
+    }
     if let Name::Computed(expr) = &name {
         let name = borrowed(expr);
         start = quote!(#start.named(#name));
@@ -80,15 +89,21 @@ fn expand(plan: Plan) -> syn::Result<TokenStream> {
     }
     let calls = Calls {
         krate: krate.clone(),
-        start,
+        start: quote! {
+            {
+                #[allow(unused_imports)]
+                use #krate::__private::{ViaNoFacts as _, ViaRequestFacts as _};
+                #start
+            }
+        },
         finish: quote! {
             {
                 #[allow(unused_imports)]
                 use #krate::__private::{
-                    ViaAnything as _, ViaCallOutcome as _, ViaResult as _,
+                    ViaAnything as _, ViaCallOutcome as _, ViaNestedOutcome as _, ViaResult as _,
                 };
                 __mcp_analytics_call.finish(
-                    (&&#krate::__private::Probe(&__mcp_analytics_output))
+                    (&&&#krate::__private::Probe(&__mcp_analytics_output))
                         .__mcp_analytics_observe(),
                 );
             }
@@ -136,6 +151,51 @@ fn expand(plan: Plan) -> syn::Result<TokenStream> {
             #body
         }
     })
+}
+
+/// The SDK request types a handler may take, by their type's last path segment: rmcp's
+/// `RequestContext<RoleServer>`, `Peer<RoleServer>`, `Extension<http::request::Parts>` (or its
+/// `Parts`), and the parameters of `read_resource`, `get_prompt` and `call_tool`. Matching by
+/// name only nominates an argument; its type decides, through the runtime's probe, whether it
+/// says anything, so a user type of the same name costs nothing and changes nothing.
+const REQUEST_TYPES: &[&str] = &[
+    "RequestContext",
+    "Peer",
+    "Extension",
+    "Parts",
+    "ReadResourceRequestParams",
+    "GetPromptRequestParams",
+    "CallToolRequestParams",
+];
+
+/// The bindings of the arguments whose type is one of [`REQUEST_TYPES`]: `ctx` in
+/// `ctx: RequestContext<RoleServer>`, `parts` in `Extension(parts): Extension<Parts>`.
+fn request_arguments(sig: &syn::Signature) -> Vec<syn::Ident> {
+    sig.inputs
+        .iter()
+        .filter_map(|input| {
+            let syn::FnArg::Typed(typed) = input else {
+                return None;
+            };
+            let Type::Path(ty) = &*typed.ty else {
+                return None;
+            };
+            let last = ty.path.segments.last()?;
+            if !REQUEST_TYPES.iter().any(|name| last.ident == name) {
+                return None;
+            }
+            match &*typed.pat {
+                syn::Pat::Ident(binding) => Some(binding.ident.clone()),
+                syn::Pat::TupleStruct(wrapper) if wrapper.elems.len() == 1 => {
+                    match wrapper.elems.first() {
+                        Some(syn::Pat::Ident(binding)) => Some(binding.ident.clone()),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            }
+        })
+        .collect()
 }
 
 /// `&(expr)`, spanned so that a type error covers the user's whole expression: the `&` takes

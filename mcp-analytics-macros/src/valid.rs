@@ -204,6 +204,12 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
         }
     }
 
+    if let (Name::Function, Some(function)) = (&name, &function)
+        && let Some(sdk_name) = sdk_name(&function.attrs)
+    {
+        name = Name::Literal(sdk_name);
+    }
+
     match (errors.0, function) {
         (Some(errors), _) => Err(errors),
         (None, Some(function)) => Ok(Plan {
@@ -215,6 +221,33 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
         }),
         (None, None) => unreachable!("a missing function always records an error"),
     }
+}
+
+/// The name given to rmcp's `#[tool(name = "..")]` or `#[prompt(name = "..")]`, when ours is
+/// placed above it and so still sees it: the event then carries the name clients call. (Below
+/// it, rmcp has already consumed the attribute; `name = ".."` on ours says the same.)
+fn sdk_name(attrs: &[syn::Attribute]) -> Option<LitStr> {
+    attrs.iter().find_map(|attr| {
+        let last = attr.path().segments.last()?;
+        if last.ident != "tool" && last.ident != "prompt" {
+            return None;
+        }
+        let syn::Meta::List(list) = &attr.meta else {
+            return None;
+        };
+        // Top-level `name = "literal"` only; rmcp's other arguments are not ours to parse.
+        let tokens: Vec<proc_macro2::TokenTree> = list.tokens.clone().into_iter().collect();
+        tokens.windows(3).find_map(|window| match window {
+            [
+                proc_macro2::TokenTree::Ident(key),
+                proc_macro2::TokenTree::Punct(eq),
+                proc_macro2::TokenTree::Literal(value),
+            ] if key == "name" && eq.as_char() == '=' => {
+                syn::parse2::<LitStr>(proc_macro2::TokenTree::Literal(value.clone()).into()).ok()
+            }
+            _ => None,
+        })
+    })
 }
 
 fn unknown_argument(key: &str) -> String {

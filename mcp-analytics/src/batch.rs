@@ -227,6 +227,8 @@ struct Record<'a> {
     outcome: &'static str,
     duration_ms: f64,
     error: &'a str,
+    client_name: &'a str,
+    client_version: &'a str,
 }
 
 /// Appends one event as an NDJSON line (with its `\n`) to `out`.
@@ -259,6 +261,8 @@ fn encode_line(event: &Event, clock: &WallClock, scratch: &mut Scratch, out: &mu
         outcome: event.outcome.as_str(),
         duration_ms: duration_ms(event.duration),
         error,
+        client_name: event.client.as_ref().map_or("", |client| client.name()),
+        client_version: event.client.as_ref().map_or("", |client| client.version()),
     };
     scratch.record.clear();
     // Serializing plain strings and numbers into a Vec cannot fail.
@@ -353,6 +357,7 @@ mod tests {
             callsite: &SITE,
             name: None,
             session: None,
+            client: None,
             error: error.map(Box::from),
             started: CallInstant::now(),
             duration: Duration::from_micros(1234),
@@ -388,6 +393,11 @@ mod tests {
         assert_eq!(record["duration_ms"], 1.234);
         assert_eq!(record["error"], "bad \"input\"\n");
         assert_eq!(record["message"], "tool add: error: bad \"input\"\n");
+        assert_eq!(
+            record["client_name"], "",
+            "unknown without a request context"
+        );
+        assert_eq!(record["client_version"], "");
     }
 
     #[test]

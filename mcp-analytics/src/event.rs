@@ -9,12 +9,14 @@
 //! elsewhere.
 
 use std::fmt::{self, Write as _};
+use std::sync::Arc;
 use std::time::Duration;
 
 use quanta::Instant;
 
 use crate::outcome::Observed;
 use crate::queue;
+use crate::request::{ClientInfo, RequestFacts};
 use crate::session::{self, SessionId};
 
 /// Longest error text kept per event, in bytes; longer texts are cut at a character boundary and
@@ -102,6 +104,7 @@ pub(crate) struct Event {
     pub(crate) name: Option<Box<str>>,
     /// `None`: the process session, filled in by the worker.
     pub(crate) session: Option<SessionId>,
+    pub(crate) client: Option<Arc<dyn ClientInfo>>,
     pub(crate) error: Option<Box<str>>,
     pub(crate) started: Instant,
     pub(crate) duration: Duration,
@@ -125,6 +128,7 @@ pub struct Call {
     callsite: &'static Callsite,
     name: Option<Box<str>>,
     session: Option<SessionId>,
+    client: Option<Arc<dyn ClientInfo>>,
     started: Instant,
     finished: bool,
 }
@@ -136,9 +140,29 @@ impl Call {
             callsite,
             name: None,
             session: session::current(),
+            client: None,
             started: Instant::now(),
             finished: false,
         }
+    }
+
+    /// What a handler argument says of its request (see `request`): its session and client,
+    /// and, when the attribute names nothing (`name_by_request`), the resource or prompt asked
+    /// for. Applied before `named` and `in_session`, which override it.
+    pub fn with_request(mut self, facts: Option<&dyn RequestFacts>, name_by_request: bool) -> Self {
+        let Some(facts) = facts else {
+            return self;
+        };
+        if let Some(session) = facts.session() {
+            self.session = Some(session);
+        }
+        if let Some(client) = facts.client() {
+            self.client = Some(client);
+        }
+        if name_by_request && let Some(name) = facts.handler_name() {
+            self.name = Some(bounded(&name, MAX_NAME_LEN));
+        }
+        self
     }
 
     /// `name = <expr>`: the call's own name, evaluated on entry.
@@ -176,6 +200,7 @@ impl Call {
             callsite: self.callsite,
             name: self.name.take(),
             session: self.session.take(),
+            client: self.client.take(),
             error,
             started: self.started,
             duration,
@@ -204,7 +229,17 @@ impl fmt::Debug for Call {
             .field("callsite", &self.callsite)
             .field("name", &self.name)
             .field("session", &self.session)
+            .field(
+                "client",
+                &self.client.as_ref().map(|c| (c.name(), c.version())),
+            )
             .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for dyn ClientInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.name(), self.version())
     }
 }
 

@@ -50,6 +50,9 @@ mod event;
 mod lifecycle;
 mod outcome;
 mod queue;
+mod request;
+#[cfg(feature = "rmcp")]
+mod rmcp;
 mod session;
 mod stats;
 mod transport;
@@ -215,7 +218,10 @@ pub fn stats() -> Stats {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::event::{Call, Callsite, Kind};
-    pub use crate::outcome::{Observed, Probe, ViaAnything, ViaCallOutcome, ViaResult};
+    pub use crate::outcome::{
+        Observed, Probe, ViaAnything, ViaCallOutcome, ViaNestedOutcome, ViaResult,
+    };
+    pub use crate::request::{ArgProbe, ClientInfo, RequestFacts, ViaNoFacts, ViaRequestFacts};
 
     /// Calls `f` once. The expansion of a sync body passes its closure through here so that
     /// the closure is inferred as `FnOnce` and may return borrows of what it captured.

@@ -91,8 +91,9 @@ pub enum Observed<'a> {
     Err(&'static str),
 }
 
-/// The receiver of the specialization probe: `(&&Probe(&value)).__mcp_analytics_observe()`
-/// resolves to the first of [`ViaCallOutcome`], [`ViaResult`], [`ViaAnything`] that applies.
+/// The receiver of the specialization probe: `(&&&Probe(&value)).__mcp_analytics_observe()`
+/// resolves to the first of [`ViaNestedOutcome`], [`ViaCallOutcome`], [`ViaResult`],
+/// [`ViaAnything`] that applies.
 #[doc(hidden)]
 pub struct Probe<'a, T>(pub &'a T);
 
@@ -104,6 +105,23 @@ impl<T> Clone for Probe<'_, T> {
 }
 
 impl<T> Copy for Probe<'_, T> {}
+
+/// `Result<T, E>` where the `Ok` value can itself report a failure (rmcp's
+/// `Result<CallToolResult, ErrorData>`): failed if `Err`, or if the `Ok` value says so.
+#[doc(hidden)]
+pub trait ViaNestedOutcome {
+    fn __mcp_analytics_observe(&self) -> Observed<'_>;
+}
+
+impl<T: CallOutcome, E: fmt::Display> ViaNestedOutcome for &&Probe<'_, Result<T, E>> {
+    fn __mcp_analytics_observe(&self) -> Observed<'_> {
+        match self.0 {
+            Err(_) => Observed::Failure(self.0),
+            Ok(value) if value.is_error() => Observed::Failure(value),
+            Ok(_) => Observed::Success,
+        }
+    }
+}
 
 #[doc(hidden)]
 pub trait ViaCallOutcome {
@@ -157,7 +175,22 @@ mod tests {
         }
     }
 
-    // The "needless" borrows are the point: their number selects the probe, as in the macros.
+    struct Reply(bool);
+
+    impl CallOutcome for Reply {
+        fn is_error(&self) -> bool {
+            self.0
+        }
+    }
+
+    /// What the macros' probe makes of `value`.
+    macro_rules! observe {
+        ($value:expr) => {
+            observe_kind((&&&Probe(&$value)).__mcp_analytics_observe())
+        };
+    }
+
+    // The "needless" borrows are the point: their number selects the probe.
     #[allow(clippy::needless_borrow)]
     #[test]
     fn specialization_picks_the_most_specific_probe() {
@@ -165,23 +198,17 @@ mod tests {
         let displayed: Result<u8, String> = Err("boom".into());
         let undisplayed: Result<u8, NoDisplay> = Err(NoDisplay);
         let fine: Result<u8, String> = Ok(1);
-        let plain = 42_u32;
+        let failed_inside: Result<Reply, String> = Ok(Reply(true));
+        let fine_inside: Result<Reply, String> = Ok(Reply(false));
+        let failed_outside: Result<Reply, String> = Err("refused".into());
 
-        assert_eq!(
-            observe_kind((&&Probe(&displayed)).__mcp_analytics_observe()),
-            "failure"
-        );
-        assert_eq!(
-            observe_kind((&&Probe(&undisplayed)).__mcp_analytics_observe()),
-            "err"
-        );
-        assert_eq!(
-            observe_kind((&&Probe(&fine)).__mcp_analytics_observe()),
-            "success"
-        );
-        assert_eq!(
-            observe_kind((&&Probe(&plain)).__mcp_analytics_observe()),
-            "success"
-        );
+        assert_eq!(observe!(displayed), "failure");
+        assert_eq!(observe!(undisplayed), "err");
+        assert_eq!(observe!(fine), "success");
+        assert_eq!(observe!(42_u32), "success");
+        assert_eq!(observe!(Reply(true)), "failure");
+        assert_eq!(observe!(failed_inside), "failure");
+        assert_eq!(observe!(fine_inside), "success");
+        assert_eq!(observe!(failed_outside), "failure");
     }
 }

@@ -1,0 +1,68 @@
+//! An rmcp server over streamable HTTP on 127.0.0.1, every call recorded by mcp-analytics
+//! with the session id of its HTTP session.
+//!
+//! ```text
+//! TB_API_URL=http://127.0.0.1:7181 TB_WRITE_TOKEN=test-token cargo run --example rmcp_http -- 8080
+//! ```
+//!
+//! Serves `http://127.0.0.1:PORT/mcp` until SIGINT or SIGTERM, then stops accepting, closes the
+//! sessions, and delivers the queued events before exiting.
+
+mod demo_server;
+
+use std::sync::Arc;
+
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let port: u16 = match std::env::args().nth(1).map(|port| port.parse()) {
+        Some(Ok(port)) => port,
+        _ => {
+            eprintln!("usage: rmcp_http PORT");
+            std::process::exit(2);
+        }
+    };
+    let analytics = mcp_analytics::init();
+
+    let stop = CancellationToken::new();
+    let mcp = StreamableHttpService::new(
+        || Ok(demo_server::Demo),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token()),
+    );
+    let app = axum::Router::new().nest_service("/mcp", mcp);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+    eprintln!("listening on http://127.0.0.1:{port}/mcp");
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_requested().await;
+            stop.cancel();
+        })
+        .await?;
+    // Explicit, so that a failure to deliver is reported before the process exits.
+    if let Err(error) = analytics.shutdown() {
+        eprintln!("analytics: {error}");
+    }
+    Ok(())
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM (what process managers send).
+async fn shutdown_requested() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("a SIGTERM handler can be installed");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}

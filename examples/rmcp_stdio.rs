@@ -1,0 +1,23 @@
+//! An rmcp server over stdio, every call recorded by mcp-analytics.
+//!
+//! ```text
+//! cargo run --example receiver -- 7181 &          # or your Tinybird workspace
+//! TB_API_URL=http://127.0.0.1:7181 TB_WRITE_TOKEN=test-token \
+//!     npx @modelcontextprotocol/inspector cargo run --example rmcp_stdio
+//! ```
+//!
+//! A stdio server is one MCP session: its events share one session id. Nothing but protocol
+//! messages goes to stdout. When the client closes stdin the server returns from `main`, and
+//! dropping the analytics guard delivers what is queued.
+
+mod demo_server;
+
+use rmcp::ServiceExt;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let _analytics = mcp_analytics::init();
+    let server = demo_server::Demo.serve(rmcp::transport::stdio()).await?;
+    server.waiting().await?;
+    Ok(())
+}

@@ -1,0 +1,45 @@
+"""Fixtures of the end-to-end suite: the example binaries (built beforehand by tests/run.sh; the
+fixtures never run cargo) and a fresh loopback Events API receiver per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from e2e_support import Receiver, example_binary, workspace_version
+
+
+@pytest.fixture(scope="session")
+def version() -> str:
+    """The workspace version, which every event must carry."""
+    return workspace_version()
+
+
+@pytest.fixture(scope="session")
+def receiver_bin() -> Path:
+    return example_binary("receiver")
+
+
+@pytest.fixture(scope="session")
+def stdio_server_bin() -> Path:
+    return example_binary("rmcp_stdio")
+
+
+@pytest.fixture(scope="session")
+def http_server_bin() -> Path:
+    return example_binary("rmcp_http")
+
+
+@pytest.fixture
+def receiver(receiver_bin: Path, tmp_path: Path) -> Iterator[Receiver]:
+    """A receiver on a free loopback port, its rows collected from a thread; stopped (SIGTERM,
+    then SIGKILL) at teardown, whatever the test's outcome."""
+    workdir = tmp_path / "receiver"
+    workdir.mkdir()
+    receiver = Receiver(receiver_bin, workdir)
+    try:
+        yield receiver
+    finally:
+        receiver.stop()

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The README's test command: the Rust tests, then the end-to-end suite, which drives the rmcp
+# example servers with the official MCP Python SDK and checks what reached a loopback Events API.
+#
+#   tests/run.sh
+#
+# Needs cargo and python3 (3.11 or later, with the venv module). The Python dependencies go to
+# .venv (created when missing; reinstalled only when tests/e2e/requirements.txt changes).
+# Exits non-zero as soon as a step fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Everything binds and connects to 127.0.0.1 only; keep any proxy settings away from it.
+export NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
+export no_proxy="$NO_PROXY"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+VENV=.venv
+REQUIREMENTS=tests/e2e/requirements.txt
+STAMP="$VENV/.e2e-requirements.sha256"
+
+step "python environment ($VENV)"
+if [[ ! -x "$VENV/bin/python" ]]; then
+    python3 -m venv "$VENV"
+fi
+wanted="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
+if [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$wanted" ]]; then
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS"
+    echo "$wanted" >"$STAMP"
+else
+    echo "requirements unchanged, nothing to install"
+fi
+
+step "cargo test --workspace --locked"
+cargo test --workspace --locked
+
+step "cargo build --examples --locked"
+cargo build --examples --locked
+
+step "end-to-end tests (pytest tests/e2e)"
+# Each test is bounded (--timeout); each wait inside a test more tightly.
+"$VENV/bin/python" -m pytest tests/e2e -q -s --timeout=60
