@@ -74,7 +74,7 @@ fn expand(plan: Plan) -> syn::Result<TokenStream> {
     for argument in request_arguments(&function.sig) {
         start = quote! {
             #start.with_request(
-                (&&#krate::__private::ArgProbe(&#argument)).__mcp_analytics_facts(),
+                (&&#krate::__private::Probe(&#argument)).__mcp_analytics_facts(),
                 #name_by_request,
             )
         };

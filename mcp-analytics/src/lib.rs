@@ -221,7 +221,7 @@ pub mod __private {
     pub use crate::outcome::{
         Observed, Probe, ViaAnything, ViaCallOutcome, ViaNestedOutcome, ViaResult,
     };
-    pub use crate::request::{ArgProbe, ClientInfo, RequestFacts, ViaNoFacts, ViaRequestFacts};
+    pub use crate::request::{ClientInfo, RequestFacts, ViaNoFacts, ViaRequestFacts};
 
     /// Calls `f` once. The expansion of a sync body passes its closure through here so that
     /// the closure is inferred as `FnOnce` and may return borrows of what it captured.

@@ -91,9 +91,10 @@ pub enum Observed<'a> {
     Err(&'static str),
 }
 
-/// The receiver of the specialization probe: `(&&&Probe(&value)).__mcp_analytics_observe()`
-/// resolves to the first of [`ViaNestedOutcome`], [`ViaCallOutcome`], [`ViaResult`],
-/// [`ViaAnything`] that applies.
+/// The receiver of the macros' autoref-specialization probes. For outcomes,
+/// `(&&&Probe(&value)).__mcp_analytics_observe()` resolves to the first of
+/// [`ViaNestedOutcome`], [`ViaCallOutcome`], [`ViaResult`], [`ViaAnything`] that applies; the
+/// request probe (`crate::request`) uses it the same way.
 #[doc(hidden)]
 pub struct Probe<'a, T>(pub &'a T);
 

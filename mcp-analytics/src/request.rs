@@ -2,13 +2,15 @@
 //! the resource or prompt asked for.
 //!
 //! The macros offer each argument whose type is one of the SDK's request types (by name, see
-//! the macro crate) to a probe; the argument's type decides, at compile time, whether it has
-//! anything to say ([`RequestFacts`]) or not (the fallback). With the `rmcp` feature, rmcp's
+//! the macro crate) to a probe, `(&&Probe(&argument)).__mcp_analytics_facts()`; the argument's
+//! type decides, at compile time, whether it has anything to say ([`RequestFacts`]) or not (the
+//! fallback). `Probe` is the same receiver the outcome probe uses. With the `rmcp` feature, rmcp's
 //! `RequestContext<RoleServer>`, `Extension<http::request::Parts>`, `Peer<RoleServer>` and
 //! request parameter types implement it.
 
 use std::sync::Arc;
 
+use crate::outcome::Probe;
 use crate::session::SessionId;
 
 /// The client of a session, as it introduced itself.
@@ -37,25 +39,12 @@ pub trait RequestFacts {
     }
 }
 
-/// The receiver of the argument probe: `(&&ArgProbe(&argument)).__mcp_analytics_facts()`.
-#[doc(hidden)]
-pub struct ArgProbe<'a, T>(pub &'a T);
-
-// Not derived: derives would require `T: Clone`.
-impl<T> Clone for ArgProbe<'_, T> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-
-impl<T> Copy for ArgProbe<'_, T> {}
-
 #[doc(hidden)]
 pub trait ViaRequestFacts {
     fn __mcp_analytics_facts(&self) -> Option<&dyn RequestFacts>;
 }
 
-impl<T: RequestFacts> ViaRequestFacts for &ArgProbe<'_, T> {
+impl<T: RequestFacts> ViaRequestFacts for &Probe<'_, T> {
     fn __mcp_analytics_facts(&self) -> Option<&dyn RequestFacts> {
         Some(self.0)
     }
@@ -66,7 +55,7 @@ pub trait ViaNoFacts {
     fn __mcp_analytics_facts(self) -> Option<&'static dyn RequestFacts>;
 }
 
-impl<T> ViaNoFacts for ArgProbe<'_, T> {
+impl<T> ViaNoFacts for Probe<'_, T> {
     fn __mcp_analytics_facts(self) -> Option<&'static dyn RequestFacts> {
         None
     }
