@@ -248,7 +248,7 @@ class Receiver:
         """Waits until `until` rows arrived (an int), or until `until(rows)` holds; returns the rows."""
         if isinstance(until, int):
             count = until
-            predicate: Callable[[list[Row]], bool] = lambda rows: len(rows) >= count  # noqa: E731
+            predicate: Callable[[list[Row]], bool] = lambda rows: len(rows) >= count
             what = f"{count} rows"
         else:
             predicate, what = until, getattr(until, "__name__", "the condition")

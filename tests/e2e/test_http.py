@@ -83,10 +83,14 @@ class HttpServer:
         with self._cond:
             while banner not in self._stderr:
                 if self.proc.poll() is not None and not self._reader.is_alive():
-                    raise AssertionError(f"rmcp_http exited ({self.proc.returncode}) before listening\n{self.stderr}")
+                    raise AssertionError(
+                        f"rmcp_http exited ({self.proc.returncode}) before listening\n{self.stderr}"
+                    )
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise AssertionError(f"rmcp_http did not print {banner!r} within {timeout}s\n{self.stderr}")
+                    raise AssertionError(
+                        f"rmcp_http did not print {banner!r} within {timeout}s\n{self.stderr}"
+                    )
                 self._cond.wait(min(remaining, 0.2))
 
     @property
@@ -189,7 +193,12 @@ async def client_b(session: ClientSession, calls: Expectations) -> None:
     with pytest.raises(MCPError) as caught:
         await session.read_resource("mem://missing")
     calls.expect(
-        "read mem://missing", "resource", "mem://missing", "error", error=None, error_contains=caught.value.message
+        "read mem://missing",
+        "resource",
+        "mem://missing",
+        "error",
+        error=None,
+        error_contains=caught.value.message,
     )
 
     result = await session.call_tool("add", {"a": "x", "b": 1})
@@ -218,7 +227,9 @@ async def run_client(
         event_hooks={"request": [on_request], "response": [on_response]},
     )
     async with http, streamable_http_client(url, http_client=http) as (read, write):
-        async with ClientSession(read, write, client_info=Implementation(name=client.name, version=client.version)) as session:
+        async with ClientSession(
+            read, write, client_info=Implementation(name=client.name, version=client.version)
+        ) as session:
             await session.initialize()
             tools = {tool.name for tool in (await session.list_tools()).tools}
             assert "slow_echo" in tools, tools
@@ -228,9 +239,7 @@ async def run_client(
             text = f"from {client.name}"
             result = await session.call_tool("slow_echo", {"text": text, "delay_ms": SLOW_ECHO_DELAY_MS})
             assert not result.is_error and texts(result) == text, result
-            client.calls.expect(
-                "slow_echo", "tool", "slow_echo", "ok", min_duration_ms=SLOW_ECHO_DELAY_MS
-            )
+            client.calls.expect("slow_echo", "tool", "slow_echo", "ok", min_duration_ms=SLOW_ECHO_DELAY_MS)
             await script(session, client.calls)
 
 
@@ -243,9 +252,7 @@ def overlap(first: Row, second: Row) -> bool:
     return a0 < b1 and b0 < a1
 
 
-def test_http_two_concurrent_sessions(
-    receiver: Receiver, http_server: HttpServer, version: str
-) -> None:
+def test_http_two_concurrent_sessions(receiver: Receiver, http_server: HttpServer, version: str) -> None:
     clients = [Client("e2e-client-a", "1.0.0"), Client("e2e-client-b", "2.0.0")]
 
     async def run() -> None:
@@ -260,14 +267,18 @@ def test_http_two_concurrent_sessions(
 
     status = http_server.terminate(STOP_TIMEOUT_S)
     finished = utc_now()
-    assert status is not None, f"rmcp_http still running {STOP_TIMEOUT_S}s after SIGTERM\n{http_server.stderr}"
+    assert status is not None, (
+        f"rmcp_http still running {STOP_TIMEOUT_S}s after SIGTERM\n{http_server.stderr}"
+    )
     assert status == 0, f"rmcp_http exited with {status} after SIGTERM\n{http_server.stderr}"
     assert http_server.stdout == "", f"rmcp_http wrote to stdout: {http_server.stdout!r}"
 
     ids = [client.session_id for client in clients]
     assert ids[0] != ids[1], f"two clients, one session id: {ids}"
     for client, sid in zip(clients, ids):
-        assert client.sent and set(client.sent) == {sid}, f"{client.name} sent {set(client.sent)}, was given {sid}"
+        assert client.sent and set(client.sent) == {sid}, (
+            f"{client.name} sent {set(client.sent)}, was given {sid}"
+        )
         for expected in client.calls.items:
             expected.session = sid
 
@@ -282,7 +293,9 @@ def test_http_two_concurrent_sessions(
     assert {row.session for row in rows} == set(ids), receiver.describe()
 
     slow = [row for row in rows if row.name == "slow_echo"]
-    assert len(slow) == 2 and overlap(*slow), f"the two sessions did not run concurrently: {[r.short() for r in slow]}"
+    assert len(slow) == 2 and overlap(*slow), (
+        f"the two sessions did not run concurrently: {[r.short() for r in slow]}"
+    )
 
     print(
         f"\nhttp: {len(expected)} calls, {events} events checked "

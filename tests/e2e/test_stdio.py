@@ -8,11 +8,10 @@ import shutil
 from pathlib import Path
 
 import anyio
-import mcp_types
 import pytest
 from mcp import ClientSession, MCPError
 from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.types import CallToolResult, Implementation
+from mcp.types import REQUEST_TIMEOUT, CallToolResult, Implementation, jsonrpc_message_adapter
 
 from e2e_support import (
     TOKEN,
@@ -96,7 +95,7 @@ async def drive(session: ClientSession, calls: Expectations) -> None:
 
     # A panicking tool: no answer; the server goes on serving.
     error = await expect_mcp_error(session.call_tool("crash", {}, read_timeout_seconds=CRASH_TIMEOUT_S))
-    assert error.code == mcp_types.REQUEST_TIMEOUT, f"crash was answered instead of timing out: {error!r}"
+    assert error.code == REQUEST_TIMEOUT, f"crash was answered instead of timing out: {error!r}"
     calls.expect("crash()", "tool", "crash", "panic")
 
     result = await session.call_tool("add", {"a": 40, "b": 2})
@@ -122,7 +121,9 @@ async def drive(session: ClientSession, calls: Expectations) -> None:
         calls.expect(f"read {uri}", "resource", uri, "ok")
 
     error = await expect_mcp_error(session.read_resource("mem://missing"))
-    calls.expect("read mem://missing", "resource", "mem://missing", "error", error=None, error_contains=error.message)
+    calls.expect(
+        "read mem://missing", "resource", "mem://missing", "error", error=None, error_contains=error.message
+    )
 
     # Listing again records nothing either.
     await session.list_tools()
@@ -143,8 +144,10 @@ def check_wire_log(wire_log: Path) -> int:
         assert isinstance(message, dict) and message.get("jsonrpc") == "2.0", f"line {number}: {line!r}"
         is_response = "id" in message and (("result" in message) != ("error" in message))
         is_request = "method" in message and "result" not in message and "error" not in message
-        assert is_response != is_request, f"stdout line {number} is neither request, notification nor response: {line!r}"
-        mcp_types.jsonrpc_message_adapter.validate_json(line)  # the SDK's own schema, strictly
+        assert is_response != is_request, (
+            f"stdout line {number} is neither request, notification nor response: {line!r}"
+        )
+        jsonrpc_message_adapter.validate_json(line)  # the SDK's own schema, strictly
         responses += is_response
     assert responses > 0, "no JSON-RPC response on stdout"
     return len(lines)
@@ -185,7 +188,9 @@ def test_stdio_every_call_records_exactly_one_event(
         "the server did not exit by itself when its stdin closed (the client had to kill it)\n"
         f"server stderr:\n{server_stderr}"
     )
-    assert status_file.read_text().strip() == "0", f"server exit status {status_file.read_text().strip()}\n{server_stderr}"
+    assert status_file.read_text().strip() == "0", (
+        f"server exit status {status_file.read_text().strip()}\n{server_stderr}"
+    )
 
     wire_lines = check_wire_log(wire_log)
 
