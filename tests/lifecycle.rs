@@ -6,54 +6,13 @@
 //! binary itself, re-run with `--exact <test>` and a marker variable. The parent checks the
 //! child's exit status and what it wrote to stderr.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
+
 use std::time::Duration;
 
+use common::{builder_for, in_child, in_own_process};
 use mcp_analytics::mcp_tool;
 use mcp_analytics_dev::Receiver;
-
-const CHILD: &str = "MCP_ANALYTICS_LIFECYCLE_CHILD";
-
-/// In the child: runs `scenario`. In the parent: runs the child (with `env` set, in a fresh
-/// working directory, with no `TB_*` variables inherited) and returns its stderr.
-fn in_own_process(test: &str, env: &[(&str, &str)], scenario: impl FnOnce()) -> String {
-    if std::env::var(CHILD).as_deref() == Ok(test) {
-        scenario();
-        return String::new();
-    }
-    let workdir = scratch_dir(test);
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .current_dir(&workdir)
-        .env(CHILD, test)
-        .env_remove("TB_API_URL")
-        .env_remove("TB_WRITE_TOKEN")
-        .env_remove("TB_DATASOURCE");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let output = command.output().expect("the test binary runs");
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        output.status.success(),
-        "scenario `{test}` failed:\n{}\n{stderr}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    let _ = std::fs::remove_dir_all(workdir);
-    stderr
-}
-
-fn scratch_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mcp-analytics-{test}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn in_child() -> bool {
-    std::env::var_os(CHILD).is_some()
-}
 
 #[mcp_tool]
 fn lifecycle_tool(i: u32) -> u32 {
@@ -64,13 +23,6 @@ fn emit(n: u32) {
     for i in 0..n {
         lifecycle_tool(i);
     }
-}
-
-fn builder_for(receiver: &Receiver) -> mcp_analytics::Builder {
-    mcp_analytics::builder()
-        .from_env(false)
-        .api_url(receiver.url())
-        .token(receiver.token())
 }
 
 #[test]

@@ -5,72 +5,13 @@
 //! Each test configures the pipeline its own way, so the tests take turns (the pipeline is
 //! process-global) and each shuts it down before the next starts.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+mod common;
+
 use std::time::{Duration, Instant, SystemTime};
 
-use mcp_analytics::{Builder, Guard, mcp_tool};
+use common::{Delta, Scenario};
+use mcp_analytics::mcp_tool;
 use mcp_analytics_dev::{Receiver, Scripted};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// One test's pipeline: started on entry, shut down on drop before the next test may start.
-struct Scenario {
-    analytics: Option<Guard>,
-    receiver: Receiver,
-    before: mcp_analytics::Stats,
-    _turn: MutexGuard<'static, ()>,
-}
-
-/// Counter changes since the scenario started.
-#[derive(Debug, PartialEq, Eq)]
-struct Delta {
-    sent: u64,
-    failed: u64,
-    retried: u64,
-}
-
-impl Scenario {
-    fn start(receiver: Receiver, configure: impl FnOnce(Builder) -> Builder) -> Self {
-        let turn = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
-        let before = mcp_analytics::stats();
-        let builder = mcp_analytics::builder()
-            .from_env(false)
-            .api_url(receiver.url())
-            .token(receiver.token());
-        let analytics = configure(builder).try_init().expect("analytics starts");
-        Self {
-            analytics: Some(analytics),
-            receiver,
-            before,
-            _turn: turn,
-        }
-    }
-
-    fn flush(&self) {
-        mcp_analytics::flush(Duration::from_secs(20)).expect("flush finishes");
-    }
-
-    fn delta(&self) -> Delta {
-        let now = mcp_analytics::stats();
-        Delta {
-            sent: now.sent - self.before.sent,
-            failed: now.failed - self.before.failed,
-            retried: now.retried - self.before.retried,
-        }
-    }
-
-    fn statuses(&self) -> Vec<u16> {
-        self.receiver.requests().iter().map(|r| r.status).collect()
-    }
-}
-
-impl Drop for Scenario {
-    fn drop(&mut self) {
-        if let Some(analytics) = self.analytics.take() {
-            let _ = analytics.shutdown();
-        }
-    }
-}
 
 #[mcp_tool]
 fn ping(i: u32) -> u32 {

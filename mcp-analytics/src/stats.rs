@@ -28,6 +28,10 @@ pub struct Stats {
     pub batches: u64,
     /// Acknowledged rows that the service put in the datasource's quarantine (schema mismatch).
     pub quarantined: u64,
+    /// Events delivered by a retry after an attempt whose result could not be known (it timed
+    /// out or lost its connection after the request was sent): the service may hold them twice.
+    /// Every other event is delivered at most once.
+    pub maybe_duplicated: u64,
 }
 
 /// The live counters behind [`Stats`]. `enqueued` is derived (taken by the worker plus still
@@ -40,6 +44,7 @@ pub(crate) struct Counters {
     pub(crate) retried: AtomicU64,
     pub(crate) batches: AtomicU64,
     pub(crate) quarantined: AtomicU64,
+    pub(crate) maybe_duplicated: AtomicU64,
 }
 
 pub(crate) static COUNTERS: Counters = Counters {
@@ -50,6 +55,7 @@ pub(crate) static COUNTERS: Counters = Counters {
     retried: AtomicU64::new(0),
     batches: AtomicU64::new(0),
     quarantined: AtomicU64::new(0),
+    maybe_duplicated: AtomicU64::new(0),
 };
 
 impl Counters {
@@ -66,6 +72,7 @@ impl Counters {
             retried: self.retried.load(Relaxed),
             batches: self.batches.load(Relaxed),
             quarantined: self.quarantined.load(Relaxed),
+            maybe_duplicated: self.maybe_duplicated.load(Relaxed),
         }
     }
 }

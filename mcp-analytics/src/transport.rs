@@ -123,6 +123,8 @@ impl Transport {
             (batch.body.clone(), None)
         };
         let mut attempt = 1;
+        // Whether an earlier attempt may have been processed although we saw no answer.
+        let mut maybe_delivered = false;
         loop {
             before_deadline(&self.deadline, self.pacer.wait_turn())
                 .await
@@ -147,6 +149,9 @@ impl Transport {
                     if status.is_success() {
                         let body = response.bytes().await.unwrap_or_default();
                         acknowledge(batch, &body);
+                        if maybe_delivered {
+                            Counters::add(&COUNTERS.maybe_duplicated, batch.events);
+                        }
                         return Ok(());
                     }
                     if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -158,7 +163,12 @@ impl Transport {
                     }
                     (retry_after(response.headers()), format!("HTTP {status}"))
                 }
-                Err(error) => (None, error.without_url().to_string()),
+                Err(error) => {
+                    // A failed connection sent nothing; a timeout or a connection lost after
+                    // sending leaves the outcome unknown.
+                    maybe_delivered |= !error.is_connect();
+                    (None, error.without_url().to_string())
+                }
             };
 
             if attempt >= self.max_attempts {
