@@ -183,6 +183,10 @@ pub(crate) fn shutdown(timeout: Duration) -> Result<(), Error> {
         Ok(abandoned) => {
             // It answered as its last act: joining takes no time.
             let _ = handle.thread.join();
+            // A handler that saw the pipeline running just before it stopped may have pushed
+            // after the worker's last drain: count such stragglers as dropped, so every event
+            // ends up sent, failed or dropped.
+            queue::discard_all();
             match abandoned {
                 0 => Ok(()),
                 n => Err(Error::Timeout {

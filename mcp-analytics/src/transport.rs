@@ -64,6 +64,9 @@ impl Transport {
             .timeout(config.request_timeout)
             .connect_timeout(config.connect_timeout)
             .user_agent(concat!("mcp-analytics/", env!("CARGO_PKG_VERSION")))
+            // rustls verifying against Mozilla's roots (webpki), the same on every machine,
+            // rather than whatever the host's store holds.
+            .tls_certs_only(webpki_roots())
             .build()?;
         let mut authorization = HeaderValue::try_from(format!("Bearer {}", config.token.expose()))
             .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
@@ -194,6 +197,13 @@ impl Transport {
             attempt += 1;
         }
     }
+}
+
+/// Mozilla's trusted root certificates, as shipped by the rustls project.
+fn webpki_roots() -> impl Iterator<Item = reqwest::Certificate> {
+    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+        .iter()
+        .filter_map(|der| reqwest::Certificate::from_der(der).ok())
 }
 
 /// Runs `future` to completion unless the shutdown deadline passes first.
@@ -355,6 +365,15 @@ fn report_refusal(batch: &Batch, status: StatusCode, body: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_webpki_root_is_usable() {
+        assert_eq!(
+            webpki_roots().count(),
+            webpki_root_certs::TLS_SERVER_ROOT_CERTS.len()
+        );
+        assert!(webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() > 100);
+    }
 
     #[test]
     fn backoff_grows_with_jitter_and_stays_capped() {
