@@ -221,3 +221,43 @@ fn init_works_inside_any_tokio_runtime_flavor() {
         assert_eq!(receiver.rows().len(), 23);
     });
 }
+
+#[test]
+fn a_shutdown_cut_short_reports_exactly_what_it_gave_up_in_time() {
+    in_own_process(
+        "a_shutdown_cut_short_reports_exactly_what_it_gave_up_in_time",
+        &[],
+        || {
+            let receiver = Receiver::start();
+            receiver.script([mcp_analytics_dev::Scripted::Hang]);
+            let analytics = builder_for(&receiver)
+                .queue_capacity(200_000)
+                .max_batch_age(Duration::from_millis(10))
+                .shutdown_timeout(Duration::from_millis(500))
+                .try_init()
+                .unwrap();
+            emit(1); // its request hangs
+            assert_eq!(
+                receiver.wait_for_requests(1, Duration::from_secs(5)).len(),
+                1
+            );
+            emit(100_000); // queued behind it
+
+            let started = std::time::Instant::now();
+            let result = analytics.shutdown();
+            let took = started.elapsed();
+            assert!(took <= Duration::from_millis(800), "{took:?}");
+            match result {
+                Err(mcp_analytics::Error::Timeout { undelivered, .. }) => {
+                    assert_eq!(undelivered, 100_001);
+                }
+                other => panic!("expected a timeout counting 100001 events, got {other:?}"),
+            }
+            let at_return = mcp_analytics::stats();
+            assert_eq!((at_return.sent, at_return.failed), (0, 100_001));
+            // The worker has stopped: nothing is counted after shutdown returned.
+            std::thread::sleep(Duration::from_millis(300));
+            assert_eq!(mcp_analytics::stats(), at_return);
+        },
+    );
+}

@@ -90,7 +90,7 @@ impl Default for Builder {
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(3),
-            max_attempts: 5,
+            max_attempts: 8,
             max_requests_per_second: 50,
             wait_for_ack: false,
             gzip: true,
@@ -261,7 +261,8 @@ impl Builder {
     }
 
     /// Most attempts per request, the first included, before its events count as failed.
-    /// Default: 5.
+    /// Default: 8, which rides out about 15 to 25 s of outage (backoff 200 ms doubling to 10 s,
+    /// jittered).
     ///
     /// ```
     /// let builder = mcp_analytics::builder().max_attempts(3);
@@ -458,7 +459,7 @@ fn check_datasource(name: &str) -> Result<(), Error> {
 
 /// `{base}/v0/events?name={datasource}`, from a base URL as users of the template write it.
 fn events_url(base: &str, datasource: &str, wait: bool) -> Result<Url, Error> {
-    let shown = base.split(['?', '#']).next().unwrap_or_default().to_owned();
+    let shown = shown_url(base);
     let invalid = |reason: String| Error::InvalidUrl {
         url: shown.clone(),
         reason,
@@ -497,6 +498,20 @@ fn events_url(base: &str, datasource: &str, wait: bool) -> Result<Url, Error> {
         url.query_pairs_mut().append_pair("wait", "true");
     }
     Ok(url)
+}
+
+/// The URL as an error may show it: without query, fragment or credentials, any of which may
+/// hold a token pasted in by mistake.
+fn shown_url(base: &str) -> String {
+    let base = base.trim().split(['?', '#']).next().unwrap_or_default();
+    let Some((scheme, rest)) = base.split_once("://") else {
+        return base.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => base.to_owned(),
+    }
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -591,7 +606,11 @@ mod tests {
                 "must not carry a query",
             ),
             (
-                "https://user:pw@api.tinybird.co",
+                "https://user:p.secret@api.tinybird.co",
+                "must not carry credentials",
+            ),
+            (
+                "https://p.secret@api.tinybird.co/x",
                 "must not carry credentials",
             ),
             ("https://", ""),

@@ -257,39 +257,44 @@ impl fmt::Display for ErrorText<'_> {
 pub(crate) fn bounded(value: &dyn fmt::Display, limit: usize) -> Box<str> {
     let mut out = Bounded {
         text: String::new(),
-        room: limit,
-        truncated: false,
+        limit,
     };
     // An error here is either our own "limit reached" or a misbehaving `Display`: keep what
     // was written either way.
-    let _ = write!(out, "{value}");
-    if out.truncated {
-        out.text.push('…');
+    if write!(out, "{value}").is_err() && out.text.len() > limit {
+        // Over the limit: cut so that the text and its ellipsis fit within it, whichever
+        // piece of the `Display` crossed it.
+        let mut cut = limit.saturating_sub(ELLIPSIS.len_utf8());
+        while !out.text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.text.truncate(cut);
+        out.text.push(ELLIPSIS);
     }
     out.text.into_boxed_str()
 }
 
+const ELLIPSIS: char = '…';
+
+/// Collects formatted text up to one byte past its limit (enough to know it was crossed), then
+/// stops the formatting.
 struct Bounded {
     text: String,
-    room: usize,
-    truncated: bool,
+    limit: usize,
 }
 
 impl fmt::Write for Bounded {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        if s.len() <= self.room {
+        let room = self.limit + 1 - self.text.len();
+        if s.len() < room {
             self.text.push_str(s);
-            self.room -= s.len();
             return Ok(());
         }
-        // Keep room for the ellipsis (3 bytes) so the result never exceeds the limit.
-        let mut cut = self.room.saturating_sub('…'.len_utf8()).min(s.len());
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
+        let mut end = room;
+        while !s.is_char_boundary(end) {
+            end += 1;
         }
-        self.text.push_str(&s[..cut]);
-        self.room = 0;
-        self.truncated = true;
+        self.text.push_str(&s[..end]);
         Err(fmt::Error)
     }
 }
@@ -310,6 +315,27 @@ mod tests {
         assert!(cut.len() <= 11, "{} bytes", cut.len());
         assert!(cut.ends_with('…'));
         assert_eq!(cut.trim_end_matches('…'), "éééé");
+    }
+
+    #[test]
+    fn bounded_cuts_text_written_in_pieces_within_the_limit() {
+        struct Pieces;
+        impl fmt::Display for Pieces {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&"a".repeat(10))?;
+                f.write_str("bb")?;
+                f.write_str("c")
+            }
+        }
+        // Exactly at the limit: whole, no ellipsis.
+        assert_eq!(&*bounded(&Pieces, 13), "aaaaaaaaaabbc");
+        // One byte over, after earlier pieces filled it: cut back to fit the ellipsis.
+        let cut = bounded(&Pieces, 12);
+        assert_eq!(&*cut, "aaaaaaaaa…");
+        assert!(cut.len() <= 12, "{}", cut.len());
+        for limit in 3..=14 {
+            assert!(bounded(&Pieces, limit).len() <= limit, "limit {limit}");
+        }
     }
 
     #[test]

@@ -35,7 +35,7 @@ pub(crate) fn try_init(builder: Builder) -> Result<Guard, Error> {
             queue.capacity()
         ));
     }
-    let handle = worker::spawn(config)?;
+    let handle = worker::spawn(config, queue::next_generation())?;
     queue::set_state(State::Running);
     *slot = Some(Running { handle });
     Ok(Guard {

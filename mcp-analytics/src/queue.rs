@@ -12,7 +12,7 @@
 
 use std::cell::Cell;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 
 use crossbeam_queue::ArrayQueue;
 use tokio::sync::Notify;
@@ -42,6 +42,9 @@ pub(crate) enum State {
 }
 
 static STATE: AtomicU8 = AtomicU8::new(State::Pending as u8);
+/// Which `init` the current worker belongs to. A worker that a timed-out shutdown left behind
+/// sees a newer generation and stops taking events, so one worker at most consumes the queue.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 static QUEUE: OnceLock<ArrayQueue<Event>> = OnceLock::new();
 static WORKER_IDLE: AtomicBool = AtomicBool::new(false);
 static QUEUE_FULL: diag::Once = diag::Once::new();
@@ -56,6 +59,15 @@ thread_local! {
 
 pub(crate) fn set_state(state: State) {
     STATE.store(state as u8, Relaxed);
+}
+
+/// Starts a new generation of worker; returns its number.
+pub(crate) fn next_generation() -> u64 {
+    GENERATION.fetch_add(1, Relaxed) + 1
+}
+
+pub(crate) fn generation() -> u64 {
+    GENERATION.load(Relaxed)
 }
 
 pub(crate) fn state() -> State {

@@ -21,6 +21,8 @@ pub struct Stats {
     /// Events not accepted: the queue was full, analytics was disabled, or it was shut down.
     pub dropped: u64,
     /// Events given up on: a non-retryable answer, every attempt used, or the shutdown deadline.
+    /// If an earlier attempt of theirs ended without an answer (a timeout), the service may
+    /// have stored them all the same.
     pub failed: u64,
     /// Requests sent again after a retryable failure.
     pub retried: u64,
@@ -30,7 +32,8 @@ pub struct Stats {
     pub quarantined: u64,
     /// Events delivered by a retry after an attempt whose result could not be known (it timed
     /// out or lost its connection after the request was sent): the service may hold them twice.
-    /// Every other event is delivered at most once.
+    /// An upper bound: the unanswered attempt often stored nothing. Every other event is
+    /// delivered at most once.
     pub maybe_duplicated: u64,
 }
 

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 
 use crate::batch::Batch;
-use crate::config::Config;
+use crate::config::{Config, Token};
 use crate::diag;
 use crate::stats::{COUNTERS, Counters};
 
@@ -36,6 +36,8 @@ pub(crate) struct Transport {
     client: reqwest::Client,
     url: Url,
     authorization: HeaderValue,
+    /// Kept only to scrub it from anything the service echoes back.
+    token: Token,
     gzip: bool,
     max_attempts: u32,
     pacer: Pacer,
@@ -76,6 +78,7 @@ impl Transport {
             client,
             url: config.events_url.clone(),
             authorization,
+            token: config.token.clone(),
             gzip: config.gzip,
             max_attempts: config.max_attempts,
             pacer: Pacer::new(config.min_request_interval),
@@ -101,7 +104,10 @@ impl Transport {
                         format_args!("an event is larger than the Events API accepts (413)"),
                     ),
                 },
-                Err(Failure::Refused { status, body }) => report_refusal(&batch, status, &body),
+                Err(Failure::Refused { status, body }) => {
+                    let body = body.replace(self.token.expose(), "<redacted>");
+                    report_refusal(&batch, status, &body);
+                }
                 Err(Failure::GaveUp { attempts, last }) => fail(
                     &batch,
                     format_args!("gave up after {attempts} attempts, the last: {last}"),
@@ -190,10 +196,11 @@ impl Transport {
                 Some(asked) => asked,
                 None => backoff(attempt),
             };
-            Counters::add(&COUNTERS.retried, 1);
             before_deadline(&self.deadline, tokio::time::sleep(delay))
                 .await
                 .ok_or(Failure::Deadline)?;
+            // Counted once it is really sent again, not when a deadline cuts the wait short.
+            Counters::add(&COUNTERS.retried, 1);
             attempt += 1;
         }
     }

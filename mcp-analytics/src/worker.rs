@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use crate::batch::{self, Batch};
 use crate::config::Config;
 use crate::queue;
+use crate::stats::{COUNTERS, Counters};
 use crate::transport::Transport;
 
 /// What the rest of the process asks of the worker.
@@ -33,9 +34,9 @@ pub(crate) struct Handle {
 /// Starts the worker thread and waits for it to confirm that its runtime is up, so `init`
 /// reports every failure. The runtime is built on the worker thread itself: a runtime dropped
 /// on the caller's thread would panic if that thread is inside an async context.
-pub(crate) fn spawn(config: Config) -> Result<Handle, crate::Error> {
+pub(crate) fn spawn(config: Config, generation: u64) -> Result<Handle, crate::Error> {
     let (deadline, deadline_seen) = watch::channel(None);
-    let transport = Transport::new(&config, deadline_seen)
+    let transport = Transport::new(&config, deadline_seen.clone())
         .map_err(|error| crate::Error::Worker(std::io::Error::other(error)))?;
     let (commands, inbox) = mpsc::unbounded_channel();
     let worker = Worker {
@@ -46,6 +47,8 @@ pub(crate) fn spawn(config: Config) -> Result<Handle, crate::Error> {
         abandoned: 0,
         idle_poll: config.limits.max_age,
         queue_capacity: config.queue_capacity,
+        deadline: deadline_seen,
+        generation,
     };
     let (started, confirmation) = std::sync::mpsc::sync_channel(1);
     let thread = std::thread::Builder::new()
@@ -92,7 +95,14 @@ struct Worker {
     /// Longest sleep with nothing pending: a wake-up lost to a race costs this much latency.
     idle_poll: Duration,
     queue_capacity: usize,
+    /// The shutdown deadline, once `shutdown` sets it.
+    deadline: watch::Receiver<Option<Instant>>,
+    /// The `init` this worker belongs to (see `queue::next_generation`).
+    generation: u64,
 }
+
+/// Pops between two looks at the clock while draining.
+const DEADLINE_CHECK_EVERY: usize = 1024;
 
 enum Wake {
     Command(Option<Command>),
@@ -152,12 +162,34 @@ impl Worker {
     }
 
     /// Moves queued events into batches. Takes at most one queue's worth per round, so busy
-    /// producers cannot keep the worker from shipping or answering commands.
+    /// producers cannot keep the worker from shipping or answering commands. Past the shutdown
+    /// deadline nothing more can ship, so the rest is counted, not encoded; a worker superseded
+    /// by a later `init` takes nothing.
     fn drain(&mut self) {
-        for _ in 0..self.queue_capacity {
+        if queue::generation() != self.generation {
+            return;
+        }
+        for popped in 0..self.queue_capacity {
+            if popped % DEADLINE_CHECK_EVERY == 0 && self.past_deadline() {
+                self.abandon_queued(self.queue_capacity - popped);
+                return;
+            }
             let Some(event) = queue::pop() else { break };
             self.ready.extend(self.builder.push(&event));
         }
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline
+            .borrow()
+            .is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
+    /// Takes up to `most` queued events and counts them as failed: the deadline passed.
+    fn abandon_queued(&mut self, most: usize) {
+        let abandoned = std::iter::from_fn(queue::pop).take(most).count();
+        Counters::add(&COUNTERS.failed, abandoned);
+        self.abandoned += abandoned;
     }
 
     /// Ships every closed batch.

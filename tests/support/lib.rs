@@ -6,7 +6,10 @@
 //! real Tinybird workspace does (token, datasource, `Content-Length`, gzip, NDJSON, the `mcp_logs`
 //! schema), and then some, so that a client bug shows up as a failed request rather than as
 //! silently ingested garbage. [`Receiver::script`] injects failures (error statuses with
-//! `Retry-After`, delays, hangs) to exercise the client's retry and timeout paths.
+//! `Retry-After`, delays, hangs, connection resets, or a seeded random mix of them:
+//! [`Scripted::random_mix`]) to exercise the client's retry and timeout paths, and
+//! [`Receiver::go_down`] / [`Receiver::go_up`] take the whole endpoint away and bring it back on
+//! the same port.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -19,7 +22,9 @@
 
 #![warn(missing_docs)]
 
+mod endpoint;
 mod model;
+mod rng;
 mod schema;
 mod server;
 mod state;
@@ -32,10 +37,11 @@ use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use endpoint::Endpoint;
 pub use model::{RequestLog, Row, Scripted};
 use state::{Config, ExitNotice, Planned, Shared};
 
@@ -53,6 +59,12 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 /// How long dropping a [`Receiver`] waits for its server thread before giving up on it.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long [`Receiver::go_down`] and [`Receiver::go_up`] wait for the server thread to comply.
+const TRANSITION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long [`Receiver::go_up`] keeps trying to bind its port while something else holds it.
+const REBIND_PATIENCE: Duration = Duration::from_secs(1);
+
 /// A running loopback Events API server. Dropping it (or [`Receiver::shutdown`]) stops it.
 ///
 /// The server runs on its own thread with its own single-threaded tokio runtime, so it works the
@@ -63,6 +75,8 @@ pub struct Receiver {
     addr: SocketAddr,
     /// `None` once stopped.
     server: Option<JoinHandle<()>>,
+    /// Serializes [`Receiver::go_down`] and [`Receiver::go_up`].
+    transitions: Mutex<()>,
 }
 
 /// Configures a [`Receiver`]; see [`Receiver::builder`].
@@ -154,6 +168,12 @@ impl Receiver {
         self.shared.lock().script.extend(planned);
     }
 
+    /// How many scripted answers are still waiting for their request: one is taken as soon as a
+    /// request reaches the handler, before anything is read of its body.
+    pub fn scripted_left(&self) -> usize {
+        self.shared.lock().script.len()
+    }
+
     /// Writes every accepted row's raw NDJSON line to `path`, one per line, in arrival order;
     /// e.g. to keep what a test or example sent for later inspection.
     ///
@@ -167,6 +187,94 @@ impl Receiver {
             ndjson.push('\n');
         }
         std::fs::write(path, ndjson)
+    }
+
+    /// Takes the endpoint down, as if the service had crashed: the listening socket is closed, so
+    /// connecting is refused ("connection refused", which a client knows sent nothing), and every
+    /// open connection is broken off with an RST, idle or mid-request. A request in flight gets
+    /// no answer and stores nothing (one held by [`Scripted::Hang`] or waiting in a
+    /// [`Scripted::Delay`] included; the latter is logged with status 0). Accepted rows, the
+    /// request log and the script are kept. Returns once the socket is closed and every
+    /// connection is gone; a no-op when already down.
+    ///
+    /// # Panics
+    ///
+    /// If the server thread does not comply within a few seconds.
+    #[track_caller]
+    pub fn go_down(&self) {
+        let _turn = self
+            .transitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.shared.want_up(false);
+        let store = self.shared.wait_until(TRANSITION_TIMEOUT, |store| {
+            store.server_exited || (!store.listening && store.open_connections == 0)
+        });
+        assert!(
+            store.server_exited || (!store.listening && store.open_connections == 0),
+            "the receiver did not go down within {TRANSITION_TIMEOUT:?} (listening: {}, open \
+             connections: {})",
+            store.listening,
+            store.open_connections
+        );
+    }
+
+    /// Brings the endpoint back after [`Receiver::go_down`], listening on the same port (so
+    /// [`Receiver::url`] is unchanged) and serving as before: rows, request log and script are
+    /// those of before. A no-op when already up.
+    ///
+    /// # Panics
+    ///
+    /// If [`Receiver::try_go_up`] fails.
+    #[track_caller]
+    pub fn go_up(&self) {
+        self.try_go_up()
+            .unwrap_or_else(|error| panic!("the receiver cannot go up again: {error}"));
+    }
+
+    /// Like [`Receiver::go_up`], reporting failure instead of panicking.
+    ///
+    /// The port is bound again at once: std's `TcpListener::bind` sets `SO_REUSEADDR` on Unix, on
+    /// the first socket as on this one, and Linux lets a socket with it bind over connections in
+    /// `TIME_WAIT` that inherited it from theirs (the receiver's unit tests check this with such
+    /// connections), so no `socket2` is needed. While the endpoint is down the port is free,
+    /// though, and another socket may take it in the meantime (an ephemeral port picked by the
+    /// system); binding is retried for about a second before giving up.
+    ///
+    /// # Errors
+    ///
+    /// If the port cannot be bound again, or the server thread has stopped or does not start
+    /// listening within a few seconds.
+    pub fn try_go_up(&self) -> io::Result<()> {
+        let _turn = self
+            .transitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.shared.availability().up {
+            return Ok(());
+        }
+        let bound = bind_again(self.addr)?;
+        bound.set_nonblocking(true)?;
+        self.shared.update(|store| store.handoff = Some(bound));
+        self.shared.want_up(true);
+        let store = self.shared.wait_until(TRANSITION_TIMEOUT, |store| {
+            store.server_exited || store.listening
+        });
+        if store.listening {
+            Ok(())
+        } else if store.server_exited {
+            Err(io::Error::other("the receiver's server has stopped"))
+        } else {
+            Err(io::Error::other(format!(
+                "the receiver did not listen again within {TRANSITION_TIMEOUT:?}"
+            )))
+        }
+    }
+
+    /// Whether the endpoint is up: true from the start until [`Receiver::go_down`], and again
+    /// after [`Receiver::go_up`].
+    pub fn is_up(&self) -> bool {
+        self.shared.availability().up
     }
 
     /// Stops the server and joins its thread, like dropping the receiver; reads better at the end
@@ -285,6 +393,7 @@ impl ReceiverBuilder {
         };
 
         let shared = Arc::new(Shared::new(config));
+        let endpoint = Endpoint::new(Arc::clone(&shared), listener, addr);
         let server = thread::Builder::new()
             .name(format!("events-api-receiver-{}", addr.port()))
             .spawn({
@@ -293,14 +402,31 @@ impl ReceiverBuilder {
                 // `run` drops the runtime before returning; only then does the notice go out.
                 move || {
                     let _exit_notice = exit_notice;
-                    server::run(runtime, listener, shared);
+                    server::run(runtime, endpoint, shared);
                 }
             })?;
         Ok(Receiver {
             shared,
             addr,
             server: Some(server),
+            transitions: Mutex::new(()),
         })
+    }
+}
+
+/// Binds `addr` again for [`Receiver::try_go_up`], retrying while the port is taken.
+fn bind_again(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let started = Instant::now();
+    loop {
+        match std::net::TcpListener::bind(addr) {
+            Err(error)
+                if error.kind() == io::ErrorKind::AddrInUse
+                    && started.elapsed() < REBIND_PATIENCE =>
+            {
+                thread::sleep(Duration::from_millis(20));
+            }
+            bound => return bound,
+        }
     }
 }
 

@@ -38,8 +38,10 @@ impl Row {
 /// What the receiver saw and answered for one HTTP request, rejected ones included.
 #[derive(Debug, Clone)]
 pub struct RequestLog {
-    /// The status code answered; `0` for a request held by [`Scripted::Hang`], which is never
-    /// answered (it is logged on arrival so a test can see it while it hangs).
+    /// The status code answered; `0` for a request never answered: one held by
+    /// [`Scripted::Hang`] (logged on arrival so a test can see it while it hangs), one reset by
+    /// [`Scripted::Reset`], or one waiting in a [`Scripted::Delay`] when the receiver went down.
+    /// [`RequestLog::detail`] says which.
     pub status: u16,
     /// The `name` query parameter as sent, whether or not it names a configured datasource.
     pub datasource: Option<String>,
@@ -66,6 +68,12 @@ pub struct RequestLog {
 ///
 /// Scripted answers are consumed in order, one per incoming request (whatever its path or
 /// method), before the request is validated.
+///
+/// What the client can know afterwards differs: a [`Scripted::Status`] is an answer, and stores
+/// nothing; [`Scripted::Hang`] and [`Scripted::Reset`] leave the client without an answer
+/// although nothing was stored; a [`Scripted::Delay`] longer than the client's timeout leaves it
+/// without an answer although the rows *were* stored. A client that retries in the last case
+/// makes a duplicate, and cannot tell the cases apart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scripted {
     /// Answer with this status, an optional `Retry-After` header and this body (sent as
@@ -78,10 +86,29 @@ pub enum Scripted {
         /// The response body; should be JSON, like Tinybird's error bodies.
         body: String,
     },
-    /// Wait this long, then process the request normally.
+    /// Process the request normally: a no-op entry, e.g. to let one request through between
+    /// failures.
+    Accept,
+    /// Receive the request (head and whole body), wait this long, then process it normally.
+    ///
+    /// The waiting and processing happen even if the client stops waiting: rows of a request
+    /// whose client timed out (or closed the connection) are still stored, late, like a slow
+    /// service that received the request does; the answer then goes nowhere. A client that
+    /// retries after its timeout thus gets the rows stored twice: this is how a duplicate is made.
+    /// Only [`crate::Receiver::go_down`] during the wait cancels it (nothing stored).
     Delay(Duration),
-    /// Never answer: hold the request until the receiver shuts down.
+    /// Never answer: hold the request until the receiver shuts down (then answer 503) or goes
+    /// down (then break the connection). Nothing is stored, even if the client gives up.
     Hang,
+    /// Read the request head and the first chunk of the body that arrives (part of the body,
+    /// unless it is small enough to arrive at once), then reset the connection (an RST, through
+    /// `SO_LINGER` 0) without answering. Nothing is stored. The client sees a connection error
+    /// after having sent its request, or while sending it: it cannot know whether the request
+    /// was processed.
+    ///
+    /// Logged with status 0 and a [`RequestLog::detail`] of the form `reset after reading R of
+    /// B body bytes (Scripted::Reset)`.
+    Reset,
 }
 
 impl Scripted {
@@ -100,6 +127,55 @@ impl Scripted {
             status,
             retry_after: Some(retry_after.into()),
             body: scripted_error_body(status),
+        }
+    }
+
+    /// `n` answers drawn from a mix of transient faults and successes, the same for the same
+    /// `seed` on every run and platform (SplitMix64). Every answer is one a correct client
+    /// eventually gets past by retrying: nothing final (no 4xx but 429, no 413), no
+    /// [`Scripted::Hang`], and delays short of any sane client timeout, so that "nothing lost"
+    /// is checkable; only the client's retry budget decides whether a batch gets through.
+    ///
+    /// Weights, out of 100:
+    ///
+    /// | answer | weight |
+    /// | --- | --- |
+    /// | [`Scripted::Accept`] | 55 |
+    /// | [`Scripted::Delay`] of 1 to 200 ms, then accept | 15 |
+    /// | 429 with `Retry-After: 0` | 5 |
+    /// | 429 with `Retry-After: 1` | 1 |
+    /// | 500, 502, 503, 504 | 3 each |
+    /// | [`Scripted::Reset`] | 12 |
+    ///
+    /// So 70 % of answers store the rows ([`Scripted::stores_rows`]) and 30 % make the client
+    /// retry. A batch is lost (counted failed) only if as many answers in a row as the client's
+    /// attempts refuse it: check the longest run of refusals in the mix used, e.g.
+    /// `mix.split(Scripted::stores_rows).map(<[_]>::len).max()`.
+    pub fn random_mix(seed: u64, n: usize) -> Vec<Scripted> {
+        let mut rng = crate::rng::SplitMix64::new(seed);
+        (0..n)
+            .map(|_| match rng.below(100) {
+                0..55 => Scripted::Accept,
+                55..70 => Scripted::Delay(Duration::from_millis(1 + rng.below(200))),
+                70..75 => Scripted::retry_after(429, "0"),
+                75..76 => Scripted::retry_after(429, "1"),
+                76..79 => Scripted::status(500),
+                79..82 => Scripted::status(502),
+                82..85 => Scripted::status(503),
+                85..88 => Scripted::status(504),
+                _ => Scripted::Reset,
+            })
+            .collect()
+    }
+
+    /// Whether a correct client's request answered this way has its rows stored (at once or,
+    /// for a [`Scripted::Delay`], late): [`Scripted::Accept`], [`Scripted::Delay`] and a
+    /// [`Scripted::Status`] of 2xx.
+    pub fn stores_rows(&self) -> bool {
+        match self {
+            Scripted::Accept | Scripted::Delay(_) => true,
+            Scripted::Status { status, .. } => (200..300).contains(status),
+            Scripted::Hang | Scripted::Reset => false,
         }
     }
 }

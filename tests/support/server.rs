@@ -1,7 +1,9 @@
 //! The HTTP side: the server loop and the one handler that enforces the Events API contract.
 //!
 //! Every request goes through [`handle`] (a router fallback rather than a route) so that wrong
-//! paths and methods are answered, and logged, by the same code as everything else.
+//! paths and methods are answered, and logged, by the same code as everything else. The listening
+//! socket and the connections belong to [`Endpoint`], which can take the endpoint down and up
+//! again and break a connection from outside hyper.
 
 use std::future::IntoFuture;
 use std::io::Read;
@@ -11,15 +13,16 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use flate2::read::MultiGzDecoder;
-use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 
 use crate::RequestLog;
+use crate::endpoint::{Break, ConnHandle, Endpoint};
 use crate::schema::{self, Batch};
 use crate::state::{Config, Planned, Shared};
 
@@ -37,16 +40,17 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves until shutdown is requested, then gives in-flight requests [`SHUTDOWN_GRACE`] to finish.
 /// Runs on the receiver's own thread; returns when the server is down.
-pub(crate) fn run(runtime: Runtime, listener: TcpListener, shared: Arc<Shared>) {
+pub(crate) fn run(runtime: Runtime, endpoint: Endpoint, shared: Arc<Shared>) {
     let app = Router::new()
         .fallback(handle)
-        .with_state(Arc::clone(&shared));
+        .with_state(Arc::clone(&shared))
+        .into_make_service_with_connect_info::<ConnHandle>();
     runtime.block_on(async move {
         let graceful_signal = {
             let shared = Arc::clone(&shared);
             async move { shared.shutdown_requested().await }
         };
-        let server = axum::serve(listener, app).with_graceful_shutdown(graceful_signal);
+        let server = axum::serve(endpoint, app).with_graceful_shutdown(graceful_signal);
         // Graceful shutdown waits for every open connection, and a client may keep one open
         // mid-request forever; the deadline bounds that wait.
         let deadline = async {
@@ -115,8 +119,31 @@ fn json_response(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
+/// Breaks the request's connection and returns an answer that can never be written: hyper fails
+/// writing its head, drops the connection, and the client gets an RST instead of an answer.
+fn abort(connection: Option<&ConnHandle>, how: Break) -> Response {
+    match connection {
+        Some(connection) => {
+            connection.break_off(how);
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+        // Every connection comes from `Endpoint`, which provides the handle; should that change,
+        // an answer is the next best thing.
+        None => {
+            Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "connection broken off").into_response()
+        }
+    }
+}
+
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let received_at = Instant::now();
+    // Taken before anything can wait: a request notices the endpoint going down (and up again)
+    // by comparing with this.
+    let downs = shared.availability().downs;
+    let connection = request
+        .extensions()
+        .get::<ConnectInfo<ConnHandle>>()
+        .map(|ConnectInfo(connection)| connection.clone());
     let (parts, mut body) = request.into_parts();
     let query = parse_query(parts.uri.query());
     let mut entry = log_entry(&parts.headers, query.as_deref().ok(), received_at);
@@ -137,21 +164,105 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             entry.detail = Some("scripted answer".to_owned());
             shared.record(entry, Vec::new());
             discard_body(&mut body).await;
-            return response;
+            response
         }
         Some(Planned::Hang) => {
             // Logged now, with status 0, so a test can observe the request while it hangs.
             entry.detail = Some("held unanswered (Scripted::Hang)".to_owned());
             shared.record(entry, Vec::new());
-            shared.shutdown_requested().await;
-            return Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "receiver shut down")
-                .into_response();
+            tokio::select! {
+                () = shared.shutdown_requested() => {
+                    Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "receiver shut down")
+                        .into_response()
+                }
+                () = shared.went_down_since(downs) => abort(connection.as_ref(), Break::Down),
+            }
         }
-        Some(Planned::Delay(delay)) => tokio::time::sleep(delay).await,
-        None => {}
+        Some(Planned::Reset) => {
+            // The head is read; take the first chunk of the body that arrives, no more, and
+            // reset without answering. Nothing is stored.
+            let read = match next_chunk(&mut body).await {
+                Some(Ok(chunk)) => chunk.len(),
+                Some(Err(_)) | None => 0,
+            };
+            entry.detail = Some(format!(
+                "reset after reading {read} of {} body bytes (Scripted::Reset)",
+                entry.body_bytes
+            ));
+            shared.record(entry, Vec::new());
+            abort(connection.as_ref(), Break::Reset)
+        }
+        Some(Planned::Delay(delay)) => {
+            // A slow service still processes a request whose client stopped waiting: a task of
+            // its own receives the request whole, waits and ingests it, so that the client going
+            // away (which makes hyper drop this handler) does not cancel it. Rows of a request
+            // whose client timed out are stored all the same: that is how a retry makes a
+            // duplicate. Only the endpoint going down cancels it.
+            let task = tokio::spawn({
+                let shared = Arc::clone(&shared);
+                let mut lost = entry.clone();
+                async move {
+                    tokio::select! {
+                        // First: a body cut off by going down is the receiver's doing.
+                        biased;
+                        () = shared.went_down_since(downs) => {
+                            lost.detail = Some(
+                                "dropped unanswered: the receiver went down (Scripted::Delay)"
+                                    .to_owned(),
+                            );
+                            shared.record(lost, Vec::new());
+                            None
+                        }
+                        response = delayed(&shared, parts, query, body, entry, delay) => {
+                            Some(response)
+                        }
+                    }
+                }
+            });
+            match task.await {
+                Ok(Some(response)) => response,
+                Ok(None) | Err(_) => abort(connection.as_ref(), Break::Down),
+            }
+        }
+        Some(Planned::Accept) | None => process(&shared, &parts, query, body, entry).await,
     }
+}
 
-    let (response, rows) = match ingest(&shared.config, &parts, query, &mut body).await {
+/// [`Planned::Delay`]: receives the whole body (unless the headers already reject it), waits,
+/// then processes the request.
+async fn delayed(
+    shared: &Shared,
+    parts: Parts,
+    query: Result<Vec<(String, String)>, String>,
+    mut body: Body,
+    mut entry: RequestLog,
+    delay: Duration,
+) -> Response {
+    let max = shared.config.max_body_bytes;
+    if declared_length(&parts.headers).is_some_and(|length| length <= max) {
+        match read_body(&mut body, max).await {
+            Ok(wire) => body = Body::from(wire),
+            Err(rejection) => {
+                entry.status = rejection.status.as_u16();
+                entry.detail = Some(rejection.message.clone());
+                shared.record(entry, Vec::new());
+                return rejection.into_response();
+            }
+        }
+    }
+    tokio::time::sleep(delay).await;
+    process(shared, &parts, query, body, entry).await
+}
+
+/// What the receiver does with a request nothing is scripted for: validate, ingest, log, answer.
+async fn process(
+    shared: &Shared,
+    parts: &Parts,
+    query: Result<Vec<(String, String)>, String>,
+    mut body: Body,
+    mut entry: RequestLog,
+) -> Response {
+    let (response, rows) = match ingest(&shared.config, parts, query, &mut body).await {
         Ok(Ingested { wait, batch }) => {
             let status = if wait {
                 StatusCode::OK

@@ -1,6 +1,7 @@
 //! The state shared by [`crate::Receiver`] (the test's side) and the server thread.
 
 use std::collections::VecDeque;
+use std::net::TcpListener;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -26,8 +27,10 @@ pub(crate) enum Planned {
         retry_after: Option<HeaderValue>,
         body: String,
     },
+    Accept,
     Delay(Duration),
     Hang,
+    Reset,
 }
 
 impl Planned {
@@ -52,8 +55,10 @@ impl Planned {
                 }),
                 body,
             },
+            Scripted::Accept => Planned::Accept,
             Scripted::Delay(delay) => Planned::Delay(delay),
             Scripted::Hang => Planned::Hang,
+            Scripted::Reset => Planned::Reset,
         }
     }
 }
@@ -67,6 +72,18 @@ pub(crate) struct Shared {
     changed: Condvar,
     /// Flips to `true` once, when the receiver shuts down.
     shutdown: watch::Sender<bool>,
+    /// Whether the test wants the endpoint up; see [`Availability`].
+    availability: watch::Sender<Availability>,
+}
+
+/// What [`crate::Receiver::go_down`] and [`crate::Receiver::go_up`] ask of the server thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Availability {
+    /// Whether the endpoint should listen and serve.
+    pub(crate) up: bool,
+    /// How many times it was taken down: a request in flight compares it with the value it
+    /// started under, so that it notices a down-and-up-again it did not see happen.
+    pub(crate) downs: u64,
 }
 
 #[derive(Default)]
@@ -76,6 +93,13 @@ pub(crate) struct Store {
     pub(crate) script: VecDeque<Planned>,
     /// Set when the server thread ends, however it ends; see [`ExitNotice`].
     pub(crate) server_exited: bool,
+    /// Whether the server thread holds a listening socket (reported by the server thread).
+    pub(crate) listening: bool,
+    /// Accepted connections not yet closed.
+    pub(crate) open_connections: usize,
+    /// A socket bound by [`crate::Receiver::go_up`] on the caller's thread (so that a bind error
+    /// is the caller's), for the server thread to listen on.
+    pub(crate) handoff: Option<TcpListener>,
 }
 
 impl Shared {
@@ -85,6 +109,7 @@ impl Shared {
             store: Mutex::default(),
             changed: Condvar::new(),
             shutdown: watch::Sender::new(false),
+            availability: watch::Sender::new(Availability { up: true, downs: 0 }),
         }
     }
 
@@ -113,6 +138,46 @@ impl Shared {
     pub(crate) async fn shutdown_requested(&self) {
         // The sender lives as long as `self`, so this only returns once the flag is set.
         let _ = self.shutdown.subscribe().wait_for(|&stop| stop).await;
+    }
+
+    /// Changes the store under its lock, then wakes the waiters.
+    pub(crate) fn update(&self, change: impl FnOnce(&mut Store)) {
+        change(&mut self.lock());
+        self.changed.notify_all();
+    }
+
+    pub(crate) fn availability(&self) -> Availability {
+        *self.availability.borrow()
+    }
+
+    /// Sets whether the endpoint should be up; `false` counts one more time down. Returns
+    /// whether that changed anything.
+    pub(crate) fn want_up(&self, up: bool) -> bool {
+        self.availability.send_if_modified(|wanted| {
+            if wanted.up == up {
+                return false;
+            }
+            wanted.up = up;
+            if !up {
+                wanted.downs += 1;
+            }
+            true
+        })
+    }
+
+    pub(crate) fn watch_availability(&self) -> watch::Receiver<Availability> {
+        self.availability.subscribe()
+    }
+
+    /// Completes once the endpoint has gone down after `downs` downs (i.e. at least once more);
+    /// never otherwise.
+    pub(crate) async fn went_down_since(&self, downs: u64) {
+        // The sender lives as long as `self`, so this only returns once it happened.
+        let _ = self
+            .availability
+            .subscribe()
+            .wait_for(|wanted| wanted.downs != downs)
+            .await;
     }
 
     pub(crate) fn next_planned(&self) -> Option<Planned> {

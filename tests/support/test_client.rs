@@ -94,9 +94,19 @@ impl HttpRequest {
 
     /// Sends the request to `addr`; usable from a thread that does not own the receiver.
     pub(crate) fn try_send_to(&self, addr: SocketAddr) -> io::Result<HttpResponse> {
+        self.try_send_with_timeout(addr, IO_TIMEOUT)
+    }
+
+    /// Like [`HttpRequest::try_send_to`], giving up on any single read or write after `timeout`
+    /// (and then closing the connection), as a client with a request timeout does.
+    pub(crate) fn try_send_with_timeout(
+        &self,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> io::Result<HttpResponse> {
         let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
-        stream.set_read_timeout(Some(IO_TIMEOUT))?;
-        stream.set_write_timeout(Some(IO_TIMEOUT))?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
 
         let mut head = format!(
             "{} {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",

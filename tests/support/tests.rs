@@ -530,3 +530,308 @@ fn percentile_uses_nearest_rank() {
     assert_eq!(percentile(&[15.0, 20.0, 35.0, 40.0, 50.0], 50.0), 35.0);
     assert!(percentile(&[], 50.0).is_nan());
 }
+
+#[test]
+fn scripted_accept_processes_normally_and_takes_its_turn() {
+    let receiver = Receiver::start();
+    receiver.script([Scripted::Accept, Scripted::status(503)]);
+    assert_eq!(receiver.scripted_left(), 2);
+    assert_eq!(post(&receiver, &one_row()).status, 202);
+    assert_eq!(receiver.scripted_left(), 1);
+    assert_eq!(post(&receiver, &one_row()).status, 503);
+    assert_eq!(receiver.scripted_left(), 0);
+    assert_eq!(post(&receiver, &one_row()).status, 202);
+    assert_eq!(receiver.rows().len(), 2);
+}
+
+#[test]
+fn a_delay_longer_than_the_clients_patience_still_stores_the_rows() {
+    let receiver = Receiver::start();
+    let delay = Duration::from_secs(1);
+    receiver.script([Scripted::Delay(delay)]);
+    let started = Instant::now();
+
+    // The client gives up after 100 ms and closes its connection.
+    let outcome = HttpRequest::events(&receiver, "name=mcp_logs", &one_row())
+        .try_send_with_timeout(receiver.addr, Duration::from_millis(100));
+    let error = outcome.expect_err("answered before the delay");
+    assert!(
+        matches!(
+            error.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{error}"
+    );
+    assert!(receiver.rows().is_empty(), "stored before the delay");
+
+    // The service still processes what it received: the row lands, late.
+    let rows = receiver.wait_for_rows(1, WAIT);
+    assert_eq!(rows.len(), 1);
+    assert!(started.elapsed() >= delay, "{:?}", started.elapsed());
+    let logged = &receiver.requests()[0];
+    assert_eq!((logged.status, logged.rows), (202, 1));
+}
+
+/// The `R` and `B` of a reset's log detail, `reset after reading R of B body bytes ...`.
+fn reset_read_of(detail: &str) -> (usize, usize) {
+    let numbers: Vec<usize> = detail
+        .split(' ')
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    assert!(
+        detail.starts_with("reset after reading") && numbers.len() == 2,
+        "{detail}"
+    );
+    (numbers[0], numbers[1])
+}
+
+#[test]
+fn scripted_reset_breaks_the_connection_mid_body_without_answering() {
+    let receiver = Receiver::start();
+    receiver.script([Scripted::Reset]);
+    // 8 MiB (under the 10 MiB limit): far more than one read, so the reset comes mid-body while
+    // the client is still writing.
+    let body = ndjson(&vec![
+        line(
+            "s",
+            "info",
+            json!({ "padding": "x".repeat(1000) })
+        );
+        8 * 1024
+    ]);
+    let outcome = HttpRequest::events(&receiver, "name=mcp_logs", &body).try_send_to(receiver.addr);
+
+    let error = outcome.expect_err("a reset request got an answer");
+    assert!(
+        matches!(
+            error.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{error}"
+    );
+    let logged = &receiver.requests()[0];
+    assert_eq!((logged.status, logged.rows), (0, 0));
+    let (read, declared) = reset_read_of(logged.detail.as_deref().unwrap_or_default());
+    assert_eq!(declared, body.len());
+    assert!(0 < read && read < declared, "read {read} of {declared}");
+    assert!(receiver.rows().is_empty());
+
+    // The script is used up: the next request, on a new connection, goes through.
+    assert_eq!(post(&receiver, &one_row()).status, 202);
+    assert_eq!(receiver.rows().len(), 1);
+}
+
+#[test]
+fn scripted_reset_of_a_small_request_is_an_rst_instead_of_an_answer() {
+    let receiver = Receiver::start();
+    receiver.script([Scripted::Reset]);
+    let error = HttpRequest::events(&receiver, "name=mcp_logs", &one_row())
+        .try_send_to(receiver.addr)
+        .expect_err("a reset request got an answer");
+    // An RST, not an orderly close: reading fails rather than ending.
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset, "{error}");
+    assert_eq!(receiver.requests()[0].status, 0);
+    assert!(receiver.rows().is_empty());
+}
+
+#[test]
+fn going_down_refuses_connections_and_going_up_serves_again_on_the_same_port() {
+    let receiver = Receiver::start();
+    let url = receiver.url();
+    // `Connection: close` answers make the server close first: its side of each connection
+    // lingers in TIME_WAIT on the port, which binding again must not mind.
+    for _ in 0..3 {
+        assert_eq!(post(&receiver, &one_row()).status, 202);
+    }
+    assert!(receiver.is_up());
+
+    receiver.go_down();
+    assert!(!receiver.is_up());
+    let refused = std::net::TcpStream::connect(receiver.addr).expect_err("connected while down");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    // The port is free for an immediate bind (std sets SO_REUSEADDR), TIME_WAIT or not.
+    drop(std::net::TcpListener::bind(receiver.addr).expect("the port binds again at once"));
+    receiver.go_down(); // already down: a no-op
+
+    receiver.go_up();
+    assert!(receiver.is_up());
+    assert_eq!(receiver.url(), url);
+    assert_eq!(post(&receiver, &one_row()).status, 202);
+    receiver.go_up(); // already up: a no-op
+
+    // What came before is kept.
+    assert_eq!(receiver.rows().len(), 4);
+    assert_eq!(receiver.requests().len(), 4);
+
+    // And again: down and up as often as a test needs.
+    receiver.go_down();
+    receiver.go_up();
+    assert_eq!(post(&receiver, &one_row()).status, 202);
+    assert_eq!(receiver.rows().len(), 5);
+}
+
+#[test]
+fn going_down_breaks_open_connections_and_requests_in_flight() {
+    use std::io::Read;
+
+    let receiver = Receiver::start();
+    // An idle connection, a request held by Hang, one waiting in a Delay.
+    let mut idle = std::net::TcpStream::connect(receiver.addr).unwrap();
+    idle.set_read_timeout(Some(WAIT)).unwrap();
+    receiver.script([Scripted::Hang, Scripted::Delay(Duration::from_secs(30))]);
+    let addr = receiver.addr;
+    let hanging = thread::spawn(move || {
+        HttpRequest::new("POST", "/v0/events?name=mcp_logs")
+            .header("Authorization", "Bearer test-token")
+            .body(one_row().as_bytes())
+            .try_send_to(addr)
+    });
+    assert_eq!(receiver.wait_for_requests(1, WAIT).len(), 1);
+    let delayed = thread::spawn(move || {
+        HttpRequest::new("POST", "/v0/events?name=mcp_logs")
+            .header("Authorization", "Bearer test-token")
+            .body(one_row().as_bytes())
+            .try_send_to(addr)
+    });
+    // The delayed request is logged only once its delay ends: wait for it to take its answer.
+    let deadline = Instant::now() + WAIT;
+    while receiver.scripted_left() > 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        receiver.scripted_left(),
+        0,
+        "the delayed request never arrived"
+    );
+
+    let started = Instant::now();
+    receiver.go_down();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let mut buffer = [0; 16];
+    let idle_read = idle.read(&mut buffer);
+    assert!(
+        matches!(&idle_read, Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset),
+        "{idle_read:?}"
+    );
+    for (what, client) in [("hanging", hanging), ("delayed", delayed)] {
+        let outcome = client.join().expect("client thread panicked");
+        assert!(
+            matches!(&outcome, Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset),
+            "{what}: {outcome:?}"
+        );
+    }
+    assert!(receiver.rows().is_empty());
+    // The delay's task logs its request when it notices, maybe after the connection is gone.
+    let requests = receiver.wait_for_requests(2, WAIT);
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    assert!(requests.iter().all(|logged| logged.status == 0));
+    assert!(
+        requests[1]
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("went down"),
+        "{requests:?}"
+    );
+
+    // Up again, nothing of the cancelled delay lands later.
+    receiver.go_up();
+    assert_eq!(post(&receiver, &one_row()).status, 202);
+    assert_eq!(receiver.rows().len(), 1);
+}
+
+#[test]
+fn shutdown_while_down_stays_bounded() {
+    let receiver = Receiver::start();
+    receiver.go_down();
+    let started = Instant::now();
+    receiver.shutdown();
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn random_mix_is_reproducible_and_only_transient() {
+    let mix = Scripted::random_mix(42, 10_000);
+    assert_eq!(mix.len(), 10_000);
+    assert_eq!(mix, Scripted::random_mix(42, 10_000));
+    assert_ne!(mix, Scripted::random_mix(43, 10_000));
+    // A prefix of a longer mix: `n` only says where to stop.
+    assert_eq!(Scripted::random_mix(42, 100), mix[..100]);
+
+    let mut accepted = 0;
+    let mut kinds = std::collections::BTreeMap::new();
+    for scripted in &mix {
+        let kind = match scripted {
+            Scripted::Accept => "accept".to_owned(),
+            Scripted::Delay(delay) => {
+                assert!(
+                    (Duration::from_millis(1)..=Duration::from_millis(200)).contains(delay),
+                    "{delay:?}"
+                );
+                "delay".to_owned()
+            }
+            Scripted::Status {
+                status,
+                retry_after,
+                ..
+            } => {
+                assert!(
+                    matches!(status, 429 | 500 | 502 | 503 | 504),
+                    "non-retryable {status}"
+                );
+                assert_eq!(retry_after.is_some(), *status == 429);
+                format!("{status} {}", retry_after.as_deref().unwrap_or(""))
+            }
+            Scripted::Reset => "reset".to_owned(),
+            Scripted::Hang => panic!("a hang in the mix"),
+        };
+        *kinds.entry(kind).or_insert(0_usize) += 1;
+        accepted += usize::from(scripted.stores_rows());
+    }
+    // Every kind shows up, in about its documented proportion.
+    let expected = [
+        ("accept", 55),
+        ("delay", 15),
+        ("429 0", 5),
+        ("429 1", 1),
+        ("500 ", 3),
+        ("502 ", 3),
+        ("503 ", 3),
+        ("504 ", 3),
+        ("reset", 12),
+    ];
+    assert_eq!(kinds.len(), expected.len(), "{kinds:?}");
+    for (kind, percent) in expected {
+        let count = kinds[kind];
+        let ideal = percent * 100;
+        assert!(
+            count.abs_diff(ideal) <= ideal / 5 + 50,
+            "{kind}: {count} of 10000, expected about {ideal}"
+        );
+    }
+    assert!((6_700..=7_300).contains(&accepted), "{accepted}");
+
+    // The mixed answers go through the receiver as scripted.
+    let receiver = Receiver::start();
+    receiver.script(Scripted::random_mix(7, 40));
+    let mut statuses = Vec::new();
+    for scripted in Scripted::random_mix(7, 40) {
+        let outcome =
+            HttpRequest::events(&receiver, "name=mcp_logs", &one_row()).try_send_to(receiver.addr);
+        let status = outcome.map_or(0, |response| response.status);
+        let expected = match scripted {
+            Scripted::Accept | Scripted::Delay(_) => 202,
+            Scripted::Status { status, .. } => status,
+            Scripted::Reset | Scripted::Hang => 0,
+        };
+        assert_eq!(status, expected, "{scripted:?}");
+        statuses.push(status);
+    }
+    let stored = statuses.iter().filter(|&&status| status == 202).count();
+    assert_eq!(receiver.rows().len(), stored);
+}
