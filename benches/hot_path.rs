@@ -6,17 +6,15 @@
 //! room in the queue, the path every call takes in a healthy server (a full queue's drop path is
 //! cheaper, and would flatter the result).
 
+mod common;
+
 use std::future::Future;
-use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
 
+use common::timed;
 use criterion::{Criterion, criterion_group, criterion_main};
 use mcp_analytics::mcp_tool;
-
-/// Calls per timed run: well under the default queue capacity (16384).
-const RUN: u64 = 8_192;
 
 #[inline(never)]
 fn baseline(a: u64, b: u64) -> u64 {
@@ -51,23 +49,6 @@ fn poll_ready<F: Future>(future: F) -> F::Output {
         Poll::Ready(output) => output,
         Poll::Pending => unreachable!("the benchmarked futures never wait"),
     }
-}
-
-/// Times `iters` calls of `call` in runs that fit the queue, emptying it between runs.
-fn timed(iters: u64, mut call: impl FnMut(u64) -> u64) -> Duration {
-    let mut elapsed = Duration::ZERO;
-    let mut done = 0;
-    while done < iters {
-        let run = RUN.min(iters - done);
-        mcp_analytics::__private::discard_queued();
-        let started = Instant::now();
-        for i in 0..run {
-            black_box(call(black_box(i)));
-        }
-        elapsed += started.elapsed();
-        done += run;
-    }
-    elapsed
 }
 
 fn hot_path(c: &mut Criterion) {

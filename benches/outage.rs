@@ -15,17 +15,16 @@
 //!
 //! Besides criterion's own report, prints the median of each at the end.
 
-use std::hint::black_box;
+mod common;
+
 use std::net::TcpListener;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::Criterion;
 use mcp_analytics::{Guard, mcp_tool};
 use mcp_analytics_dev::{Receiver, Scripted};
 
-/// Calls per timed run: well under the default queue capacity (16384).
-const RUN: u64 = 8_192;
 /// Criterion's samples per benchmark; the medians are taken over these.
 const SAMPLES: usize = 50;
 
@@ -38,20 +37,9 @@ fn instrumented(a: u64, b: u64) -> u64 {
 /// Nanoseconds per call of each `iter_custom` invocation of the benchmark running now.
 static PER_CALL: Mutex<Vec<f64>> = Mutex::new(Vec::new());
 
-/// Times `iters` calls in runs that fit the queue, emptying it between runs.
+/// Times `iters` calls, keeping each invocation's figure for the medians.
 fn timed(iters: u64) -> Duration {
-    let mut elapsed = Duration::ZERO;
-    let mut done = 0;
-    while done < iters {
-        let run = RUN.min(iters - done);
-        mcp_analytics::__private::discard_queued();
-        let started = Instant::now();
-        for i in 0..run {
-            black_box(instrumented(black_box(i), 7));
-        }
-        elapsed += started.elapsed();
-        done += run;
-    }
+    let elapsed = common::timed(iters, |i| instrumented(i, 7));
     if iters > 0 {
         PER_CALL
             .lock()

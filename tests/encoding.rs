@@ -9,14 +9,15 @@
 //!
 //! All tests of this binary share one pipeline (it is process-global), like `tests/events.rs`.
 
+mod common;
+
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mcp_analytics::{MAX_ERROR_LEN, MAX_NAME_LEN, mcp_tool};
-use mcp_analytics_dev::{Receiver, Row};
+use mcp_analytics_dev::Row;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
@@ -25,20 +26,6 @@ use proptest::test_runner::{Config, TestRunner};
 const CASES: u32 = 64;
 /// Most flushes spent shrinking a failure.
 const SHRINK_STEPS: usize = 200;
-
-static RECEIVER: LazyLock<Receiver> = LazyLock::new(|| {
-    let receiver = Receiver::start();
-    let guard = mcp_analytics::builder()
-        .from_env(false)
-        .api_url(receiver.url())
-        .token(receiver.token())
-        .max_batch_age(Duration::from_millis(20))
-        .try_init()
-        .expect("analytics starts against the loopback receiver");
-    // The pipeline lives as long as the test binary; each property flushes what it needs.
-    std::mem::forget(guard);
-    receiver
-});
 
 // ---------------------------------------------------------------------------------------------
 // The handlers: each takes the text under test and a tag that identifies its call's row.
@@ -212,7 +199,7 @@ fn new_tag(property: &str) -> String {
 /// property's rows by tag.
 fn rows_by_tag(property: &str, tag_in: TagIn) -> HashMap<String, Vec<Row>> {
     mcp_analytics::flush(Duration::from_secs(30)).expect("flush");
-    let requests = RECEIVER.requests();
+    let requests = common::shared_receiver().requests();
     let refused: Vec<_> = requests
         .iter()
         .filter(|r| !(200..300).contains(&r.status) || r.quarantined > 0)
@@ -223,7 +210,7 @@ fn rows_by_tag(property: &str, tag_in: TagIn) -> HashMap<String, Vec<Row>> {
     );
     let prefix = format!("encoding-{property}-");
     let mut rows: HashMap<String, Vec<Row>> = HashMap::new();
-    for row in RECEIVER.rows() {
+    for row in common::shared_receiver().rows() {
         // Every line the receiver accepted parsed as a JSON object; check it once more here.
         let line: serde_json::Value = serde_json::from_str(&row.raw).expect("a JSON line");
         assert!(line.is_object(), "{}", row.raw);
@@ -248,7 +235,7 @@ fn check_property<S: Strategy>(
 ) where
     S::Value: fmt::Debug,
 {
-    LazyLock::force(&RECEIVER);
+    common::shared_receiver();
     let verdict = |rows: &HashMap<String, Vec<Row>>, tag: &str, input: &S::Value| match rows
         .get(tag)
         .map(Vec::as_slice)

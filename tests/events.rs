@@ -5,34 +5,22 @@
 //! All tests of this binary share one initialized pipeline (it is process-global); each test
 //! uses names of its own and reads back only its own rows.
 
+mod common;
+
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use mcp_analytics::{CallOutcome, in_session, mcp_prompt, mcp_resource, mcp_tool, with_session};
-use mcp_analytics_dev::{Receiver, Row};
-
-static RECEIVER: LazyLock<Receiver> = LazyLock::new(|| {
-    let receiver = Receiver::start();
-    let guard = mcp_analytics::builder()
-        .from_env(false)
-        .api_url(receiver.url())
-        .token(receiver.token())
-        .max_batch_age(Duration::from_millis(20))
-        .try_init()
-        .expect("analytics starts against the loopback receiver");
-    // The pipeline lives as long as the test binary; each test flushes what it needs.
-    std::mem::forget(guard);
-    receiver
-});
+use mcp_analytics_dev::Row;
 
 /// Flushes, then returns the rows whose tool, prompt or resource is `name`.
 fn rows_named(name: &str) -> Vec<Row> {
-    LazyLock::force(&RECEIVER);
+    common::shared_receiver();
     mcp_analytics::flush(Duration::from_secs(10)).expect("flush");
-    RECEIVER
+    common::shared_receiver()
         .rows()
         .into_iter()
         .filter(|row| {
@@ -63,7 +51,7 @@ fn add_ok(a: i64, b: i64) -> i64 {
 
 #[test]
 fn a_successful_call_records_every_field() {
-    LazyLock::force(&RECEIVER);
+    common::shared_receiver();
     let before = std::time::SystemTime::now();
     assert_eq!(add_ok(2, 3), 5);
     let row = only_row("add_ok");
@@ -591,7 +579,7 @@ fn every_call_is_exactly_one_event() {
 
 #[test]
 fn stats_account_for_every_recorded_event() {
-    LazyLock::force(&RECEIVER);
+    common::shared_receiver();
     for _ in 0..30 {
         add_ok(1, 1);
     }
@@ -602,5 +590,8 @@ fn stats_account_for_every_recorded_event() {
     assert_eq!(stats.dropped, 0, "{stats:?}");
     assert_eq!(stats.failed, 0, "{stats:?}");
     // Other tests run concurrently, so compare with what the receiver holds at least.
-    assert!(stats.sent as usize <= RECEIVER.rows().len(), "{stats:?}");
+    assert!(
+        stats.sent as usize <= common::shared_receiver().rows().len(),
+        "{stats:?}"
+    );
 }

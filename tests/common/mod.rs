@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use mcp_analytics::{Builder, Guard, Stats};
@@ -79,6 +79,22 @@ impl Drop for Scenario {
             let _ = analytics.shutdown();
         }
     }
+}
+
+/// One pipeline for the whole test binary, against its own receiver, started on first use: for
+/// tests that only record events and read back their own (distinct names, sessions).
+pub fn shared_receiver() -> &'static Receiver {
+    static RECEIVER: LazyLock<Receiver> = LazyLock::new(|| {
+        let receiver = Receiver::start();
+        let guard = builder_for(&receiver)
+            .max_batch_age(Duration::from_millis(20))
+            .try_init()
+            .expect("analytics starts against the loopback receiver");
+        // The pipeline lives as long as the test binary; tests flush what they need.
+        std::mem::forget(guard);
+        receiver
+    });
+    &RECEIVER
 }
 
 /// A builder pointed at `receiver`, ignoring the environment.
