@@ -21,6 +21,7 @@ use flate2::write::GzEncoder;
 use serde::Serialize;
 
 use crate::event::{Event, Kind, Outcome};
+use crate::request::ClientInfo;
 
 /// When a batch closes: whichever limit is reached first.
 #[derive(Debug, Clone, Copy)]
@@ -235,7 +236,7 @@ struct Record<'a> {
 fn encode_line(event: &Event, clock: &WallClock, scratch: &mut Scratch, out: &mut Vec<u8>) {
     let site = event.callsite;
     let name = event.name();
-    let error = event.error.as_deref().unwrap_or("");
+    let error = event.error();
     let of_kind = |kind: Kind| if site.kind == kind { name } else { "" };
 
     scratch.message.clear();
@@ -259,10 +260,10 @@ fn encode_line(event: &Event, clock: &WallClock, scratch: &mut Scratch, out: &mu
         message: &scratch.message,
         kind: site.kind.as_str(),
         outcome: event.outcome.as_str(),
-        duration_ms: duration_ms(event.duration),
+        duration_ms: duration_ms(event.duration()),
         error,
-        client_name: event.client.as_ref().map_or("", |client| client.name()),
-        client_version: event.client.as_ref().map_or("", |client| client.version()),
+        client_name: event.client().map_or("", ClientInfo::name),
+        client_version: event.client().map_or("", ClientInfo::version),
     };
     scratch.record.clear();
     // Serializing plain strings and numbers into a Vec cannot fail.
@@ -348,19 +349,22 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Callsite;
+    use crate::event::{Callsite, Details};
 
     static SITE: Callsite = Callsite::new(Kind::Tool, "add", "add_numbers", "my-server", "1.2.3");
 
     fn event(outcome: Outcome, error: Option<&str>) -> Event {
         Event {
             callsite: &SITE,
-            name: None,
             session: None,
-            client: None,
-            error: error.map(Box::from),
+            details: error.map(|error| {
+                Box::new(Details {
+                    error: Some(error.into()),
+                    ..Details::default()
+                })
+            }),
             started: CallInstant::now(),
-            duration: Duration::from_micros(1234),
+            duration_ns: 1_234_000,
             outcome,
         }
     }
