@@ -146,6 +146,17 @@ def parse_row(line: str) -> Row:
 # The receiver process
 
 
+def pump_lines(stream, lines: list[str], cond: threading.Condition) -> None:
+    """Appends each line of `stream` (without its newline) to `lines` under `cond`, waking its
+    waiters; wakes them once more at EOF, when the process is gone, so no wait outlives it."""
+    for line in stream:
+        with cond:
+            lines.append(line.rstrip("\n"))
+            cond.notify_all()
+    with cond:
+        cond.notify_all()
+
+
 class Receiver:
     """`target/debug/examples/receiver 0`: a strict loopback Events API, read from threads."""
 
@@ -214,12 +225,7 @@ class Receiver:
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._cond:
-                self._stderr.append(line.rstrip("\n"))
-                self._cond.notify_all()
-        with self._cond:  # EOF: the process is gone; wake the banner wait.
-            self._cond.notify_all()
+        pump_lines(self.proc.stderr, self._stderr, self._cond)
 
     @property
     def rows(self) -> list[Row]:

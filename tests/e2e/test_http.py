@@ -27,6 +27,7 @@ from e2e_support import (
     Row,
     assert_exactly_one_event_per_call,
     check_row_invariants,
+    pump_lines,
     utc_now,
 )
 
@@ -70,12 +71,7 @@ class HttpServer:
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._cond:
-                self._stderr.append(line.rstrip("\n"))
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
+        pump_lines(self.proc.stderr, self._stderr, self._cond)
 
     def _await_ready(self, timeout: float) -> None:
         banner = f"listening on {self.url}"
