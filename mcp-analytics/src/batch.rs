@@ -22,6 +22,7 @@ use serde::Serialize;
 
 use crate::event::{Event, Kind, Outcome};
 use crate::request::ClientInfo;
+use crate::session::SessionId;
 
 /// When a batch closes: whichever limit is reached first.
 #[derive(Debug, Clone, Copy)]
@@ -170,11 +171,22 @@ impl Builder {
     }
 }
 
-/// Buffers reused from one event to the next.
-#[derive(Default)]
+/// What encoding reuses from one event to the next: buffers, and the session of events that
+/// have none of their own.
 struct Scratch {
     record: Vec<u8>,
     message: String,
+    process_session: SessionId,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self {
+            record: Vec::new(),
+            message: String::new(),
+            process_session: crate::session::process_session_id(),
+        }
+    }
 }
 
 /// Maps the hot path's monotonic instants to wall-clock time through one simultaneous reading of
@@ -270,14 +282,11 @@ fn encode_line(event: &Event, clock: &WallClock, scratch: &mut Scratch, out: &mu
     let _ = serde_json::to_writer(&mut scratch.record, &record);
     let record = std::str::from_utf8(&scratch.record).unwrap_or_default();
 
-    let process_session;
-    let session = match &event.session {
-        Some(session) => session.as_str(),
-        None => {
-            process_session = crate::session::process_session_id();
-            process_session.as_str()
-        }
-    };
+    let session = event
+        .session
+        .as_ref()
+        .unwrap_or(&scratch.process_session)
+        .as_str();
     let line = Line {
         timestamp: Timestamp(clock.at(event.started)),
         session,

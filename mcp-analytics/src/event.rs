@@ -202,7 +202,7 @@ impl Call {
     pub fn in_session(mut self, session: &dyn fmt::Display) -> Self {
         let session = bounded(session, MAX_NAME_LEN);
         if !session.is_empty() {
-            self.session = Some(SessionId::from(String::from(session)));
+            self.session = Some(SessionId::from(&*session));
         }
         self
     }

@@ -10,13 +10,9 @@ use crate::worker::{self, Command, Handle};
 use crate::{Error, diag};
 
 /// The running worker, if any. Locked by `init`, `flush` and `shutdown` only, never by handlers.
-static WORKER: Mutex<Option<Running>> = Mutex::new(None);
+static WORKER: Mutex<Option<Handle>> = Mutex::new(None);
 
-struct Running {
-    handle: Handle,
-}
-
-fn worker_slot() -> MutexGuard<'static, Option<Running>> {
+fn worker_slot() -> MutexGuard<'static, Option<Handle>> {
     // The slot stays consistent whatever panicked while holding it: it is only ever replaced.
     WORKER.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -37,7 +33,7 @@ pub(crate) fn try_init(builder: Builder) -> Result<Guard, Error> {
     }
     let handle = worker::spawn(config, queue::next_generation())?;
     queue::set_state(State::Running);
-    *slot = Some(Running { handle });
+    *slot = Some(handle);
     Ok(Guard {
         armed: true,
         shutdown_timeout,
@@ -141,7 +137,7 @@ fn undelivered() -> u64 {
 
 pub(crate) fn flush(timeout: Duration) -> Result<(), Error> {
     let commands = match &*worker_slot() {
-        Some(running) => running.handle.commands.clone(),
+        Some(handle) => handle.commands.clone(),
         None if queue::state() == State::Pending => return Err(Error::NotInitialized),
         // Disabled or stopped: every event is already accounted for as dropped.
         None => return Ok(()),
@@ -161,7 +157,7 @@ pub(crate) fn flush(timeout: Duration) -> Result<(), Error> {
 
 pub(crate) fn shutdown(timeout: Duration) -> Result<(), Error> {
     let started = Instant::now();
-    let Some(Running { handle }) = worker_slot().take() else {
+    let Some(handle) = worker_slot().take() else {
         return Ok(());
     };
     // From here on, new events are dropped and counted, never stranded in the queue unseen.
