@@ -1,41 +1,193 @@
-//! The cost a handler pays for `#[mcp_tool]`: the same function with and without the
-//! attribute, sync and async, measured in one run.
+//! The cost a handler pays for being recorded: the same function uninstrumented, with
+//! `#[mcp_tool]`, with tracing's `#[instrument]` and with fastrace's `#[trace]`, sync and async,
+//! on one thread and on two threads calling at once, all in one run.
 //!
-//! Run: `cargo bench --bench hot_path`. Each sample times a run of calls short enough to fit in
-//! the queue, then empties the queue untimed: the figure is the cost of recording an event with
-//! room in the queue, the path every call takes in a healthy server (a full queue's drop path is
-//! cheaper, and would flatter the result).
+//! Run: `cargo bench --bench hot_path` (or `cargo xtask bench`, which runs every benchmark and
+//! writes `BENCHMARKS.md`).
+//!
+//! Every subject has a real consumer, so that no one takes a no-op fast path:
+//!
+//! - `mcp_tool`: events go onto the bounded queue. Each run of calls fits in it and it is emptied
+//!   untimed between runs, so every timed call takes the enqueue path a healthy server takes
+//!   (the full queue's drop path is cheaper, and would flatter the figure). No worker runs: the
+//!   worker's cost is the `pipeline` benchmark's subject.
+//! - `tracing`: `#[instrument(skip_all)]` under a `tracing_subscriber` registry with a layer
+//!   that records each span's name and duration when it closes. The layer uses the same clock
+//!   (quanta) and the same kind of bounded lock-free queue as mcp-analytics, emptied the same
+//!   way, so the difference is tracing's own machinery. `skip_all` spares tracing the recording
+//!   of arguments, which `#[mcp_tool]` does not do either.
+//! - `fastrace`: `#[trace]` with fastrace's collector running and a reporter that discards. The
+//!   calls run under a root span opened untimed before each run (as a server's request span
+//!   would be, and as fastrace's own benchmarks do), so each call records a child span; a run
+//!   fits in fastrace's span queue (10,240), so no span is dropped. Before each run, untimed,
+//!   `fastrace::flush()` lets the collector finish with the previous run's spans, as the other
+//!   subjects' buffers are emptied untimed.
+//!
+//! Async functions are polled once to completion without a runtime, as a runtime polls a ready
+//! handler, so that no executor's overhead hides the difference.
 
 mod common;
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::LazyLock;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
-use common::timed;
+use common::{Plain, Recorded, Subject, contended, timed};
 use criterion::{Criterion, criterion_group, criterion_main};
+use crossbeam_queue::ArrayQueue;
 use mcp_analytics::mcp_tool;
+use tracing::span::{Attributes, Id};
+use tracing::{Subscriber, instrument};
+use tracing_subscriber::layer::{Context as LayerContext, Layer};
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
 
-#[inline(never)]
-fn baseline(a: u64, b: u64) -> u64 {
+/// The work every subject does: trivial, so that the figures are the instrumentation's cost.
+#[inline(always)]
+fn work(a: u64, b: u64) -> u64 {
     a.wrapping_mul(31).wrapping_add(b)
 }
 
-#[mcp_tool]
 #[inline(never)]
-fn instrumented(a: u64, b: u64) -> u64 {
-    a.wrapping_mul(31).wrapping_add(b)
+fn baseline(a: u64, b: u64) -> u64 {
+    work(a, b)
 }
 
 #[inline(never)]
 async fn baseline_async(a: u64, b: u64) -> u64 {
-    a.wrapping_mul(31).wrapping_add(b)
+    work(a, b)
 }
 
 #[mcp_tool]
 #[inline(never)]
-async fn instrumented_async(a: u64, b: u64) -> u64 {
-    a.wrapping_mul(31).wrapping_add(b)
+fn mcp_tool_sync(a: u64, b: u64) -> u64 {
+    work(a, b)
+}
+
+#[mcp_tool]
+#[inline(never)]
+async fn mcp_tool_async(a: u64, b: u64) -> u64 {
+    work(a, b)
+}
+
+#[instrument(skip_all)]
+#[inline(never)]
+fn tracing_sync(a: u64, b: u64) -> u64 {
+    work(a, b)
+}
+
+#[instrument(skip_all)]
+#[inline(never)]
+async fn tracing_async(a: u64, b: u64) -> u64 {
+    work(a, b)
+}
+
+#[fastrace::trace]
+#[inline(never)]
+fn fastrace_sync(a: u64, b: u64) -> u64 {
+    work(a, b)
+}
+
+#[fastrace::trace]
+#[inline(never)]
+async fn fastrace_async(a: u64, b: u64) -> u64 {
+    work(a, b)
+}
+
+/// What the tracing layer records of a span: as much as an mcp-analytics event.
+struct SpanRecord {
+    _name: &'static str,
+    _duration: Duration,
+}
+
+/// Where the tracing layer puts its records: the same queue and capacity as mcp-analytics.
+static RECORDED_SPANS: LazyLock<ArrayQueue<SpanRecord>> =
+    LazyLock::new(|| ArrayQueue::new(2 * common::RUN as usize));
+
+/// A span's start, kept in its extensions until it closes.
+struct Started(quanta::Instant);
+
+/// A `tracing` layer that records every span's name and duration when it closes.
+struct RecordingLayer;
+
+impl<S> Layer<S> for RecordingLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, _attrs: &Attributes<'_>, id: &Id, ctx: LayerContext<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut()
+                .insert(Started(quanta::Instant::now()));
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: LayerContext<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        // Copied out, so that the extensions' lock is not held while pushing.
+        let Some(started) = span.extensions().get::<Started>().map(|started| started.0) else {
+            return;
+        };
+        let _ = RECORDED_SPANS.push(SpanRecord {
+            _name: span.metadata().name(),
+            _duration: started.elapsed(),
+        });
+    }
+}
+
+/// A function instrumented with tracing: each run starts with the layer's queue emptied.
+struct Traced<F>(F);
+
+impl<F: Fn(u64) -> u64 + Sync> Subject for Traced<F> {
+    type Run = ();
+
+    fn start_run(&self) {
+        while RECORDED_SPANS.pop().is_some() {}
+    }
+
+    #[inline]
+    fn call(&self, i: u64) -> u64 {
+        (self.0)(i)
+    }
+}
+
+/// A fastrace reporter that discards what the collector hands it.
+struct DiscardReporter;
+
+impl fastrace::collector::Reporter for DiscardReporter {
+    fn report(&mut self, spans: Vec<fastrace::prelude::SpanRecord>) {
+        drop(spans);
+    }
+}
+
+/// A function instrumented with fastrace: each run's calls record under a root span.
+struct FastTraced<F>(F);
+
+/// The root span of a run and its local-parent guard, dropped guard first.
+struct UnderRoot {
+    _guard: fastrace::local::LocalParentGuard,
+    _root: fastrace::Span,
+}
+
+impl<F: Fn(u64) -> u64 + Sync> Subject for FastTraced<F> {
+    type Run = UnderRoot;
+
+    fn start_run(&self) -> UnderRoot {
+        // The collector handles the previous run's spans now, untimed, as the other subjects'
+        // buffers are emptied untimed: otherwise its work would overlap (and slow) this run.
+        fastrace::flush();
+        let root = fastrace::Span::root("run", fastrace::prelude::SpanContext::random());
+        UnderRoot {
+            _guard: root.set_local_parent(),
+            _root: root,
+        }
+    }
+
+    #[inline]
+    fn call(&self, i: u64) -> u64 {
+        (self.0)(i)
+    }
 }
 
 /// Polls a future that completes without waiting, as a runtime's poll of a ready handler does,
@@ -51,22 +203,75 @@ fn poll_ready<F: Future>(future: F) -> F::Output {
     }
 }
 
-fn hot_path(c: &mut Criterion) {
-    let mut group = c.benchmark_group("call");
-    group.bench_function("sync/baseline", |b| {
-        b.iter_custom(|iters| timed(iters, |i| baseline(i, 7)));
-    });
-    group.bench_function("sync/mcp_tool", |b| {
-        b.iter_custom(|iters| timed(iters, |i| instrumented(i, 7)));
-    });
-    group.bench_function("async/baseline", |b| {
-        b.iter_custom(|iters| timed(iters, |i| poll_ready(baseline_async(i, 7))));
-    });
-    group.bench_function("async/mcp_tool", |b| {
-        b.iter_custom(|iters| timed(iters, |i| poll_ready(instrumented_async(i, 7))));
-    });
+/// Installs the peers' consumers: tracing's registry with the recording layer, and fastrace's
+/// collector with the discarding reporter. mcp-analytics needs nothing: without `init()` its
+/// events wait in the queue, which the runs empty.
+fn install_consumers() {
+    tracing_subscriber::registry().with(RecordingLayer).init();
+    fastrace::set_reporter(DiscardReporter, fastrace::collector::Config::default());
+}
+
+/// Benchmarks every subject with `time` (one thread or two) in group `group`.
+fn bench_all(c: &mut Criterion, group: &str, time: fn(u64, &dyn Timed) -> Duration) {
+    let mut group = c.benchmark_group(group);
+    let subjects: [(&str, &dyn Timed); 8] = [
+        ("sync/baseline", &Plain(|i| baseline(i, 7))),
+        ("sync/mcp_tool", &Recorded(|i| mcp_tool_sync(i, 7))),
+        ("sync/tracing", &Traced(|i| tracing_sync(i, 7))),
+        ("sync/fastrace", &FastTraced(|i| fastrace_sync(i, 7))),
+        (
+            "async/baseline",
+            &Plain(|i| poll_ready(baseline_async(i, 7))),
+        ),
+        (
+            "async/mcp_tool",
+            &Recorded(|i| poll_ready(mcp_tool_async(i, 7))),
+        ),
+        (
+            "async/tracing",
+            &Traced(|i| poll_ready(tracing_async(i, 7))),
+        ),
+        (
+            "async/fastrace",
+            &FastTraced(|i| poll_ready(fastrace_async(i, 7))),
+        ),
+    ];
+    for (name, subject) in subjects {
+        group.bench_function(name, |b| b.iter_custom(|iters| time(iters, subject)));
+    }
     group.finish();
 }
 
-criterion_group!(benches, hot_path);
+/// Object-safe timing, so that one table lists subjects of different types; the dynamic call
+/// happens once per run of calls, not once per call.
+trait Timed: Sync {
+    fn one_thread(&self, iters: u64) -> Duration;
+    fn two_threads(&self, iters: u64) -> Duration;
+}
+
+impl<S: Subject> Timed for S {
+    fn one_thread(&self, iters: u64) -> Duration {
+        timed(iters, self)
+    }
+
+    fn two_threads(&self, iters: u64) -> Duration {
+        contended(iters, self)
+    }
+}
+
+fn hot_path(c: &mut Criterion) {
+    install_consumers();
+    bench_all(c, "one_thread", |iters, subject| subject.one_thread(iters));
+    bench_all(c, "two_threads", |iters, subject| {
+        subject.two_threads(iters)
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = hot_path
+}
 criterion_main!(benches);

@@ -13,7 +13,8 @@
 //! - **hanging**: a receiver that accepts each request and never answers.
 //! - **down**: a loopback port nothing listens on: every connection is refused and retried.
 //!
-//! Besides criterion's own report, prints the median of each at the end.
+//! Besides criterion's own report, prints the median ns per call of each at the end (and hands
+//! them to `cargo xtask bench`).
 
 mod common;
 
@@ -39,7 +40,7 @@ static PER_CALL: Mutex<Vec<f64>> = Mutex::new(Vec::new());
 
 /// Times `iters` calls, keeping each invocation's figure for the medians.
 fn timed(iters: u64) -> Duration {
-    let elapsed = common::timed(iters, |i| instrumented(i, 7));
+    let elapsed = common::timed(iters, &common::Recorded(|i| instrumented(i, 7)));
     if iters > 0 {
         PER_CALL
             .lock()
@@ -102,7 +103,7 @@ fn main() {
             assert!(after.sent > before.sent, "the worker shipped meanwhile");
             assert_eq!(after.failed, before.failed);
         }
-        medians.push(("up (live receiver, 202)", median));
+        medians.push(("up", median));
         analytics.shutdown().expect("the receiver is up");
     }
 
@@ -123,7 +124,7 @@ fn main() {
             "the request is held: {held:?}"
         );
         let before = mcp_analytics::stats();
-        medians.push(("hanging (never answers)", bench(&mut c, "outage/hanging")));
+        medians.push(("hanging", bench(&mut c, "outage/hanging")));
         let after = mcp_analytics::stats();
         assert!(receiver.requests().iter().all(|r| r.status == 0));
         assert_eq!(after.sent, before.sent, "nothing was answered");
@@ -148,16 +149,14 @@ fn main() {
             assert!(after.retried > before.retried, "the worker was retrying");
             assert_eq!(after.sent, before.sent);
         }
-        medians.push(("down (connection refused)", median));
+        medians.push(("down", median));
         let _ = analytics.shutdown(); // times out, as it must
     }
 
     c.final_summary();
-    println!("\nmedian ns per instrumented sync call, same function, same run:");
-    for (endpoint, median) in medians {
-        match median {
-            Some(median) => println!("  {endpoint:<28} {median:>8.2}"),
-            None => println!("  {endpoint:<28} (filtered out)"),
-        }
-    }
+    let summary: serde_json::Map<String, serde_json::Value> = medians
+        .into_iter()
+        .map(|(endpoint, median)| (endpoint.to_owned(), median.into()))
+        .collect();
+    common::report("outage", &summary.into());
 }

@@ -245,18 +245,24 @@ fn both_orders_record_one_identical_event_per_call() {
 
     analytics.flush().unwrap();
     let rows = receiver.rows();
+    // A handler's rows, its successful calls first. Rows carry each call's time; their order
+    // in a batch is not the call order (rmcp serves calls on several threads, and each thread
+    // queues on a shard of its own).
     let named = |name: &str| -> Vec<Row> {
-        rows.iter()
+        let mut named: Vec<Row> = rows
+            .iter()
             .filter(|row| {
                 ["tool", "prompt", "resource"]
                     .iter()
                     .any(|key| row.record_str(key) == name)
             })
             .cloned()
-            .collect()
+            .collect();
+        named.sort_by_key(|row| row.record_str("outcome") != "ok");
+        named
     };
 
-    // Two calls each (one ok, one failing): two events each, in call order.
+    // Two calls each (one ok, one failing): two events each.
     for (above, below) in [
         ("echo_above", "echo_below"),
         ("sync_above", "sync_below"),

@@ -330,3 +330,90 @@ fn shutdown_with_a_hanging_endpoint_returns_within_its_deadline() {
     }
     assert_eq!(scenario.delta().failed, 5);
 }
+
+/// Waits until `condition` holds, checking every 5 ms; false if `timeout` passed first.
+fn eventually(timeout: Duration, condition: impl Fn() -> bool) -> bool {
+    let started = Instant::now();
+    while !condition() {
+        if started.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
+}
+
+#[test]
+fn the_next_batch_is_built_while_a_request_is_in_flight_and_no_more() {
+    let receiver = Receiver::start();
+    receiver.script([Scripted::Delay(Duration::from_millis(1_500))]);
+    let scenario = Scenario::start(receiver, |b| b.max_batch_events(100));
+    emit(100);
+    // The flush ships those 100 in one request, which the receiver holds.
+    let flush = std::thread::spawn(|| mcp_analytics::flush(Duration::from_secs(10)));
+    assert!(eventually(Duration::from_secs(5), || {
+        mcp_analytics::stats().queued == 0
+    }));
+    // From a fresh thread, so that its 1,024th push is the one that wakes the worker.
+    std::thread::spawn(|| emit(1_024)).join().unwrap();
+
+    // Meanwhile the worker takes exactly one more batch: the queue keeps the rest.
+    assert!(
+        eventually(Duration::from_secs(1), || mcp_analytics::stats().queued
+            == 924),
+        "queued: {}",
+        mcp_analytics::stats().queued
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        mcp_analytics::stats().queued,
+        924,
+        "one batch taken, no more"
+    );
+    assert!(
+        !flush.is_finished(),
+        "all of this happened while the first request was held"
+    );
+
+    flush.join().unwrap().expect("the flush finishes");
+    scenario.flush();
+    let rows: Vec<usize> = scenario
+        .receiver
+        .requests()
+        .iter()
+        .map(|r| r.rows)
+        .collect();
+    assert_eq!(rows.iter().sum::<usize>(), 1_124, "{rows:?}");
+    assert!(rows.iter().all(|&n| n <= 100), "{rows:?}");
+    assert_eq!(scenario.delta().sent, 1_124);
+}
+
+#[test]
+fn a_steady_stream_of_events_does_not_hold_a_flush_back() {
+    use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
+    let scenario = Scenario::start(Receiver::start(), |b| b.max_batch_events(200));
+    let streaming = AtomicBool::new(true);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while streaming.load(Relaxed) {
+                emit(1_024);
+            }
+        });
+        std::thread::sleep(Duration::from_millis(200));
+        let started = Instant::now();
+        let flushed = mcp_analytics::flush(Duration::from_secs(10));
+        let took = started.elapsed();
+        streaming.store(false, Relaxed);
+        flushed.expect("the flush is answered while events keep coming");
+        // A flush ships what was queued when it came, not what keeps arriving: a few batches.
+        assert!(took < Duration::from_secs(5), "{took:?}");
+    });
+    scenario.flush();
+    let enqueued = mcp_analytics::stats().enqueued - scenario.stats_before().enqueued;
+    assert_eq!(
+        scenario.delta().sent,
+        enqueued,
+        "every queued event was delivered"
+    );
+}

@@ -1,26 +1,116 @@
-//! What the benchmarks share: timing instrumented calls on the accept path.
+//! What the benchmarks share: timing a function's calls, on one thread or on two at once, with
+//! whatever its instrumentation needs around each run of calls kept out of the timing; and
+//! handing each benchmark's medians to `cargo xtask bench`, which writes `BENCHMARKS.md`.
+
+// Each benchmark compiles this module on its own and uses part of it.
+#![allow(dead_code)]
 
 use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Barrier;
+use std::thread;
 use std::time::{Duration, Instant};
 
-/// Calls per timed run: well under the default queue capacity (16384).
-pub const RUN: u64 = 8_192;
+/// Calls per timed run on one thread: what fits in a thread's home shard of the default queue
+/// (16,384 events in 8 shards), so that every timed call has room where a thread pushes first,
+/// as it has in a server whose worker keeps the queue drained.
+pub const RUN: u64 = 2_048;
 
-/// Times `iters` calls of `call` in runs that fit the queue, emptying it untimed between runs:
-/// the figure is the cost of recording an event with room in the queue, the path every call
-/// takes in a healthy server (a full queue's drop path is cheaper, and would flatter it).
-pub fn timed(iters: u64, mut call: impl FnMut(u64) -> u64) -> Duration {
+/// A benchmarked function, and what its instrumentation needs around a run of calls.
+pub trait Subject: Sync {
+    /// Held on each calling thread through one run of calls: set up and dropped untimed.
+    type Run;
+
+    /// Prepares one run on the calling thread: empties the buffer the calls fill (so every
+    /// timed call takes the path a healthy server's calls take, not a full buffer's cheaper
+    /// one), or opens the parent span the calls record under.
+    fn start_run(&self) -> Self::Run;
+
+    /// One call.
+    fn call(&self, i: u64) -> u64;
+}
+
+/// A function with nothing to prepare: the uninstrumented baseline.
+pub struct Plain<F>(pub F);
+
+impl<F: Fn(u64) -> u64 + Sync> Subject for Plain<F> {
+    type Run = ();
+
+    fn start_run(&self) {}
+
+    #[inline]
+    fn call(&self, i: u64) -> u64 {
+        (self.0)(i)
+    }
+}
+
+/// A function instrumented with mcp-analytics: each run starts with the event queue emptied.
+pub struct Recorded<F>(pub F);
+
+impl<F: Fn(u64) -> u64 + Sync> Subject for Recorded<F> {
+    type Run = ();
+
+    fn start_run(&self) {
+        mcp_analytics::__private::discard_queued();
+    }
+
+    #[inline]
+    fn call(&self, i: u64) -> u64 {
+        (self.0)(i)
+    }
+}
+
+/// Times `iters` calls on this thread, in runs of at most [`RUN`].
+pub fn timed(iters: u64, subject: &impl Subject) -> Duration {
+    timed_runs(iters, subject, None)
+}
+
+/// Times `iters` calls on this thread while a second thread makes as many calls of the same
+/// function at the same time: the cost of a call under contention for the queue, the clock and
+/// the caches. Each run starts on both threads at once (and the next run only once both have
+/// finished), so the two threads' timed calls overlap; this thread's time is returned.
+pub fn contended(iters: u64, subject: &impl Subject) -> Duration {
+    let barrier = Barrier::new(2);
+    thread::scope(|scope| {
+        scope.spawn(|| timed_runs(iters, subject, Some(&barrier)));
+        timed_runs(iters, subject, Some(&barrier))
+    })
+}
+
+fn timed_runs(iters: u64, subject: &impl Subject, together: Option<&Barrier>) -> Duration {
     let mut elapsed = Duration::ZERO;
     let mut done = 0;
     while done < iters {
         let run = RUN.min(iters - done);
-        mcp_analytics::__private::discard_queued();
+        let prepared = subject.start_run();
+        if let Some(barrier) = together {
+            barrier.wait();
+        }
         let started = Instant::now();
         for i in 0..run {
-            black_box(call(black_box(i)));
+            black_box(subject.call(black_box(i)));
         }
         elapsed += started.elapsed();
+        drop(prepared);
+        // Neither thread prepares the next run (emptying the shared queue) while the other
+        // still makes calls.
+        if let Some(barrier) = together {
+            barrier.wait();
+        }
         done += run;
     }
     elapsed
+}
+
+/// Prints a benchmark's summary and, when `MCP_ANALYTICS_BENCH_OUT` names a folder (as
+/// `cargo xtask bench` does), writes it there as `<name>.json`.
+pub fn report(name: &str, summary: &serde_json::Value) {
+    println!("\n{name} summary (medians):\n{summary:#}");
+    if let Some(folder) = std::env::var_os("MCP_ANALYTICS_BENCH_OUT") {
+        let path = PathBuf::from(folder).join(format!("{name}.json"));
+        std::fs::create_dir_all(path.parent().expect("a file in a folder"))
+            .and_then(|()| std::fs::write(&path, format!("{summary:#}\n")))
+            .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
+        println!("written to {}", path.display());
+    }
 }

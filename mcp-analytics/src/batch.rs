@@ -10,17 +10,16 @@
 //! (`appName`, `funcName`, `tool`, `prompt`, `resource`, `version`, `message`) plus ours (`kind`,
 //! `outcome`, `duration_ms`, `error`).
 
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use quanta::Instant as CallInstant;
-
+use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde::Serialize;
 
-use crate::event::{Event, Kind, Outcome};
+use crate::event::{Event, Kind, Outcome, clock};
 use crate::request::ClientInfo;
 use crate::session::SessionId;
 
@@ -39,9 +38,41 @@ pub(crate) struct Limits {
 pub(crate) struct Batch {
     pub(crate) body: Vec<u8>,
     pub(crate) events: usize,
+    /// The body gzip-compressed, once [`Batch::compress`] ran.
+    gzipped: Option<Bytes>,
 }
 
 impl Batch {
+    pub(crate) fn new(body: Vec<u8>, events: usize) -> Self {
+        Self {
+            body,
+            events,
+            gzipped: None,
+        }
+    }
+
+    /// Compresses the body now, so that sending does not wait for it: the worker compresses a
+    /// batch as it closes, while the previous one is in flight.
+    pub(crate) fn compress(&mut self) {
+        if self.gzipped.is_none() {
+            // Compressing into memory only fails if allocation does, which aborts anyway; the
+            // body then goes uncompressed.
+            self.gzipped = self.gzip().ok().map(Bytes::from);
+        }
+    }
+
+    /// What goes on the wire, shared by every attempt without a copy: the compressed body
+    /// (compressed now if not yet) with its `Content-Encoding`, or the body as is.
+    pub(crate) fn payload(&mut self, gzip: bool) -> (Bytes, Option<&'static str>) {
+        if gzip {
+            self.compress();
+        }
+        match (&self.gzipped, gzip) {
+            (Some(gzipped), true) => (gzipped.clone(), Some("gzip")),
+            _ => (Bytes::copy_from_slice(&self.body), None),
+        }
+    }
+
     /// Splits the body at the line boundary nearest its middle, for a `413 Payload Too Large`.
     /// A single event cannot be split and comes back as the error.
     pub(crate) fn split(self) -> Result<(Batch, Batch), Batch> {
@@ -68,20 +99,14 @@ impl Batch {
         let tail = head.split_off(cut);
         let head_events = head.iter().filter(|&&b| b == b'\n').count();
         Ok((
-            Batch {
-                body: head,
-                events: head_events,
-            },
-            Batch {
-                body: tail,
-                events: self.events - head_events,
-            },
+            Batch::new(head, head_events),
+            Batch::new(tail, self.events - head_events),
         ))
     }
 
     /// The body gzip-compressed. Level 1: JSON compresses well at any level and the worker must
     /// keep up with a busy server on one core.
-    pub(crate) fn gzip(&self) -> std::io::Result<Vec<u8>> {
+    fn gzip(&self) -> std::io::Result<Vec<u8>> {
         let mut encoder =
             GzEncoder::new(Vec::with_capacity(self.body.len() / 6), Compression::fast());
         encoder.write_all(&self.body)?;
@@ -164,104 +189,104 @@ impl Builder {
     fn take(&mut self) -> Batch {
         let capacity = self.body.len();
         self.opened = None;
-        Batch {
-            body: std::mem::replace(&mut self.body, Vec::with_capacity(capacity)),
-            events: std::mem::take(&mut self.events),
-        }
+        Batch::new(
+            std::mem::replace(&mut self.body, Vec::with_capacity(capacity)),
+            std::mem::take(&mut self.events),
+        )
     }
 }
 
-/// What encoding reuses from one event to the next: buffers, and the session of events that
-/// have none of their own.
+/// What encoding reuses from one event to the next: a buffer, the last timestamp's second, and
+/// the session of events that have none of their own.
 struct Scratch {
-    record: Vec<u8>,
     message: String,
+    timestamps: TimestampWriter,
     process_session: SessionId,
 }
 
 impl Default for Scratch {
     fn default() -> Self {
         Self {
-            record: Vec::new(),
             message: String::new(),
+            timestamps: TimestampWriter::default(),
             process_session: crate::session::process_session_id(),
         }
     }
 }
 
-/// Maps the hot path's monotonic instants to wall-clock time through one simultaneous reading of
-/// both clocks, so the hot path reads only the monotonic clock.
+/// Maps the hot path's clock ticks to wall-clock time through one simultaneous reading of both
+/// clocks, so the hot path reads only the monotonic clock.
 #[derive(Clone, Copy)]
 struct WallClock {
-    instant: CallInstant,
+    ticks: u64,
     system: SystemTime,
 }
 
 impl WallClock {
     fn now() -> Self {
         Self {
-            instant: CallInstant::now(),
+            ticks: clock().raw(),
             system: SystemTime::now(),
         }
     }
 
     /// Checked arithmetic: a system clock set absurdly far off clamps rather than panics.
-    fn at(&self, instant: CallInstant) -> SystemTime {
-        let shifted = match instant.checked_duration_since(self.instant) {
-            Some(after) => self.system.checked_add(after),
-            None => self
-                .system
-                .checked_sub(self.instant.duration_since(instant)),
+    fn at(&self, ticks: u64) -> SystemTime {
+        let shifted = if ticks >= self.ticks {
+            self.system.checked_add(clock().delta(self.ticks, ticks))
+        } else {
+            self.system.checked_sub(clock().delta(ticks, self.ticks))
         };
         shifted.unwrap_or(self.system)
     }
 }
 
-#[derive(Serialize)]
-struct Line<'a> {
-    timestamp: Timestamp,
-    session: &'a str,
-    level: &'static str,
-    record: &'a str,
-}
-
+/// The `record` object. Keys without a value are left out rather than sent empty: the
+/// template's pipes read them with `JSONExtractString`, which gives `''` for a missing key, and
+/// every byte left out is a byte less to encode, send, ingest and store, on every call.
 #[derive(Serialize)]
 struct Record<'a> {
     #[serde(rename = "appName")]
     app_name: &'a str,
     #[serde(rename = "funcName")]
     func_name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     tool: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     prompt: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     resource: &'a str,
     version: &'a str,
     message: &'a str,
     kind: &'static str,
     outcome: &'static str,
     duration_ms: f64,
+    #[serde(skip_serializing_if = "str::is_empty")]
     error: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     client_name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     client_version: &'a str,
 }
 
-/// Appends one event as an NDJSON line (with its `\n`) to `out`.
+/// Appends one event as an NDJSON line (with its `\n`) to `out`, in one pass: the `record`
+/// object is serialized straight into its string column, escaped on the way, rather than
+/// serialized and then escaped again as a string.
 fn encode_line(event: &Event, clock: &WallClock, scratch: &mut Scratch, out: &mut Vec<u8>) {
     let site = event.callsite;
     let name = event.name();
     let error = event.error();
     let of_kind = |kind: Kind| if site.kind == kind { name } else { "" };
 
-    scratch.message.clear();
-    let _ = write!(
-        scratch.message,
-        "{} {name}: {}",
-        site.kind.as_str(),
-        event.outcome.as_str()
-    );
-    if !error.is_empty() {
-        let _ = write!(scratch.message, ": {error}");
+    let message = &mut scratch.message;
+    message.clear();
+    for part in [site.kind.as_str(), " ", name, ": ", event.outcome.as_str()] {
+        message.push_str(part);
     }
-
+    if !error.is_empty() {
+        message.push_str(": ");
+        message.push_str(error);
+    }
     let record = Record {
         app_name: site.crate_name,
         func_name: site.fn_name,
@@ -269,7 +294,7 @@ fn encode_line(event: &Event, clock: &WallClock, scratch: &mut Scratch, out: &mu
         prompt: of_kind(Kind::Prompt),
         resource: of_kind(Kind::Resource),
         version: site.crate_version,
-        message: &scratch.message,
+        message,
         kind: site.kind.as_str(),
         outcome: event.outcome.as_str(),
         duration_ms: duration_ms(event.duration()),
@@ -277,24 +302,44 @@ fn encode_line(event: &Event, clock: &WallClock, scratch: &mut Scratch, out: &mu
         client_name: event.client().map_or("", ClientInfo::name),
         client_version: event.client().map_or("", ClientInfo::version),
     };
-    scratch.record.clear();
-    // Serializing plain strings and numbers into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut scratch.record, &record);
-    let record = std::str::from_utf8(&scratch.record).unwrap_or_default();
-
     let session = event
         .session
         .as_ref()
         .unwrap_or(&scratch.process_session)
         .as_str();
-    let line = Line {
-        timestamp: Timestamp(clock.at(event.started)),
-        session,
-        level: level(event.outcome),
-        record,
-    };
-    let _ = serde_json::to_writer(&mut *out, &line);
-    out.push(b'\n');
+
+    // Serializing strings and numbers into a Vec cannot fail.
+    out.extend_from_slice(br#"{"timestamp":""#);
+    scratch.timestamps.write(clock.at(event.started), out);
+    out.extend_from_slice(br#"","session":"#);
+    let _ = serde_json::to_writer(&mut *out, session);
+    out.extend_from_slice(br#","level":""#);
+    out.extend_from_slice(level(event.outcome).as_bytes());
+    out.extend_from_slice(br#"","record":""#);
+    let _ = serde_json::to_writer(StringContents(out), &record);
+    out.extend_from_slice(b"\"}\n");
+}
+
+/// Writes JSON text as the contents of a JSON string. serde_json's compact output has every
+/// control character inside its strings escaped already and none outside them, so `"` and `\`
+/// are the only bytes left to escape.
+struct StringContents<'a>(&'a mut Vec<u8>);
+
+impl std::io::Write for StringContents<'_> {
+    fn write(&mut self, json: &[u8]) -> std::io::Result<usize> {
+        let mut rest = json;
+        while let Some(at) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
+            self.0.extend_from_slice(&rest[..at]);
+            self.0.extend_from_slice(&[b'\\', rest[at]]);
+            rest = &rest[at + 1..];
+        }
+        self.0.extend_from_slice(rest);
+        Ok(json.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The template counts a row as an error when its level is `error`: a failed or panicked call is
@@ -313,30 +358,38 @@ fn duration_ms(duration: Duration) -> f64 {
     micros as f64 / 1000.0
 }
 
-/// `YYYY-MM-DD HH:MM:SS.mmm` in UTC: what ClickHouse's `DateTime`/`DateTime64` columns parse.
-struct Timestamp(SystemTime);
-
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Times before 1970 only come from a badly wrong clock; clamp rather than fail.
-        let since_epoch = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let secs = since_epoch.as_secs();
-        let (year, month, day) = civil_from_days(secs / 86_400);
-        let second_of_day = secs % 86_400;
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}",
-            second_of_day / 3600,
-            second_of_day / 60 % 60,
-            second_of_day % 60,
-            since_epoch.subsec_millis()
-        )
-    }
+/// Writes `timestamp` columns, `YYYY-MM-DD HH:MM:SS.mmm` in UTC: what ClickHouse's
+/// `DateTime`/`DateTime64` columns parse. The calendar part costs more than the rest of a line,
+/// and events in a batch mostly share their second, so the last second's text is kept.
+#[derive(Default)]
+struct TimestampWriter {
+    second: Option<u64>,
+    /// `YYYY-MM-DD HH:MM:SS` of `second`.
+    text: String,
 }
 
-impl Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+impl TimestampWriter {
+    fn write(&mut self, time: SystemTime, out: &mut Vec<u8>) {
+        // Times before 1970 only come from a badly wrong clock; clamp rather than fail.
+        let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let secs = since_epoch.as_secs();
+        if self.second != Some(secs) {
+            self.second = Some(secs);
+            self.text.clear();
+            let (year, month, day) = civil_from_days(secs / 86_400);
+            let second_of_day = secs % 86_400;
+            let _ = write!(
+                self.text,
+                "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+                second_of_day / 3600,
+                second_of_day / 60 % 60,
+                second_of_day % 60,
+            );
+        }
+        out.extend_from_slice(self.text.as_bytes());
+        let millis = since_epoch.subsec_millis();
+        let digit = |value: u32| b'0' + (value % 10) as u8;
+        out.extend_from_slice(&[b'.', digit(millis / 100), digit(millis / 10), digit(millis)]);
     }
 }
 
@@ -372,7 +425,7 @@ mod tests {
                     ..Details::default()
                 })
             }),
-            started: CallInstant::now(),
+            started: clock().raw(),
             duration_ns: 1_234_000,
             outcome,
         }
@@ -398,8 +451,12 @@ mod tests {
         assert_eq!(record["appName"], "my-server");
         assert_eq!(record["funcName"], "add_numbers");
         assert_eq!(record["tool"], "add");
-        assert_eq!(record["prompt"], "");
-        assert_eq!(record["resource"], "");
+        assert_eq!(
+            record.get("prompt"),
+            None,
+            "keys without a value are left out"
+        );
+        assert_eq!(record.get("resource"), None);
         assert_eq!(record["version"], "1.2.3");
         assert_eq!(record["kind"], "tool");
         assert_eq!(record["outcome"], "error");
@@ -407,10 +464,20 @@ mod tests {
         assert_eq!(record["error"], "bad \"input\"\n");
         assert_eq!(record["message"], "tool add: error: bad \"input\"\n");
         assert_eq!(
-            record["client_name"], "",
+            record.get("client_name"),
+            None,
             "unknown without a request context"
         );
-        assert_eq!(record["client_version"], "");
+        assert_eq!(record.get("client_version"), None);
+        let ok = encode(&event(Outcome::Ok, None));
+        let record: serde_json::Value =
+            serde_json::from_str(ok["record"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            record.get("error"),
+            None,
+            "no error text when the call succeeded"
+        );
+        assert_eq!(record["message"], "tool add: ok");
     }
 
     #[test]
@@ -420,7 +487,7 @@ mod tests {
         let mut secs: u64 = 0;
         while secs < 400 * 365 * 86_400 {
             let time = UNIX_EPOCH + Duration::from_secs(secs);
-            let ours = Timestamp(time).to_string();
+            let ours = timestamp(time);
             let theirs = httpdate::HttpDate::from(time).to_string(); // "Sun, 06 Nov 1994 08:49:37 GMT"
             let reparsed = httpdate::parse_http_date(&theirs).unwrap();
             assert_eq!(reparsed, time);
@@ -447,7 +514,39 @@ mod tests {
     #[test]
     fn timestamps_keep_milliseconds() {
         let time = UNIX_EPOCH + Duration::from_millis(1_764_000_000_123);
-        assert_eq!(Timestamp(time).to_string(), "2025-11-24 16:00:00.123");
+        assert_eq!(timestamp(time), "2025-11-24 16:00:00.123");
+        assert_eq!(timestamp(UNIX_EPOCH), "1970-01-01 00:00:00.000");
+    }
+
+    #[test]
+    fn the_kept_second_follows_the_clock_both_ways() {
+        let mut writer = TimestampWriter::default();
+        let at = |millis: u64| UNIX_EPOCH + Duration::from_millis(1_764_000_000_000 + millis);
+        let mut out = Vec::new();
+        for millis in [5, 999, 1_000, 61_042, 7, 86_400_000] {
+            writer.write(at(millis), &mut out);
+            out.push(b' ');
+        }
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2025-11-24 16:00:00.005 2025-11-24 16:00:00.999 2025-11-24 16:00:01.000 \
+             2025-11-24 16:01:01.042 2025-11-24 16:00:00.007 2025-11-25 16:00:00.000 "
+        );
+    }
+
+    #[test]
+    fn the_record_column_holds_the_record_escaped_once() {
+        let tricky = "quote \" backslash \\ newline \n tab \t nul \u{0} é ✓ \u{2028}";
+        let line = encode(&event(Outcome::Error, Some(tricky)));
+        let record: serde_json::Value =
+            serde_json::from_str(line["record"].as_str().unwrap()).unwrap();
+        assert_eq!(record["error"], tricky);
+    }
+
+    fn timestamp(time: SystemTime) -> String {
+        let mut out = Vec::new();
+        TimestampWriter::default().write(time, &mut out);
+        String::from_utf8(out).unwrap()
     }
 
     #[test]
@@ -528,10 +627,7 @@ mod tests {
         assert_eq!(head.events + tail.events, 5);
         assert!(head.events >= 2 && tail.events >= 2);
         assert_eq!([head.body, tail.body].concat(), whole);
-        let single = Batch {
-            body: b"{}\n".to_vec(),
-            events: 1,
-        };
+        let single = Batch::new(b"{}\n".to_vec(), 1);
         assert!(single.split().is_err());
     }
 }

@@ -6,13 +6,14 @@
 //!
 //! The clock is quanta's: the CPU's invariant timestamp counter where there is one (about 10 ns a
 //! read here, against 25 ns for `std::time::Instant` through the vDSO), the OS's monotonic clock
-//! elsewhere.
+//! elsewhere. It is read raw, in ticks: a start time is scaled to nanoseconds by the worker,
+//! when it needs the wall-clock time, not on the hot path.
 
 use std::fmt::{self, Write as _};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use quanta::Instant;
+use quanta::Clock;
 
 use crate::outcome::Observed;
 use crate::queue;
@@ -104,7 +105,8 @@ pub(crate) struct Event {
     /// `None`: the process session, filled in by the worker.
     pub(crate) session: Option<SessionId>,
     pub(crate) details: Option<Box<Details>>,
-    pub(crate) started: Instant,
+    /// [`clock`] ticks.
+    pub(crate) started: u64,
     pub(crate) duration_ns: u64,
     pub(crate) outcome: Outcome,
 }
@@ -153,7 +155,8 @@ pub struct Call {
     callsite: &'static Callsite,
     session: Option<SessionId>,
     details: Option<Box<Details>>,
-    started: Instant,
+    /// [`clock`] ticks.
+    started: u64,
     finished: bool,
 }
 
@@ -164,7 +167,7 @@ impl Call {
             callsite,
             session: session::current(),
             details: None,
-            started: Instant::now(),
+            started: clock().raw(),
             finished: false,
         }
     }
@@ -209,7 +212,7 @@ impl Call {
 
     #[inline]
     pub fn finish(mut self, observed: Observed<'_>) {
-        let duration = self.started.elapsed();
+        let duration_ns = self.elapsed_ns();
         let (outcome, error) = match observed {
             Observed::Success => (Outcome::Ok, None),
             Observed::Failure(failure) => (
@@ -218,10 +221,16 @@ impl Call {
             ),
             Observed::Err(type_name) => (Outcome::Error, Some(Box::from(type_name))),
         };
-        self.record(outcome, error, duration);
+        self.record(outcome, error, duration_ns);
     }
 
-    fn record(&mut self, outcome: Outcome, error: Option<Box<str>>, duration: Duration) {
+    #[inline]
+    fn elapsed_ns(&self) -> u64 {
+        let clock = clock();
+        clock.delta_as_nanos(self.started, clock.raw())
+    }
+
+    fn record(&mut self, outcome: Outcome, error: Option<Box<str>>, duration_ns: u64) {
         self.finished = true;
         if error.is_some() {
             self.details().error = error;
@@ -231,7 +240,7 @@ impl Call {
             session: self.session.take(),
             details: self.details.take(),
             started: self.started,
-            duration_ns: u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX),
+            duration_ns,
             outcome,
         });
     }
@@ -240,15 +249,22 @@ impl Call {
 impl Drop for Call {
     fn drop(&mut self) {
         if !self.finished {
-            let duration = self.started.elapsed();
+            let duration_ns = self.elapsed_ns();
             let outcome = if std::thread::panicking() {
                 Outcome::Panic
             } else {
                 Outcome::Cancelled
             };
-            self.record(outcome, None, duration);
+            self.record(outcome, None, duration_ns);
         }
     }
+}
+
+/// The clock every call reads. Made on first use, which calibrates the timestamp counter against
+/// the OS's clock (a millisecond or so): `init()` makes it, so that no handler call pays for it.
+pub(crate) fn clock() -> &'static Clock {
+    static CLOCK: OnceLock<Clock> = OnceLock::new();
+    CLOCK.get_or_init(Clock::new)
 }
 
 impl fmt::Debug for Call {

@@ -60,7 +60,7 @@ mod worker;
 
 use std::time::Duration;
 
-pub use config::{Builder, DEFAULT_API_URL, DEFAULT_DATASOURCE};
+pub use config::{Builder, DEFAULT_API_URL, DEFAULT_DATASOURCE, DEFAULT_QUEUE_CAPACITY};
 pub use error::Error;
 pub use event::{MAX_ERROR_LEN, MAX_NAME_LEN};
 pub use lifecycle::Guard;

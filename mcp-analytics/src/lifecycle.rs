@@ -24,6 +24,8 @@ pub(crate) fn try_init(builder: Builder) -> Result<Guard, Error> {
     }
     let config = builder.resolve()?;
     let shutdown_timeout = config.shutdown_timeout;
+    // Calibrates the clock now rather than in the first handler call.
+    crate::event::clock();
     let (queue, as_asked) = queue::get_or_create(config.queue_capacity);
     if !as_asked {
         diag::report(format_args!(

@@ -10,12 +10,16 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 /// ```
 /// let stats = mcp_analytics::stats();
 /// assert!(stats.sent <= stats.enqueued);
+/// assert!(stats.queued <= stats.enqueued);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
     /// Events accepted into the queue: sent, in flight, or waiting.
     pub enqueued: u64,
+    /// Events waiting in the queue now, not yet taken by the worker: the backlog. Close to the
+    /// queue's capacity, new events are about to be dropped.
+    pub queued: u64,
     /// Events the Events API acknowledged.
     pub sent: u64,
     /// Events not accepted: the queue was full, analytics was disabled, or it was shut down.
@@ -69,6 +73,7 @@ impl Counters {
     pub(crate) fn snapshot(&self, queued: usize) -> Stats {
         Stats {
             enqueued: self.taken.load(Relaxed) + queued as u64,
+            queued: queued as u64,
             sent: self.sent.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
             failed: self.failed.load(Relaxed),

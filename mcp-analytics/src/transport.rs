@@ -91,8 +91,8 @@ impl Transport {
     pub(crate) async fn deliver(&mut self, batch: Batch) -> usize {
         let mut abandoned = 0;
         let mut pending = vec![batch];
-        while let Some(batch) = pending.pop() {
-            match self.send(&batch).await {
+        while let Some(mut batch) = pending.pop() {
+            match self.send(&mut batch).await {
                 Ok(()) => {}
                 Err(Failure::TooLarge) => match batch.split() {
                     Ok((head, tail)) => {
@@ -121,16 +121,8 @@ impl Transport {
         abandoned
     }
 
-    async fn send(&mut self, batch: &Batch) -> Result<(), Failure> {
-        let (body, encoding) = if self.gzip {
-            // Compressing into memory only fails if allocation does, which aborts anyway.
-            (
-                batch.gzip().unwrap_or_else(|_| batch.body.clone()),
-                Some("gzip"),
-            )
-        } else {
-            (batch.body.clone(), None)
-        };
+    async fn send(&mut self, batch: &mut Batch) -> Result<(), Failure> {
+        let (body, encoding) = batch.payload(self.gzip);
         let mut attempt = 1;
         // Whether an earlier attempt may have been processed although we saw no answer.
         let mut maybe_delivered = false;

@@ -1,12 +1,19 @@
 //! The background worker: one thread with its own current-thread tokio runtime, so it works in
 //! sync programs and beside any runtime the server uses. It drains the queue into batches and
 //! ships them, answering flush and shutdown requests in between.
+//!
+//! While a request is in flight, the worker goes on taking events into the next batch, until one
+//! more batch is closed and waiting: encoding overlaps the service's answer, so the worker's rate
+//! is the slower of the two rather than their sum, and a slow or retrying endpoint holds one
+//! batch of events besides the queue (bounded) before the queue fills.
 
 use std::collections::VecDeque;
+use std::pin::pin;
 use std::sync::mpsc::SyncSender;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, watch};
 
 use crate::batch::{self, Batch};
@@ -42,8 +49,11 @@ pub(crate) fn spawn(config: Config, generation: u64) -> Result<Handle, crate::Er
     let worker = Worker {
         inbox,
         transport,
-        builder: batch::Builder::new(config.limits),
-        ready: VecDeque::new(),
+        batches: Batches {
+            builder: batch::Builder::new(config.limits),
+            ready: VecDeque::new(),
+            gzip: config.gzip,
+        },
         abandoned: 0,
         idle_poll: config.limits.max_age,
         queue_capacity: config.queue_capacity,
@@ -87,9 +97,7 @@ pub(crate) fn spawn(config: Config, generation: u64) -> Result<Handle, crate::Er
 struct Worker {
     inbox: mpsc::UnboundedReceiver<Command>,
     transport: Transport,
-    builder: batch::Builder,
-    /// Closed batches not yet shipped.
-    ready: VecDeque<Batch>,
+    batches: Batches,
     /// Events given up because the shutdown deadline passed, whichever shipment it cut short.
     abandoned: usize,
     /// Longest sleep with nothing pending: a wake-up lost to a race costs this much latency.
@@ -101,8 +109,86 @@ struct Worker {
     generation: u64,
 }
 
-/// Pops between two looks at the clock while draining.
-const DEADLINE_CHECK_EVERY: usize = 1024;
+/// Pops between two looks at the clock while draining, and between two looks at the request
+/// in flight while batching meanwhile: about a millisecond of encoding.
+const POPS_PER_CHUNK: usize = 1024;
+
+/// The open batch and the closed ones waiting to ship.
+struct Batches {
+    builder: batch::Builder,
+    /// Closed batches not yet shipped.
+    ready: VecDeque<Batch>,
+    /// Whether batches are compressed, which they are as soon as they close.
+    gzip: bool,
+}
+
+impl Batches {
+    /// Moves up to `most` queued events into batches, or fewer with [`Take::UntilClosed`];
+    /// returns how many it moved.
+    fn take_from_queue(&mut self, most: usize, take: Take) -> usize {
+        let mut taken = 0;
+        while taken < most {
+            let Some(event) = queue::pop() else { break };
+            taken += 1;
+            if let Some(closed) = self.builder.push(&event) {
+                self.closed(closed);
+                if take == Take::UntilClosed {
+                    break;
+                }
+            }
+        }
+        taken
+    }
+
+    /// Closes the open batch if its age limit has passed.
+    fn close_if_due(&mut self) {
+        if let Some(closed) = self.builder.close_if_due(Instant::now()) {
+            self.closed(closed);
+        }
+    }
+
+    /// Closes the open batch, whatever its size, to ship it now.
+    fn close(&mut self) {
+        if let Some(closed) = self.builder.close() {
+            self.closed(closed);
+        }
+    }
+
+    fn closed(&mut self, mut batch: Batch) {
+        if self.gzip {
+            batch.compress();
+        }
+        self.ready.push_back(batch);
+    }
+}
+
+/// Ready once there are events to take, after letting the runtime look at its sockets: a chunk
+/// of encoding at a time, so that the answer to the request in flight is read within a chunk's
+/// time of its arrival.
+async fn events_to_take() {
+    tokio::task::yield_now().await;
+    if queue::len() == 0 {
+        queue::WAKE.notified().await;
+    }
+}
+
+/// How many queued events [`Batches::take_from_queue`] takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Take {
+    /// As many as asked.
+    All,
+    /// Up to the first batch that closes: while a request is in flight, one batch waits at most.
+    UntilClosed,
+}
+
+/// What the worker does while a request is in flight.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Meanwhile {
+    /// Takes newly queued events into the next batch (see the module docs).
+    Batch,
+    /// Nothing: the worker is shutting down, and what it took now could not ship.
+    Wait,
+}
 
 enum Wake {
     Command(Option<Command>),
@@ -113,22 +199,23 @@ impl Worker {
     async fn run(mut self) {
         loop {
             let wake = self.next_wake().await;
-            self.drain();
+            // With batches ready, ship first: events are taken while they are in flight.
+            if self.batches.ready.is_empty() || !matches!(wake, Wake::Events) {
+                self.drain();
+            }
             match wake {
                 Wake::Events => {
-                    if let Some(batch) = self.builder.close_if_due(Instant::now()) {
-                        self.ready.push_back(batch);
-                    }
-                    self.ship().await;
+                    self.batches.close_if_due();
+                    self.ship(Meanwhile::Batch).await;
                 }
                 Wake::Command(Some(Command::Flush(done))) => {
-                    self.ready.extend(self.builder.close());
-                    self.ship().await;
+                    self.batches.close();
+                    self.ship(Meanwhile::Batch).await;
                     let _ = done.send(());
                 }
                 Wake::Command(Some(Command::Shutdown(done))) => {
-                    self.ready.extend(self.builder.close());
-                    self.ship().await;
+                    self.batches.close();
+                    self.ship(Meanwhile::Wait).await;
                     let _ = done.send(self.abandoned);
                     return;
                 }
@@ -138,17 +225,25 @@ impl Worker {
         }
     }
 
-    /// Sleeps until a command, a wake-up from a producer, or the open batch's age limit.
+    /// Sleeps until a command, a wake-up from a producer, or the open batch's age limit; with
+    /// batches waiting to ship, returns at once (with a command first, if one came).
     async fn next_wake(&mut self) -> Wake {
-        let idle = self.builder.is_empty();
+        if !self.batches.ready.is_empty() {
+            return match self.inbox.try_recv() {
+                Ok(command) => Wake::Command(Some(command)),
+                Err(TryRecvError::Disconnected) => Wake::Command(None),
+                Err(TryRecvError::Empty) => Wake::Events,
+            };
+        }
+        let builder = &self.batches.builder;
+        let idle = builder.is_empty();
         queue::set_worker_idle(idle);
         if idle && queue::len() > 0 {
             // An event arrived between the last drain and the idle flag: don't sleep on it.
             queue::set_worker_idle(false);
             return Wake::Events;
         }
-        let until = self
-            .builder
+        let until = builder
             .deadline()
             .unwrap_or_else(|| Instant::now() + self.idle_poll);
         let wake = tokio::select! {
@@ -169,13 +264,18 @@ impl Worker {
         if queue::generation() != self.generation {
             return;
         }
-        for popped in 0..self.queue_capacity {
-            if popped % DEADLINE_CHECK_EVERY == 0 && self.past_deadline() {
+        let mut popped = 0;
+        while popped < self.queue_capacity {
+            if self.past_deadline() {
                 self.abandon_queued(self.queue_capacity - popped);
                 return;
             }
-            let Some(event) = queue::pop() else { break };
-            self.ready.extend(self.builder.push(&event));
+            let most = POPS_PER_CHUNK.min(self.queue_capacity - popped);
+            let taken = self.batches.take_from_queue(most, Take::All);
+            if taken < most {
+                return;
+            }
+            popped += taken;
         }
     }
 
@@ -192,10 +292,28 @@ impl Worker {
         self.abandoned += abandoned;
     }
 
-    /// Ships every closed batch.
-    async fn ship(&mut self) {
-        while let Some(batch) = self.ready.pop_front() {
-            self.abandoned += self.transport.deliver(batch).await;
+    /// Ships the batches closed so far. Those that close while these are in flight wait for
+    /// the next round, so that a steady stream of events cannot hold a command back.
+    async fn ship(&mut self, meanwhile: Meanwhile) {
+        for _ in 0..self.batches.ready.len() {
+            let Some(batch) = self.batches.ready.pop_front() else {
+                break;
+            };
+            let mut delivery = pin!(self.transport.deliver(batch));
+            let batches = &mut self.batches;
+            let generation = self.generation;
+            self.abandoned += loop {
+                let batching = meanwhile == Meanwhile::Batch
+                    && batches.ready.is_empty()
+                    && queue::generation() == generation;
+                tokio::select! {
+                    biased;
+                    abandoned = &mut delivery => break abandoned,
+                    () = events_to_take(), if batching => {
+                        batches.take_from_queue(POPS_PER_CHUNK, Take::UntilClosed);
+                    }
+                }
+            };
         }
     }
 }

@@ -87,6 +87,7 @@ pub struct ReceiverBuilder {
     datasources: Vec<String>,
     max_body_bytes: usize,
     port: u16,
+    keep_rows: bool,
 }
 
 impl Receiver {
@@ -107,6 +108,7 @@ impl Receiver {
             datasources: Vec::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             port: 0,
+            keep_rows: true,
         }
     }
 
@@ -134,6 +136,20 @@ impl Receiver {
             .wait_until(timeout, |store| store.rows.len() >= n)
             .rows
             .clone()
+    }
+
+    /// How many rows have been accepted so far, whether or not they are kept (see
+    /// [`ReceiverBuilder::keep_rows`]).
+    pub fn accepted_rows(&self) -> usize {
+        self.shared.lock().accepted_rows
+    }
+
+    /// Waits until at least `n` rows have been accepted, or `timeout` has elapsed, and returns
+    /// how many were accepted either way. Works whether or not rows are kept.
+    pub fn wait_for_accepted_rows(&self, n: usize, timeout: Duration) -> usize {
+        self.shared
+            .wait_until(timeout, |store| store.accepted_rows >= n)
+            .accepted_rows
     }
 
     /// One entry per HTTP request received so far, rejected ones included, in arrival order.
@@ -350,6 +366,15 @@ impl ReceiverBuilder {
         self
     }
 
+    /// Whether accepted rows are kept for [`Receiver::rows`] (default `true`). With `false`,
+    /// every request is still validated and parsed line by line, and [`Receiver::accepted_rows`]
+    /// counts what was accepted, but the rows are not stored: for throughput benchmarks, where
+    /// millions of stored rows would cost the receiver more than the client under test.
+    pub fn keep_rows(mut self, keep_rows: bool) -> ReceiverBuilder {
+        self.keep_rows = keep_rows;
+        self
+    }
+
     /// Starts the receiver.
     ///
     /// # Panics
@@ -377,6 +402,7 @@ impl ReceiverBuilder {
             token: self.token,
             datasources,
             max_body_bytes: self.max_body_bytes,
+            keep_rows: self.keep_rows,
         };
 
         let std_listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, self.port))?;

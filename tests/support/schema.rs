@@ -4,6 +4,11 @@
 //! request (nothing is accepted), while an object that does not fit the schema is quarantined on
 //! its own and the rest of the batch is accepted.
 
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::Row;
@@ -11,7 +16,9 @@ use crate::Row;
 /// The outcome of a well-formed NDJSON body.
 #[derive(Debug)]
 pub(crate) struct Batch {
-    /// The lines that fit the schema, in body order.
+    /// How many lines fit the schema.
+    pub(crate) accepted: usize,
+    /// The lines that fit the schema, in body order; empty unless rows are kept.
     pub(crate) rows: Vec<Row>,
     /// How many lines were quarantined.
     pub(crate) quarantined: usize,
@@ -27,11 +34,16 @@ pub(crate) struct BadLine {
     pub(crate) reason: String,
 }
 
-/// Splits `ndjson` into lines and checks each against the `mcp_logs` schema.
+/// Splits `ndjson` into lines and checks each against the `mcp_logs` schema; builds a [`Row`]
+/// of each line that fits when `keep_rows`, and only counts them otherwise.
 ///
 /// A single trailing newline is allowed (and expected); any other empty line is an error, and so
 /// is an empty body, since a client has no reason to send one.
-pub(crate) fn parse_batch(datasource: &str, ndjson: &[u8]) -> Result<Batch, BadLine> {
+pub(crate) fn parse_batch(
+    datasource: &str,
+    ndjson: &[u8],
+    keep_rows: bool,
+) -> Result<Batch, BadLine> {
     let body = ndjson.strip_suffix(b"\n").unwrap_or(ndjson);
     if body.is_empty() {
         return Err(BadLine {
@@ -40,59 +52,162 @@ pub(crate) fn parse_batch(datasource: &str, ndjson: &[u8]) -> Result<Batch, BadL
         });
     }
 
+    let mut accepted = 0;
     let mut rows = Vec::new();
     let mut quarantined = Vec::new();
     for (index, bytes) in body.split(|&byte| byte == b'\n').enumerate() {
         let line = index + 1;
         let bad_line = |reason: String| BadLine { line, reason };
-        let raw =
-            std::str::from_utf8(bytes).map_err(|error| bad_line(format!("not UTF-8: {error}")))?;
-        let object = match serde_json::from_str::<Value>(raw) {
-            Ok(Value::Object(object)) => object,
-            Ok(_) => return Err(bad_line("not a JSON object".to_owned())),
-            Err(error) => return Err(bad_line(format!("invalid JSON: {error}"))),
-        };
-        match row_from_object(&object, raw, datasource) {
-            Ok(row) => rows.push(row),
+        // serde_json checks UTF-8 itself (inside strings; anything else must be ASCII JSON).
+        let columns = serde_json::from_slice::<Columns<'_>>(bytes).map_err(|error| {
+            bad_line(if error.is_data() {
+                "not a JSON object".to_owned()
+            } else {
+                format!("invalid JSON: {error}")
+            })
+        })?;
+        match columns.check(keep_rows) {
+            Ok(checked) => {
+                accepted += 1;
+                if let Some(row) = checked {
+                    // Valid JSON text is valid UTF-8.
+                    let raw = String::from_utf8_lossy(bytes);
+                    rows.push(row.finish(&raw, datasource));
+                }
+            }
             Err(reason) => quarantined.push(format!("line {line}: {reason}")),
         }
     }
 
     Ok(Batch {
+        accepted,
         rows,
         quarantined: quarantined.len(),
         quarantine_detail: (!quarantined.is_empty()).then(|| quarantined.join("; ")),
     })
 }
 
-/// Maps one object onto the `mcp_logs` columns, or says why it would be quarantined.
-///
-/// Unknown keys are ignored, as Tinybird's JSONPath-based ingestion does.
-fn row_from_object(
-    object: &Map<String, Value>,
-    raw: &str,
-    datasource: &str,
-) -> Result<Row, String> {
-    let timestamp = string_field(object, "timestamp")?;
-    check_timestamp(timestamp)?;
-    let record_text = string_field(object, "record")?;
-    let record = serde_json::from_str::<Map<String, Value>>(record_text)
-        .map_err(|error| format!("`record` is not a string holding a JSON object: {error}"))?;
-    Ok(Row {
-        timestamp: timestamp.to_owned(),
-        session: string_field(object, "session")?.to_owned(),
-        level: string_field(object, "level")?.to_owned(),
-        record,
-        raw: raw.to_owned(),
-        datasource: datasource.to_owned(),
-    })
+/// The `mcp_logs` columns of one line, borrowed from it and not yet checked. Other keys are
+/// skipped (their values still parsed, so the line must be valid JSON throughout), as
+/// Tinybird's JSONPath-based ingestion ignores them. As with any JSON object, a repeated key's
+/// last value wins.
+#[derive(Default)]
+struct Columns<'a> {
+    timestamp: Option<&'a RawValue>,
+    session: Option<&'a RawValue>,
+    level: Option<&'a RawValue>,
+    record: Option<&'a RawValue>,
 }
 
-fn string_field<'a>(object: &'a Map<String, Value>, key: &str) -> Result<&'a str, String> {
-    match object.get(key) {
-        Some(Value::String(value)) => Ok(value),
-        Some(other) => Err(format!("`{key}` is not a string: {other}")),
-        None => Err(format!("missing `{key}`")),
+/// A line's columns checked against the schema, for building its [`Row`].
+struct Checked<'a> {
+    timestamp: Cow<'a, str>,
+    session: Cow<'a, str>,
+    level: Cow<'a, str>,
+    record: Map<String, Value>,
+}
+
+impl<'a> Columns<'a> {
+    /// Checks the columns against the schema, or says why the line would be quarantined. Parses
+    /// `record` into a map only when the row is kept: otherwise only checks that it holds a JSON
+    /// object, which costs no allocation per key.
+    fn check(&self, keep_rows: bool) -> Result<Option<Checked<'a>>, String> {
+        let timestamp = string_column("timestamp", self.timestamp)?;
+        check_timestamp(&timestamp)?;
+        let record_text = string_column("record", self.record)?;
+        let record_error =
+            |error| format!("`record` is not a string holding a JSON object: {error}");
+        let record = if keep_rows {
+            Some(serde_json::from_str::<Map<String, Value>>(&record_text).map_err(record_error)?)
+        } else {
+            serde_json::from_str::<AnyObject>(&record_text).map_err(record_error)?;
+            None
+        };
+        let session = string_column("session", self.session)?;
+        let level = string_column("level", self.level)?;
+        Ok(record.map(|record| Checked {
+            timestamp,
+            session,
+            level,
+            record,
+        }))
+    }
+}
+
+impl Checked<'_> {
+    fn finish(self, raw: &str, datasource: &str) -> Row {
+        Row {
+            timestamp: self.timestamp.into_owned(),
+            session: self.session.into_owned(),
+            level: self.level.into_owned(),
+            record: self.record,
+            raw: raw.to_owned(),
+            datasource: datasource.to_owned(),
+        }
+    }
+}
+
+fn string_column<'a>(key: &str, value: Option<&'a RawValue>) -> Result<Cow<'a, str>, String> {
+    let value = value.ok_or_else(|| format!("missing `{key}`"))?;
+    serde_json::from_str(value.get())
+        .map_err(|_| format!("`{key}` is not a string: {}", value.get()))
+}
+
+impl<'de> Deserialize<'de> for Columns<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ColumnsVisitor;
+
+        impl<'de> Visitor<'de> for ColumnsVisitor {
+            type Value = Columns<'de>;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Columns<'de>, A::Error> {
+                let mut columns = Columns::default();
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    let column = match &*key {
+                        "timestamp" => &mut columns.timestamp,
+                        "session" => &mut columns.session,
+                        "level" => &mut columns.level,
+                        "record" => &mut columns.record,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *column = Some(map.next_value()?);
+                }
+                Ok(columns)
+            }
+        }
+
+        deserializer.deserialize_map(ColumnsVisitor)
+    }
+}
+
+/// Any JSON object, checked and discarded.
+struct AnyObject;
+
+impl<'de> Deserialize<'de> for AnyObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AnyObjectVisitor;
+
+        impl<'de> Visitor<'de> for AnyObjectVisitor {
+            type Value = AnyObject;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AnyObject, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(AnyObject)
+            }
+        }
+
+        deserializer.deserialize_map(AnyObjectVisitor)
     }
 }
 
@@ -234,7 +349,7 @@ mod tests {
             r#"{"session":"s","level":"info","record":"{}"}"#,
             "\n",
         );
-        let batch = parse_batch("mcp_logs", body.as_bytes()).expect("well-formed NDJSON");
+        let batch = parse_batch("mcp_logs", body.as_bytes(), true).expect("well-formed NDJSON");
         assert_eq!(batch.rows.len(), 1);
         assert_eq!(batch.quarantined, 3);
         let detail = batch.quarantine_detail.expect("quarantine reasons");
@@ -258,9 +373,9 @@ mod tests {
             (format!("{valid}\n[1, 2]\n"), 2),
             (format!("{valid}\n{valid}\n{{\"unterminated\": \n"), 3),
         ] {
-            let error = parse_batch("mcp_logs", body.as_bytes()).expect_err(&body);
+            let error = parse_batch("mcp_logs", body.as_bytes(), true).expect_err(&body);
             assert_eq!(error.line, line, "{body:?}: {}", error.reason);
         }
-        assert!(parse_batch("mcp_logs", b"{}\n\xff\n").is_err_and(|error| error.line == 2));
+        assert!(parse_batch("mcp_logs", b"{}\n\xff\n", true).is_err_and(|error| error.line == 2));
     }
 }

@@ -270,10 +270,10 @@ async fn process(
                 StatusCode::ACCEPTED
             };
             let counts = serde_json::json!({
-                "successful_rows": batch.rows.len(),
+                "successful_rows": batch.accepted,
                 "quarantined_rows": batch.quarantined,
             });
-            entry.rows = batch.rows.len();
+            entry.rows = batch.accepted;
             entry.quarantined = batch.quarantined;
             entry.detail = batch.quarantine_detail;
             (json_response(status, counts.to_string()), batch.rows)
@@ -378,7 +378,7 @@ async fn ingest(
     } else {
         wire
     };
-    let batch = schema::parse_batch(datasource, &ndjson)
+    let batch = schema::parse_batch(datasource, &ndjson, config.keep_rows)
         .map_err(|bad| Rejection::bad_request(format!("line {}: {}", bad.line, bad.reason)))?;
     Ok(Ingested { wait, batch })
 }
@@ -551,7 +551,11 @@ fn content_encoding(headers: &HeaderMap) -> Encoding {
 
 /// Decodes a gzip body; concatenated members are valid gzip, trailing garbage is not.
 fn gunzip(compressed: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut decoded = Vec::new();
+    // A gzip member ends with its uncompressed size (mod 2^32): a hint, capped in case it lies.
+    let size_hint = compressed
+        .last_chunk::<4>()
+        .map_or(0, |&size| u32::from_le_bytes(size) as usize);
+    let mut decoded = Vec::with_capacity(size_hint.min(64 << 20));
     MultiGzDecoder::new(compressed).read_to_end(&mut decoded)?;
     Ok(decoded)
 }

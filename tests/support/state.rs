@@ -16,6 +16,8 @@ pub(crate) struct Config {
     pub(crate) token: String,
     pub(crate) datasources: Vec<String>,
     pub(crate) max_body_bytes: usize,
+    /// Whether accepted rows are stored, or only counted.
+    pub(crate) keep_rows: bool,
 }
 
 /// A validated [`Scripted`]: checked when scripted, so a bad status or header value fails the
@@ -89,6 +91,8 @@ pub(crate) struct Availability {
 #[derive(Default)]
 pub(crate) struct Store {
     pub(crate) rows: Vec<Row>,
+    /// Rows accepted so far, kept or not (see [`Config::keep_rows`]).
+    pub(crate) accepted_rows: usize,
     pub(crate) requests: Vec<RequestLog>,
     pub(crate) script: VecDeque<Planned>,
     /// Set when the server thread ends, however it ends; see [`ExitNotice`].
@@ -187,6 +191,7 @@ impl Shared {
     /// Logs a request and appends the rows it got accepted, then wakes the waiters.
     pub(crate) fn record(&self, entry: RequestLog, rows: Vec<Row>) {
         let mut store = self.lock();
+        store.accepted_rows += entry.rows;
         store.requests.push(entry);
         store.rows.extend(rows);
         drop(store);

@@ -835,3 +835,20 @@ fn random_mix_is_reproducible_and_only_transient() {
     let stored = statuses.iter().filter(|&&status| status == 202).count();
     assert_eq!(receiver.rows().len(), stored);
 }
+
+#[test]
+fn without_kept_rows_requests_are_still_validated_and_counted() {
+    let receiver = Receiver::builder().keep_rows(false).build();
+    let body = ndjson(&[
+        line("s1", "info", json!({ "tool": "a" })),
+        line("s1", "info", json!({ "tool": "b" })),
+    ]);
+    assert_eq!(post(&receiver, &body).status, 202);
+    // Still strict: a broken line is a 400 and accepts nothing.
+    assert_eq!(post(&receiver, "{\"timestamp\": 1\n").status, 400);
+
+    assert_eq!(receiver.wait_for_accepted_rows(2, WAIT), 2);
+    assert!(receiver.rows().is_empty(), "rows were kept");
+    let statuses: Vec<u16> = receiver.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [202, 400]);
+}

@@ -1,0 +1,599 @@
+//! The workspace's own automation (the `cargo xtask` pattern: plain Rust, no extra tool).
+//!
+//! `cargo xtask bench` runs every benchmark (`hot_path`, `pipeline`, `outage`) in one run and
+//! writes `BENCHMARKS.md` at the workspace root: the machine, the date, every figure as a median,
+//! the ratios to the baseline and to each peer from that same run, and each target met or missed.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::{env, fs};
+
+use serde_json::Value;
+
+type Result<T, E = String> = std::result::Result<T, E>;
+
+const USAGE: &str = "usage: cargo xtask bench
+
+  bench   run every benchmark (about five minutes) and write BENCHMARKS.md";
+
+fn main() -> ExitCode {
+    let task = env::args().nth(1);
+    let outcome = match task.as_deref() {
+        Some("bench") => bench(),
+        Some("-h" | "--help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(USAGE.to_owned()),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Where the workspace is: this crate's parent folder.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}
+
+fn bench() -> Result<()> {
+    let root = workspace_root();
+    let out = root.join("target/benchmarks");
+    // Fresh results only: a figure left over from an earlier run must not pass as this run's.
+    if out.exists() {
+        fs::remove_dir_all(&out).map_err(|error| format!("cannot clear {out:?}: {error}"))?;
+    }
+    fs::create_dir_all(&out).map_err(|error| format!("cannot create {out:?}: {error}"))?;
+
+    let machine = Machine::read(&root);
+    let status = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(&root)
+        .args(["bench", "--locked"])
+        .args(BENCHES.iter().flat_map(|bench| ["--bench", bench]))
+        .env("CRITERION_HOME", out.join("criterion"))
+        .env("MCP_ANALYTICS_BENCH_OUT", &out)
+        .status()
+        .map_err(|error| format!("cannot run cargo bench: {error}"))?;
+    if !status.success() {
+        return Err(format!("cargo bench failed ({status})"));
+    }
+
+    let results = Results::read(&out)?;
+    let markdown = render(&machine, &results);
+    let path = root.join("BENCHMARKS.md");
+    fs::write(&path, markdown).map_err(|error| format!("cannot write {path:?}: {error}"))?;
+    println!("\nwrote {}", path.display());
+    for target in results.targets() {
+        let verdict = if target.met { "met" } else { "MISSED" };
+        println!("  {verdict:<6} {}", target.name);
+    }
+    Ok(())
+}
+
+const BENCHES: [&str; 3] = ["hot_path", "pipeline", "outage"];
+
+/// What the figures were measured on.
+struct Machine {
+    cpu: String,
+    cores: usize,
+    memory: String,
+    kernel: String,
+    rustc: String,
+    date: String,
+    commit: String,
+}
+
+impl Machine {
+    fn read(root: &Path) -> Machine {
+        let proc_field = |file: &str, key: &str| {
+            fs::read_to_string(file)
+                .ok()
+                .and_then(|text| {
+                    text.lines()
+                        .find(|line| line.starts_with(key))
+                        .and_then(|line| line.split_once(':'))
+                        .map(|(_, value)| value.trim().to_owned())
+                })
+                .unwrap_or_else(|| "unknown".to_owned())
+        };
+        let memory = proc_field("/proc/meminfo", "MemTotal")
+            .trim_end_matches(" kB")
+            .parse::<f64>()
+            .map_or_else(
+                |_| "unknown".to_owned(),
+                |kib| format!("{:.0} GiB", kib / 1024.0 / 1024.0),
+            );
+        // The page being rewritten does not make the tree dirty.
+        let dirty = output(
+            root,
+            "git",
+            &["status", "--porcelain", "--", ".", ":!BENCHMARKS.md"],
+        )
+        .is_some_and(|status| !status.is_empty());
+        let commit = output(root, "git", &["rev-parse", "--short", "HEAD"])
+            .map(|commit| {
+                if dirty {
+                    format!("{commit} with uncommitted changes")
+                } else {
+                    commit
+                }
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        Machine {
+            cpu: proc_field("/proc/cpuinfo", "model name"),
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+            memory,
+            kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map_or_else(|_| "unknown".to_owned(), |text| text.trim().to_owned()),
+            rustc: output(root, "rustc", &["--version"]).unwrap_or_else(|| "unknown".to_owned()),
+            date: output(root, "date", &["-u", "+%Y-%m-%d %H:%M UTC"])
+                .unwrap_or_else(|| "unknown".to_owned()),
+            commit,
+        }
+    }
+}
+
+/// A command's trimmed stdout, if it ran and succeeded.
+fn output(dir: &Path, program: &str, args: &[&str]) -> Option<String> {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+/// The hot path's subjects and layouts, in table order.
+const SUBJECTS: [(&str, &str); 4] = [
+    ("baseline", "uninstrumented (baseline)"),
+    ("mcp_tool", "`#[mcp_tool]`"),
+    (
+        "tracing",
+        "tracing `#[instrument]` + registry + recording layer",
+    ),
+    (
+        "fastrace",
+        "fastrace `#[trace]` + collector + discarding reporter",
+    ),
+];
+const COLUMNS: [(&str, &str, &str); 4] = [
+    ("one_thread", "sync", "1 thread, sync"),
+    ("one_thread", "async", "1 thread, async"),
+    ("two_threads", "sync", "2 threads, sync"),
+    ("two_threads", "async", "2 threads, async"),
+];
+
+/// One hot-path benchmark's median, named `group/variant/subject` by criterion (e.g.
+/// `one_thread/sync/mcp_tool`).
+#[derive(Debug, PartialEq)]
+struct Median {
+    group: String,
+    variant: String,
+    subject: String,
+    ns: f64,
+}
+
+/// Every figure of one run.
+struct Results {
+    hot_path: Vec<Median>,
+    pipeline: Value,
+    outage: Value,
+}
+
+impl Results {
+    fn read(out: &Path) -> Result<Results> {
+        let json = |name: &str| -> Result<Value> {
+            let path = out.join(format!("{name}.json"));
+            let text = fs::read_to_string(&path)
+                .map_err(|error| format!("no {name} results at {path:?}: {error}"))?;
+            serde_json::from_str(&text).map_err(|error| format!("{path:?}: {error}"))
+        };
+        Ok(Results {
+            hot_path: criterion_medians(&out.join("criterion"))?,
+            pipeline: json("pipeline")?,
+            outage: json("outage")?,
+        })
+    }
+
+    fn ns(&self, group: &str, variant: &str, subject: &str) -> Option<f64> {
+        self.hot_path
+            .iter()
+            .find(|m| m.group == group && m.variant == variant && m.subject == subject)
+            .map(|m| m.ns)
+    }
+
+    /// Added ns per call over the baseline of the same column.
+    fn added(&self, group: &str, variant: &str, subject: &str) -> Option<f64> {
+        Some(self.ns(group, variant, subject)? - self.ns(group, variant, "baseline")?)
+    }
+
+    fn pipeline(&self, path: &str) -> Option<f64> {
+        self.pipeline.pointer(path).and_then(Value::as_f64)
+    }
+
+    fn targets(&self) -> Vec<Target> {
+        let per_column = |figure: &dyn Fn(&str, &str) -> Option<f64>,
+                          check: &dyn Fn(f64) -> bool,
+                          columns: &[(&str, &str, &str)]| {
+            let values: Vec<_> = columns
+                .iter()
+                .map(|(group, variant, label)| (label.to_string(), figure(group, variant)))
+                .collect();
+            let met = values.iter().all(|(_, v)| v.is_some_and(check));
+            let shown = values
+                .iter()
+                .map(|(label, value)| format!("{label}: {}", number(*value, 1)))
+                .collect::<Vec<_>>()
+                .join("; ");
+            (shown, met)
+        };
+        let one_thread = &COLUMNS[..2];
+        let two_threads = &COLUMNS[2..];
+        let mcp_added = |g: &str, v: &str| self.added(g, v, "mcp_tool");
+        let ratio = |peer: &'static str| {
+            move |g: &str, v: &str| Some(self.added(g, v, peer)? / self.added(g, v, "mcp_tool")?)
+        };
+        let mut targets = Vec::new();
+        let (shown, met) = per_column(&mcp_added, &|ns| ns <= 50.0, one_thread);
+        targets.push(Target::new(
+            "`#[mcp_tool]` adds at most 50 ns per call on one thread",
+            format!("added ns: {shown}"),
+            met,
+        ));
+        let (shown, met) = per_column(&mcp_added, &|ns| ns <= 100.0, two_threads);
+        targets.push(Target::new(
+            "... and at most twice that (100 ns) with two threads contending",
+            format!("added ns: {shown}"),
+            met,
+        ));
+        let (shown, met) = per_column(&ratio("fastrace"), &|r| r > 1.0, &COLUMNS);
+        targets.push(Target::new(
+            "cheaper than fastrace's `#[trace]`",
+            format!("fastrace's added cost ÷ ours: {shown}"),
+            met,
+        ));
+        let (shown, met) = per_column(&ratio("tracing"), &|r| r >= 5.0, &COLUMNS);
+        targets.push(Target::new(
+            "at least 5 times cheaper than tracing's `#[instrument]` with a recording layer",
+            format!("tracing's added cost ÷ ours: {shown}"),
+            met,
+        ));
+        let rate = self.pipeline("/gzip/events_per_second");
+        let cores = self.pipeline("/gzip/worker_cores");
+        targets.push(Target::new(
+            "at least 500,000 events/s delivered with gzip, the worker using at most one core",
+            format!(
+                "{} events/s, worker {} cores",
+                number(rate, 0),
+                number(cores, 2)
+            ),
+            rate.is_some_and(|r| r >= 500_000.0) && cores.is_some_and(|c| c <= 1.0),
+        ));
+        let slot = self.pipeline("/memory/slot_bytes");
+        targets.push(Target::new(
+            "a queued event takes at most 256 bytes",
+            format!("{} bytes", number(slot, 1)),
+            slot.is_some_and(|bytes| bytes <= 256.0),
+        ));
+        targets
+    }
+}
+
+/// One of the issue's targets, as measured.
+struct Target {
+    name: &'static str,
+    figures: String,
+    met: bool,
+}
+
+impl Target {
+    fn new(name: &'static str, figures: String, met: bool) -> Target {
+        Target { name, figures, met }
+    }
+}
+
+/// Criterion's median per benchmark (`new/estimates.json`), named by `new/benchmark.json`.
+fn criterion_medians(folder: &Path) -> Result<Vec<Median>> {
+    let mut medians = Vec::new();
+    let mut pending = vec![folder.to_owned()];
+    while let Some(dir) = pending.pop() {
+        let entries = fs::read_dir(&dir).map_err(|error| format!("{dir:?}: {error}"))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            if !(path.ends_with("new/benchmark.json")) {
+                continue;
+            }
+            let read = |path: &Path| -> Option<Value> {
+                serde_json::from_str(&fs::read_to_string(path).ok()?).ok()
+            };
+            let (Some(id), Some(estimates)) =
+                (read(&path), read(&path.with_file_name("estimates.json")))
+            else {
+                continue;
+            };
+            let (Some(group), Some(function), Some(median)) = (
+                id["group_id"].as_str(),
+                id["function_id"].as_str(),
+                estimates
+                    .pointer("/median/point_estimate")
+                    .and_then(Value::as_f64),
+            ) else {
+                continue;
+            };
+            if let Some((variant, subject)) = function.split_once('/') {
+                medians.push(Median {
+                    group: group.into(),
+                    variant: variant.into(),
+                    subject: subject.into(),
+                    ns: median,
+                });
+            }
+        }
+    }
+    if medians.is_empty() {
+        return Err(format!("no criterion results under {folder:?}"));
+    }
+    Ok(medians)
+}
+
+/// A figure with `decimals` decimals and thousands separators, or "n/a".
+fn number(value: Option<f64>, decimals: usize) -> String {
+    let Some(value) = value.filter(|v| v.is_finite()) else {
+        return "n/a".to_owned();
+    };
+    let text = format!("{value:.decimals$}");
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let (sign, digits) = whole
+        .strip_prefix('-')
+        .map_or(("", whole), |digits| ("-", digits));
+    let mut grouped = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    if fraction.is_empty() {
+        format!("{sign}{grouped}")
+    } else {
+        format!("{sign}{grouped}.{fraction}")
+    }
+}
+
+fn render(machine: &Machine, results: &Results) -> String {
+    let mut md = String::new();
+    let w = &mut md;
+    let _ = writeln!(w, "# Benchmarks\n");
+    let _ = writeln!(
+        w,
+        "Written by `cargo xtask bench`, which runs every benchmark in one run (`cargo bench \
+         --bench hot_path --bench pipeline --bench outage`) and reads the medians back. Every \
+         figure below comes from that one run: compare figures within this page, not across \
+         runs or machines.\n"
+    );
+    let _ = writeln!(w, "| machine | |\n| --- | --- |");
+    let _ = writeln!(w, "| date | {} |", machine.date);
+    let _ = writeln!(w, "| commit | {} |", machine.commit);
+    let _ = writeln!(w, "| CPU | {} |", machine.cpu);
+    let _ = writeln!(w, "| cores | {} |", machine.cores);
+    let _ = writeln!(w, "| memory | {} |", machine.memory);
+    let _ = writeln!(w, "| kernel | Linux {} |", machine.kernel);
+    let _ = writeln!(w, "| compiler | {} |\n", machine.rustc);
+
+    let _ = writeln!(w, "## Targets\n");
+    let _ = writeln!(w, "| target | this run | met |\n| --- | --- | --- |");
+    for target in results.targets() {
+        let verdict = if target.met { "yes" } else { "**no**" };
+        let _ = writeln!(w, "| {} | {} | {verdict} |", target.name, target.figures);
+    }
+
+    let _ = writeln!(w, "\n## Hot path: ns per call (criterion median)\n");
+    let header: Vec<&str> = COLUMNS.iter().map(|(_, _, label)| *label).collect();
+    let _ = writeln!(
+        w,
+        "| | {} |\n| --- |{}",
+        header.join(" | "),
+        " ---: |".repeat(COLUMNS.len())
+    );
+    for (subject, label) in SUBJECTS {
+        let cells: Vec<String> = COLUMNS
+            .iter()
+            .map(|(group, variant, _)| number(results.ns(group, variant, subject), 2))
+            .collect();
+        let _ = writeln!(w, "| {label} | {} |", cells.join(" | "));
+    }
+
+    let _ = writeln!(
+        w,
+        "\n## Hot path: added over the baseline, and ratios\n\nns added per call over the \
+         uninstrumented function in the same column; for the peers, in brackets, how many times \
+         `#[mcp_tool]`'s added cost theirs is.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| | {} |\n| --- |{}",
+        header.join(" | "),
+        " ---: |".repeat(COLUMNS.len())
+    );
+    for (subject, label) in &SUBJECTS[1..] {
+        let cells: Vec<String> = COLUMNS
+            .iter()
+            .map(|(group, variant, _)| {
+                let added = results.added(group, variant, subject);
+                let ours = results.added(group, variant, "mcp_tool");
+                match (*subject, added, ours) {
+                    ("mcp_tool", added, _) => number(added, 1),
+                    (_, Some(added), Some(ours)) => {
+                        format!(
+                            "{} ({}×)",
+                            number(Some(added), 1),
+                            number(Some(added / ours), 1)
+                        )
+                    }
+                    (_, added, _) => number(added, 1),
+                }
+            })
+            .collect();
+        let _ = writeln!(w, "| {label} | {} |", cells.join(" | "));
+    }
+    let per_call_ratio: Vec<String> = COLUMNS
+        .iter()
+        .map(|(group, variant, _)| {
+            let ratio = results
+                .ns(group, variant, "mcp_tool")
+                .zip(results.ns(group, variant, "baseline"))
+                .map(|(ours, baseline)| ours / baseline);
+            format!("{}×", number(ratio, 1))
+        })
+        .collect();
+    let _ = writeln!(
+        w,
+        "| `#[mcp_tool]` ÷ baseline, whole call | {} |",
+        per_call_ratio.join(" | ")
+    );
+
+    let p = |path: &str, decimals| number(results.pipeline(path), decimals);
+    let _ = writeln!(
+        w,
+        "\n## Pipeline: emit to acknowledged (median of {} samples)\n",
+        p("/gzip/samples", 0)
+    );
+    let _ = writeln!(w, "| | gzip | no compression |\n| --- | ---: | ---: |");
+    for (label, key, decimals) in [
+        ("delivered events/s", "events_per_second", 0),
+        (
+            "worker CPU ms per million events",
+            "worker_cpu_ms_per_million",
+            0,
+        ),
+        ("worker cores busy (CPU time ÷ elapsed)", "worker_cores", 2),
+        (
+            "worker capacity (events per worker CPU second)",
+            "worker_capacity_events_per_second",
+            0,
+        ),
+        (
+            "receiver cores busy (the loopback Events API)",
+            "receiver_cores",
+            2,
+        ),
+        ("bytes on the wire per event", "wire_bytes_per_event", 1),
+    ] {
+        let _ = writeln!(
+            w,
+            "| {label} | {} | {} |",
+            p(&format!("/gzip/{key}"), decimals),
+            p(&format!("/identity/{key}"), decimals)
+        );
+    }
+
+    let _ = writeln!(w, "\n## Memory per queued event\n");
+    let _ = writeln!(w, "| | bytes |\n| --- | ---: |");
+    let _ = writeln!(
+        w,
+        "| a queue slot (preallocated: every queued event) | {} |",
+        p("/memory/slot_bytes", 1)
+    );
+    let _ = writeln!(
+        w,
+        "| besides, a failed call's event with a {}-byte error text | {} |",
+        results
+            .pipeline
+            .pointer("/memory/error_text")
+            .and_then(Value::as_str)
+            .map_or(0, str::len),
+        p("/memory/error_event_extra_bytes", 1)
+    );
+
+    let _ = writeln!(
+        w,
+        "\n## Endpoint up, hanging or down: ns per sync call (median)\n"
+    );
+    let _ = writeln!(w, "| up | hanging | down |\n| ---: | ---: | ---: |");
+    let outage = |key: &str| number(results.outage[key].as_f64(), 2);
+    let _ = writeln!(
+        w,
+        "| {} | {} | {} |",
+        outage("up"),
+        outage("hanging"),
+        outage("down")
+    );
+
+    w.push_str(NOTES);
+    md
+}
+
+/// How each figure is measured, and what limits it: the same on every run.
+const NOTES: &str = include_str!("notes.md");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_have_thousands_separators_and_fixed_decimals() {
+        assert_eq!(number(Some(579_155.248), 0), "579,155");
+        assert_eq!(number(Some(1_234.5), 2), "1,234.50");
+        assert_eq!(number(Some(-1_000.0), 1), "-1,000.0");
+        assert_eq!(number(Some(38.52), 1), "38.5");
+        assert_eq!(number(Some(f64::NAN), 1), "n/a");
+        assert_eq!(number(None, 1), "n/a");
+    }
+
+    #[test]
+    fn criterion_medians_are_read_by_benchmark_id() {
+        let folder = env::temp_dir().join(format!("xtask-test-{}", std::process::id()));
+        let bench = folder.join("one_thread/sync_mcp_tool/new");
+        fs::create_dir_all(&bench).unwrap();
+        fs::write(
+            bench.join("benchmark.json"),
+            r#"{"group_id":"one_thread","function_id":"sync/mcp_tool"}"#,
+        )
+        .unwrap();
+        fs::write(
+            bench.join("estimates.json"),
+            r#"{"median":{"point_estimate":38.5}}"#,
+        )
+        .unwrap();
+        // criterion's `base` copy of an earlier run is not this run's figure.
+        let base = folder.join("one_thread/sync_mcp_tool/base");
+        fs::create_dir_all(&base).unwrap();
+        fs::write(
+            base.join("benchmark.json"),
+            r#"{"group_id":"one_thread","function_id":"sync/mcp_tool"}"#,
+        )
+        .unwrap();
+        fs::write(
+            base.join("estimates.json"),
+            r#"{"median":{"point_estimate":99}}"#,
+        )
+        .unwrap();
+
+        let medians = criterion_medians(&folder).unwrap();
+        fs::remove_dir_all(&folder).unwrap();
+        assert_eq!(
+            medians,
+            [Median {
+                group: "one_thread".into(),
+                variant: "sync".into(),
+                subject: "mcp_tool".into(),
+                ns: 38.5
+            }]
+        );
+    }
+}
