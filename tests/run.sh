@@ -6,6 +6,8 @@
 #
 # Needs cargo and python3 (3.11 or later, with the venv module). The Python dependencies go to
 # .venv (created when missing; reinstalled only when tests/e2e/requirements.txt changes).
+# Needs promtool too (checks the Tinybird project's Prometheus output): when it is missing, run
+# as root on Debian or Ubuntu, the script installs the `prometheus` package that brings it.
 # Exits non-zero as soon as a step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +32,22 @@ if [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$wanted" ]]; then
     echo "$wanted" >"$STAMP"
 else
     echo "requirements unchanged, nothing to install"
+fi
+
+step "promtool"
+if command -v promtool >/dev/null; then
+    echo "found $(command -v promtool)"
+elif [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+    # A fresh image may have no package lists yet: update only if the first attempt fails.
+    apt_install() {
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus
+    }
+    apt_install || { apt-get update -q && apt_install; }
+else
+    echo "promtool is missing: install Debian's or Ubuntu's \`prometheus\` package" \
+        "(sudo apt-get install --no-install-recommends prometheus), or put the promtool of a" \
+        "Prometheus release on PATH; then run this again" >&2
+    exit 1
 fi
 
 step "cargo test --workspace --locked"

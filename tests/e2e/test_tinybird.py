@@ -1,0 +1,615 @@
+"""The Tinybird project in `tinybird/`, run on a real ClickHouse (chdb) against what the crate
+really sends, checked against what really happened.
+
+`examples/metrics_workload` makes a known mix of calls (tools, prompts, resources; errors,
+panics, a cancellation; spread latencies; five sessions) through a loopback Events API and writes
+the rows it received and its own account of every call. The test deploys the project's
+datasources and pipes into chdb, appends those rows, plus rows in the shape of the template's
+TypeScript and Python producers (no `kind`) and log lines (`kind = 'log'`), reads the
+`api_prometheus` endpoint in the `.prometheus` format, checks it with `promtool check metrics`,
+and compares every metric with what the calls, not the rows, say it must be.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from e2e_support import REPO_ROOT, example_binary
+from prom_text import Family, Labels, bucket_bound, histogram_quantile, nearest_rank, parse
+from tinybird_project import Column, Project, Workspace
+
+TINYBIRD_DIR = REPO_ROOT / "tinybird"
+ENDPOINT = "api_prometheus"
+HISTOGRAM = "mcp_server_operation_duration_seconds"
+
+# The OpenTelemetry MCP semantic conventions' bucket bounds for mcp.server.operation.duration,
+# in seconds. Kept here as well as in the project, so that a change there fails here.
+BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, math.inf)
+
+# The template's metrics: name → (type, help), exactly as its api_prometheus pipe serves them.
+TEMPLATE_METRICS = {
+    "mcp_requests_total": ("counter", "total of requests"),
+    "mcp_errors_total": ("counter", "total of errors"),
+    "mcp_uniq_total_sessions": ("gauge", "total of uniq sessions"),
+    "mcp_requests_total_5m": ("counter", "total of requests last 5 minutes"),
+    "mcp_errors_total_5m": ("counter", "total of errors last 5 minutes"),
+    "mcp_uniq_total_sessions_5m": ("gauge", "total of uniq sessions last 5 minutes"),
+}
+OUR_METRICS = {
+    "mcp_calls_total": "counter",
+    HISTOGRAM: "histogram",
+    "mcp_prompt_requests_total": "counter",
+    "mcp_resource_requests_total": "counter",
+}
+# What the template counts as an error: all time, and in its five-minute window.
+ERROR_LEVELS = {"error", "ERROR"}
+ERROR_LEVELS_5M = ERROR_LEVELS | {"critical", "CRITICAL"}
+# promtool's linter objects to the template's counter names without `_total` at the end; they
+# stay, for compatibility. Any other finding fails the test.
+KNOWN_LINT = {
+    'mcp_errors_total_5m counter metrics should have "_total" suffix',
+    'mcp_requests_total_5m counter metrics should have "_total" suffix',
+}
+# The template's landing datasource, which producers and deployments rely on, column by column.
+TEMPLATE_MCP_LOGS = (
+    Column("timestamp", "DateTime", "$.timestamp"),
+    Column("session", "String", "$.session"),
+    Column("level", "String", "$.level"),
+    Column("record", "String", "$.record"),
+)
+TEMPLATE_MCP_LOGS_ENGINE = {
+    "ENGINE": "MergeTree",
+    "ENGINE_PARTITION_KEY": "toYear(timestamp)",
+    "ENGINE_SORTING_KEY": "session, timestamp",
+}
+# What Grafana puts in place of the dashboard's variables before PromQL sees a query.
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__range": "6h",
+    "$app_name": ".*",
+    "$version": ".*",
+    "$tool": ".*",
+}
+# A row this old is in the all-time metrics and out of the five-minute ones.
+OLD = timedelta(hours=2)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One handler call, as every metric must count it."""
+
+    app: str
+    version: str
+    tool: str
+    prompt: str
+    resource: str
+    level: str
+    session: str
+    kind: str = ""  # '' for producers that record no kind (the template's)
+    outcome: str = ""
+    recent: bool = True
+
+    @property
+    def handler(self) -> str:
+        return {"tool": self.tool, "prompt": self.prompt, "resource": self.resource}.get(self.kind, "")
+
+    def series(self, **more: str) -> Labels:
+        """The labels of this call's handler in mcp-analytics' own metrics."""
+        return handler_labels(self.app, self.version, self.kind, self.handler, **more)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What `metrics_workload` sent (`rows`) and did (`truth`)."""
+
+    rows: list[dict]
+    truth: dict
+
+    def calls(self) -> list[Call]:
+        """The workload's calls, from its own account; the level is the wire format's contract."""
+        calls = []
+        for call in self.truth["calls"]:
+            kind, name = call["kind"], call["name"]
+            calls.append(
+                Call(
+                    app=self.truth["app_name"],
+                    version=self.truth["version"],
+                    tool=name if kind == "tool" else "",
+                    prompt=name if kind == "prompt" else "",
+                    resource=name if kind == "resource" else "",
+                    level="error" if call["outcome"] in ("error", "panic") else "info",
+                    session=call["session"],
+                    kind=kind,
+                    outcome=call["outcome"],
+                )
+            )
+        return calls
+
+
+def labels(**pairs: str) -> Labels:
+    return frozenset(pairs.items())
+
+
+def handler_labels(app: str, version: str, kind: str, name: str, **more: str) -> Labels:
+    """The label set of a handler's series: its name under a label named after its kind."""
+    return labels(app_name=app, version=version, **{kind: name}, **more)
+
+
+# --------------------------------------------------------------------------------------------
+# Rows of the template's producers and log lines, made here
+
+
+def iso(at: datetime) -> str:
+    """`new Date().toISOString()`, what the template's TypeScript logger sends."""
+    return at.strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+def typescript_row(call: Call, at: datetime, extra: dict | None = None) -> dict:
+    """A row of the template's TypeScript logger: no `kind`, no outcome, no duration."""
+    record = {
+        "appName": call.app,
+        "funcName": "handleRequest",
+        "tool": call.tool,
+        "prompt": call.prompt,
+        "resource": call.resource,
+        "level": call.level,
+        "version": call.version,
+        "message": f"handled {call.tool or call.prompt or call.resource or 'a request'}",
+        **(extra or {}),
+    }
+    return {
+        "timestamp": iso(at),
+        "session": call.session,
+        "level": call.level,
+        "record": json.dumps(record),
+    }
+
+
+def python_row(call: Call, at: datetime) -> dict:
+    """A row of the template's Python handler (`mcp_logs_python`): `extra` holds what it knows."""
+    extra = {
+        "levelno": 40 if call.level == "ERROR" else 20,
+        "msg": "handle_call_tool",
+        "session": call.session,
+        "mcp_server_version": call.version,
+    }
+    for key in ("tool", "prompt", "resource"):
+        if getattr(call, key):
+            extra[key] = getattr(call, key)
+    return {
+        "app_name": call.app,
+        "asctime": at.strftime("%Y-%m-%d %H:%M:%S.") + f"{at.microsecond // 1000:03d}",
+        "created": at.timestamp(),
+        "extra": extra,
+        "filename": "server.py",
+        "formatted_message": f"{at:%Y-%m-%d %H:%M:%S} - mcp-tinybird - {call.level} - handle_call_tool",
+        "funcName": "handle_call_tool",
+        "level": extra["levelno"],
+        "levelname": call.level,
+        "lineno": 210,
+        "message": "handle_call_tool",
+        "module": "server",
+        "msecs": at.microsecond / 1000,
+        "name": "mcp-tinybird",
+        "pathname": "/srv/mcp_tinybird/server.py",
+        "process": 4242,
+        "processName": "MainProcess",
+        "relativeCreated": 1234.5,
+        "thread": 140000,
+        "threadName": "MainThread",
+    }
+
+
+def typescript_calls() -> list[Call]:
+    ts = dict(app="ts-server", version="1.4.0", prompt="", resource="")
+    return [
+        *[Call(tool="run-select-query", level="info", session="ts-1", **ts)] * 3,
+        Call(tool="run-select-query", level="error", session="ts-1", **ts),
+        Call(tool="run-select-query", level="info", session="ts-old", recent=False, **ts),
+        Call(tool="list-datasources", level="ERROR", session="ts-2", **ts),
+        # Counted as an error in the five-minute window only, as the template does.
+        Call(tool="list-datasources", level="critical", session="ts-2", **ts),
+        Call(**{**ts, "prompt": "explore"}, tool="", level="info", session="ts-2"),
+        Call(**{**ts, "resource": "tinybird://insights"}, tool="", level="info", session="ts-2"),
+    ]
+
+
+def python_calls() -> list[Call]:
+    py = dict(app="py-server", version="0.1.4", session="py-1")
+    return [
+        Call(tool="run-select-query", prompt="", resource="", level="INFO", **py),
+        Call(tool="run-select-query", prompt="", resource="", level="ERROR", **py),
+        Call(tool="", prompt="tinybird-default", resource="", level="INFO", **py),
+        Call(tool="", prompt="", resource="tinybird://insights", level="INFO", **py),
+        # A log line outside any handler: the template counts it as a request of tool ''.
+        Call(tool="", prompt="", resource="", level="INFO", recent=False, **py),
+    ]
+
+
+def log_lines(app: str, version: str) -> list[dict]:
+    """Log lines of mcp-analytics (`kind = 'log'`): a tool named, an error level and a session
+    of their own, all of which would show if they were counted as requests."""
+    now = datetime.now(UTC)
+    ours = dict(app=app, version=version, prompt="", resource="")
+    lines = [
+        Call(tool="search", level="error", session="log-only", **ours),
+        Call(tool="", level="info", session="session-alpha", **ours),
+    ]
+    return [typescript_row(line, now, {"kind": "log"}) for line in lines]
+
+
+def edge_durations() -> list[tuple[Call, float]]:
+    """mcp-analytics rows (made here) whose durations sit exactly on bucket bounds, and past the
+    last one: a bucket counts the calls at most its bound (`le`), and beyond 300 s only +Inf."""
+    edge = dict(app="edge-server", version="2.0.0", prompt="", resource="", session="edge-1", kind="tool")
+    durations_ms = [10.0, 20.0, 300_000.0, 300_001.0]
+    return [(Call(tool="exact", level="info", outcome="ok", **edge), ms) for ms in durations_ms]
+
+
+def analytics_row(call: Call, duration_ms: float, at: datetime) -> dict:
+    """A row in mcp-analytics' wire format (the README's "Wire format"), every `record` key
+    present, even empty: the workload's rows leave empty ones out, and both must count alike."""
+    record = {
+        "appName": call.app,
+        "funcName": call.handler,
+        "tool": call.tool,
+        "prompt": call.prompt,
+        "resource": call.resource,
+        "version": call.version,
+        "message": f"{call.kind} {call.handler}: {call.outcome}",
+        "kind": call.kind,
+        "outcome": call.outcome,
+        "duration_ms": duration_ms,
+        "error": "",
+        "client_name": "",
+        "client_version": "",
+    }
+    return {
+        "timestamp": at.strftime("%Y-%m-%d %H:%M:%S.") + f"{at.microsecond // 1000:03d}",
+        "session": call.session,
+        "level": call.level,
+        "record": json.dumps(record),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Fixtures: one workload, one workspace, one scrape for the whole module
+
+
+@pytest.fixture(scope="module")
+def workload(tmp_path_factory: pytest.TempPathFactory) -> Workload:
+    out_dir = tmp_path_factory.mktemp("workload")
+    binary = example_binary("metrics_workload")
+    done = subprocess.run(
+        [str(binary), str(out_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )
+    assert done.returncode == 0, f"metrics_workload: exit {done.returncode}\n{done.stdout}{done.stderr}"
+    rows = [json.loads(line) for line in (out_dir / "mcp_logs.ndjson").read_text().splitlines()]
+    truth = json.loads((out_dir / "truth.json").read_text())
+    assert len(rows) == len(truth["calls"]) > 0
+    return Workload(rows, truth)
+
+
+@pytest.fixture(scope="module")
+def analytics_calls(workload: Workload) -> list[Call]:
+    """Every call recorded in mcp-analytics' format: the workload's and the edge cases'."""
+    return workload.calls() + [call for call, _ in edge_durations()]
+
+
+@pytest.fixture(scope="module")
+def analytics_rows(workload: Workload) -> list[dict]:
+    """The rows of `analytics_calls`, as sent."""
+    now = datetime.now(UTC)
+    return workload.rows + [analytics_row(call, ms, now) for call, ms in edge_durations()]
+
+
+@pytest.fixture(scope="module")
+def recorded_seconds(analytics_rows: list[dict]) -> dict[Labels, list[float]]:
+    """The durations mcp-analytics recorded (`duration_ms` on the wire), per handler series."""
+    recorded: dict[Labels, list[float]] = defaultdict(list)
+    for record in (json.loads(row["record"]) for row in analytics_rows):
+        kind = record["kind"]
+        series = handler_labels(record["appName"], record["version"], kind, record[kind])
+        recorded[series].append(record["duration_ms"] / 1000)
+    return recorded
+
+
+@pytest.fixture(scope="module")
+def expected_calls(analytics_calls: list[Call]) -> list[Call]:
+    return analytics_calls + typescript_calls() + python_calls()
+
+
+@pytest.fixture(scope="module")
+def workspace(
+    workload: Workload, analytics_rows: list[dict], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Workspace]:
+    workspace = Workspace(Project.load(TINYBIRD_DIR), tmp_path_factory.mktemp("chdb"))
+    try:
+        now = datetime.now(UTC)
+
+        def at(call: Call) -> datetime:
+            return now if call.recent else now - OLD
+
+        workspace.append("mcp_logs", analytics_rows)
+        workspace.append("mcp_logs", [typescript_row(call, at(call)) for call in typescript_calls()])
+        workspace.append("mcp_logs", log_lines(workload.truth["app_name"], workload.truth["version"]))
+        workspace.append("mcp_logs_python", [python_row(call, at(call)) for call in python_calls()])
+        yield workspace
+    finally:
+        workspace.close()
+
+
+@pytest.fixture(scope="module")
+def exposition(workspace: Workspace) -> str:
+    """The body of `GET /v0/pipes/api_prometheus.prometheus`."""
+    return workspace.endpoint(ENDPOINT, "Prometheus")
+
+
+@pytest.fixture(scope="module")
+def metrics(exposition: str) -> dict[str, Family]:
+    return parse(exposition)
+
+
+# --------------------------------------------------------------------------------------------
+# What the metrics must be, from the calls
+
+
+def template_expectations(calls: list[Call]) -> dict[str, dict[Labels, float]]:
+    """The template's six metrics over `calls`, by its rules: every call is a request of its
+    `tool`; an error is a call at an error level; sessions are distinct session ids."""
+    expected: dict[str, dict[Labels, float]] = defaultdict(dict)
+    for suffix, window in (("", calls), ("_5m", [call for call in calls if call.recent])):
+        error_levels = ERROR_LEVELS_5M if suffix else ERROR_LEVELS
+        by_tool: dict[tuple[str, str, str], list[Call]] = defaultdict(list)
+        sessions: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for call in window:
+            by_tool[call.app, call.version, call.tool].append(call)
+            sessions[call.app, call.version].add(call.session)
+        for (app, version, tool), group in by_tool.items():
+            key = labels(app_name=app, version=version, tool=tool)
+            expected[f"mcp_requests_total{suffix}"][key] = len(group)
+            expected[f"mcp_errors_total{suffix}"][key] = sum(call.level in error_levels for call in group)
+        for (app, version), ids in sessions.items():
+            key = labels(app_name=app, version=version, tool="all")
+            expected[f"mcp_uniq_total_sessions{suffix}"][key] = len(ids)
+    return expected
+
+
+def counts(keys) -> dict[Labels, float]:
+    return dict(Counter(keys))
+
+
+def bucket_index(seconds: float) -> int:
+    """Which histogram bucket `seconds` falls in: the index of the first bound at or above it."""
+    return bisect.bisect_left(BUCKETS, seconds)
+
+
+def histogram_buckets(family: Family) -> dict[Labels, dict[float, float]]:
+    """Cumulative bucket counts per series (the series' labels without `le`)."""
+    series: dict[Labels, dict[float, float]] = defaultdict(dict)
+    for sample in family.samples:
+        if sample.name == f"{family.name}_bucket":
+            rest = frozenset(pair for pair in sample.labels if pair[0] != "le")
+            series[rest][bucket_bound(sample.label("le"))] = sample.value
+    return series
+
+
+# --------------------------------------------------------------------------------------------
+# The tests
+
+
+def test_what_producers_and_scrapers_rely_on_is_the_templates() -> None:
+    """`mcp_logs` and its append token, and the endpoint's read token, as the template has them."""
+    project = Project.load(TINYBIRD_DIR)
+    mcp_logs = project.datasources["mcp_logs"]
+    assert (mcp_logs.columns, mcp_logs.engine) == (TEMPLATE_MCP_LOGS, TEMPLATE_MCP_LOGS_ENGINE)
+    assert mcp_logs.tokens == (("mcp_public_write_token", "APPEND"),)
+    assert project.pipes[ENDPOINT].tokens == (("prometheus", "READ"),)
+
+
+def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Runs `promtool ARGS`; fails the test, saying what to install, when there is none."""
+    binary = shutil.which("promtool")
+    if binary is None:
+        pytest.fail(
+            "promtool is missing: install Debian's `prometheus` package (tests/run.sh does it when root)",
+            pytrace=False,
+        )
+    return subprocess.run([binary, *args], input=stdin, capture_output=True, text=True, timeout=30)
+
+
+def test_promtool_accepts_the_exposition(exposition: str) -> None:
+    checked = promtool("check", "metrics", stdin=exposition)
+    findings = {line.strip() for line in checked.stdout.splitlines() if line.strip()}
+    # 0: clean; 3: lint findings only (listed on stdout); anything else is a parse error.
+    assert checked.returncode in (0, 3), f"promtool: {checked.stderr}{checked.stdout}"
+    assert findings <= KNOWN_LINT, f"promtool findings beyond the template's names: {findings - KNOWN_LINT}"
+
+
+def test_one_block_per_metric_in_name_order(workspace: Workspace, metrics: dict[str, Family]) -> None:
+    # `parse` already refuses a metric split into two blocks or with a second HELP or TYPE.
+    rows = workspace.endpoint(ENDPOINT, "JSONEachRow").splitlines()
+    names = [json.loads(row)["name"] for row in rows]
+    assert names == sorted(names)
+    assert list(metrics) == sorted(metrics)
+    assert set(metrics) == set(TEMPLATE_METRICS) | set(OUR_METRICS)
+    for name, (type_, help_) in TEMPLATE_METRICS.items():
+        assert (metrics[name].type, metrics[name].help) == (type_, help_), name
+    for name, type_ in OUR_METRICS.items():
+        assert metrics[name].type == type_ and metrics[name].help, name
+
+
+def test_template_metrics_count_as_the_template_does(
+    metrics: dict[str, Family], expected_calls: list[Call]
+) -> None:
+    """Requests, errors and sessions, all time and over five minutes, for mcp-analytics' rows and
+    for rows of the template's own producers, which have no `kind`."""
+    expected = template_expectations(expected_calls)
+    for name in TEMPLATE_METRICS:
+        assert metrics[name].series() == expected[name], name
+
+
+def test_requests_per_tool_are_the_calls_made(metrics: dict[str, Family], workload: Workload) -> None:
+    truth = workload.truth
+    made = Counter(call["name"] for call in truth["calls"] if call["kind"] == "tool")
+    other = sum(call["kind"] != "tool" for call in truth["calls"])
+    served = {
+        sample.label("tool"): sample.value
+        for sample in metrics["mcp_requests_total"].samples
+        if sample.label("app_name") == truth["app_name"]
+    }
+    assert served == {**made, "": other}
+
+
+def test_log_lines_are_not_requests(metrics: dict[str, Family], workload: Workload) -> None:
+    truth = workload.truth
+    app = labels(app_name=truth["app_name"], version=truth["version"])
+    search = app | labels(tool="search")
+    searches = sum(call["name"] == "search" for call in truth["calls"])
+    assert metrics["mcp_requests_total"].series()[search] == searches
+    assert metrics["mcp_errors_total"].series()[search] == 0
+    sessions = len({call["session"] for call in truth["calls"]})
+    assert metrics["mcp_uniq_total_sessions"].series()[app | labels(tool="all")] == sessions
+
+
+def test_five_minute_windows_leave_older_rows_out(metrics: dict[str, Family]) -> None:
+    key = labels(app_name="ts-server", version="1.4.0", tool="run-select-query")
+    assert metrics["mcp_requests_total"].series()[key] == 5
+    assert metrics["mcp_requests_total_5m"].series()[key] == 4
+    listing = labels(app_name="ts-server", version="1.4.0", tool="list-datasources")
+    assert metrics["mcp_errors_total"].series()[listing] == 1
+    assert metrics["mcp_errors_total_5m"].series()[listing] == 2
+
+
+def test_sessions_are_the_sessions_used(metrics: dict[str, Family], workload: Workload) -> None:
+    truth = workload.truth
+    used = {call["session"] for call in truth["calls"]}
+    # Three async sessions, one sync, and the process's own for calls outside any.
+    assert len(used) == 5, used
+    key = labels(app_name=truth["app_name"], version=truth["version"], tool="all")
+    assert metrics["mcp_uniq_total_sessions"].series()[key] == len(used)
+    assert metrics["mcp_uniq_total_sessions_5m"].series()[key] == len(used)
+
+
+def test_calls_by_outcome_are_the_outcomes_observed(
+    metrics: dict[str, Family], analytics_calls: list[Call]
+) -> None:
+    """Only mcp-analytics records outcomes; the other producers' rows have no series here."""
+    calls = analytics_calls
+    expected = counts(call.series(outcome=call.outcome) for call in calls)
+    assert metrics["mcp_calls_total"].series() == expected
+    outcomes = Counter(call.outcome for call in calls)
+    assert outcomes["error"] > 0 and outcomes["panic"] > 0 and outcomes["cancelled"] > 0, outcomes
+
+
+def test_prompt_and_resource_requests(metrics: dict[str, Family], expected_calls: list[Call]) -> None:
+    for kind in ("prompt", "resource"):
+        expected = counts(
+            labels(app_name=c.app, version=c.version, **{kind: getattr(c, kind)})
+            for c in expected_calls
+            if getattr(c, kind)
+        )
+        assert metrics[f"mcp_{kind}_requests_total"].series() == expected, kind
+
+
+def test_histogram_counts_every_call_in_cumulative_buckets(
+    metrics: dict[str, Family], analytics_calls: list[Call]
+) -> None:
+    family = metrics[HISTOGRAM]
+    buckets = histogram_buckets(family)
+    calls = analytics_calls
+    expected_counts = counts(call.series() for call in calls)
+    assert family.series("_count") == expected_counts
+    assert buckets.keys() == expected_counts.keys() == family.series("_sum").keys()
+    for series, by_bound in buckets.items():
+        assert sorted(by_bound) == list(BUCKETS), series
+        cumulative = [by_bound[bound] for bound in BUCKETS]
+        assert cumulative == sorted(cumulative), f"buckets not cumulative: {series}"
+        assert by_bound[math.inf] == expected_counts[series], series
+
+
+def test_histogram_buckets_hold_the_recorded_durations(
+    metrics: dict[str, Family], recorded_seconds: dict[Labels, list[float]]
+) -> None:
+    """Each bucket counts the calls whose recorded duration is at most its bound; `_sum` adds the
+    recorded durations up."""
+    recorded = recorded_seconds
+    family = metrics[HISTOGRAM]
+    buckets = histogram_buckets(family)
+    sums = family.series("_sum")
+    assert buckets.keys() == recorded.keys()
+    for series, durations in recorded.items():
+        assert buckets[series] == {bound: sum(d <= bound for d in durations) for bound in BUCKETS}, series
+        assert sums[series] == pytest.approx(sum(durations), rel=1e-9, abs=1e-12), series
+    spread = {bucket_index(d) for durations in recorded.values() for d in durations}
+    assert len(spread) >= 5, f"the workload's durations fill too few buckets to test: {sorted(spread)}"
+
+
+def test_p95_from_buckets_is_within_a_bucket_of_the_measured_p95(
+    metrics: dict[str, Family], workload: Workload
+) -> None:
+    """What Grafana shows (`histogram_quantile(0.95, ...)`) against the durations the workload
+    measured around its calls, per handler with enough calls and over all handlers together."""
+    buckets = histogram_buckets(metrics[HISTOGRAM])
+    measured: dict[Labels, list[float]] = defaultdict(list)
+    for call, account in zip(workload.calls(), workload.truth["calls"], strict=True):
+        measured[call.series()].append(account["measured_ms"] / 1000)
+
+    checked = {}
+    for series, durations in measured.items():
+        if len(durations) >= 20:
+            checked[series] = (histogram_quantile(0.95, buckets[series]), nearest_rank(durations, 0.95))
+    # `sum by (le)` over the workload's handlers, as a dashboard's overall p95 does.
+    overall = {bound: sum(buckets[series][bound] for series in measured) for bound in BUCKETS}
+    everything = [d for durations in measured.values() for d in durations]
+    checked[labels(all="handlers")] = (histogram_quantile(0.95, overall), nearest_rank(everything, 0.95))
+
+    assert len(checked) >= 3, "too few handlers with 20 calls or more"
+    for series, (estimated, actual) in checked.items():
+        assert abs(bucket_index(estimated) - bucket_index(actual)) <= 1, (
+            f"{dict(series)}: p95 from buckets {estimated:.4f}s, measured {actual:.4f}s"
+        )
+
+
+def test_scrape_config_is_valid() -> None:
+    checked = promtool("check", "config", str(TINYBIRD_DIR / "prometheus.yml"))
+    assert checked.returncode == 0, f"promtool: {checked.stderr}{checked.stdout}"
+
+
+def test_dashboard_queries_are_promql_over_served_metrics(
+    metrics: dict[str, Family], tmp_path: Path
+) -> None:
+    """Every query of the Grafana dashboard parses as PromQL (`promtool check rules` on them as
+    recording rules) and names only metrics the endpoint serves."""
+    dashboard = json.loads((TINYBIRD_DIR / "grafana" / "dashboard.json").read_text())
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    assert len(queries) >= 10
+    served = set(metrics) | {f"{HISTOGRAM}{suffix}" for suffix in ("_bucket", "_sum", "_count")}
+    rules = []
+    for index, query in enumerate(queries):
+        named = set(re.findall(r"\b(mcp_[a-z0-9_]+)", query))
+        assert named and named <= served, f"{query}: not served: {named - served}"
+        for variable, value in GRAFANA_VARIABLES.items():
+            query = query.replace(variable, value)
+        rules.append({"record": f"dashboard:query_{index}", "expr": query})
+    rule_file = tmp_path / "dashboard_rules.yml"
+    rule_file.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))  # JSON is YAML
+    checked = promtool("check", "rules", str(rule_file))
+    assert checked.returncode == 0, f"promtool: {checked.stderr}{checked.stdout}"
