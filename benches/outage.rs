@@ -56,12 +56,8 @@ fn bench(c: &mut Criterion, name: &str) -> Option<f64> {
     PER_CALL.lock().unwrap().clear();
     c.bench_function(name, |b| b.iter_custom(timed));
     let per_call = PER_CALL.lock().unwrap();
-    let mut measured = per_call[per_call.len().saturating_sub(SAMPLES)..].to_vec();
-    if measured.is_empty() {
-        return None;
-    }
-    measured.sort_by(f64::total_cmp);
-    Some(mcp_analytics_dev::percentile(&measured, 50.0))
+    let measured = per_call[per_call.len().saturating_sub(SAMPLES)..].to_vec();
+    (!measured.is_empty()).then(|| common::median(measured))
 }
 
 fn start(url: &str, token: &str, shutdown_timeout: Duration) -> Guard {

@@ -247,9 +247,7 @@ fn measure(c: &mut Criterion, name: &str, gzip: bool, sessions: &[SessionId]) ->
 
 /// The median over samples of `figure`.
 fn median(samples: &[Sample], figure: impl Fn(&Sample) -> f64) -> f64 {
-    let mut values: Vec<f64> = samples.iter().map(figure).collect();
-    values.sort_by(f64::total_cmp);
-    mcp_analytics_dev::percentile(&values, 50.0)
+    common::median(samples.iter().map(figure).collect())
 }
 
 fn medians(samples: &[Sample]) -> Value {

@@ -102,6 +102,12 @@ fn timed_runs(iters: u64, subject: &impl Subject, together: Option<&Barrier>) ->
     elapsed
 }
 
+/// The median of `values`; NaN when there are none (a benchmark filtered out).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    mcp_analytics_dev::percentile(&values, 50.0)
+}
+
 /// Prints a benchmark's summary and, when `MCP_ANALYTICS_BENCH_OUT` names a folder (as
 /// `cargo xtask bench` does), writes it there as `<name>.json`.
 pub fn report(name: &str, summary: &serde_json::Value) {

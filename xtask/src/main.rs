@@ -558,31 +558,17 @@ mod tests {
     #[test]
     fn criterion_medians_are_read_by_benchmark_id() {
         let folder = env::temp_dir().join(format!("xtask-test-{}", std::process::id()));
-        let bench = folder.join("one_thread/sync_mcp_tool/new");
-        fs::create_dir_all(&bench).unwrap();
-        fs::write(
-            bench.join("benchmark.json"),
-            r#"{"group_id":"one_thread","function_id":"sync/mcp_tool"}"#,
-        )
-        .unwrap();
-        fs::write(
-            bench.join("estimates.json"),
-            r#"{"median":{"point_estimate":38.5}}"#,
-        )
-        .unwrap();
+        let write = |run: &str, median: f64| {
+            let dir = folder.join("one_thread/sync_mcp_tool").join(run);
+            fs::create_dir_all(&dir).unwrap();
+            let id = r#"{"group_id":"one_thread","function_id":"sync/mcp_tool"}"#;
+            fs::write(dir.join("benchmark.json"), id).unwrap();
+            let estimates = format!(r#"{{"median":{{"point_estimate":{median}}}}}"#);
+            fs::write(dir.join("estimates.json"), estimates).unwrap();
+        };
+        write("new", 38.5);
         // criterion's `base` copy of an earlier run is not this run's figure.
-        let base = folder.join("one_thread/sync_mcp_tool/base");
-        fs::create_dir_all(&base).unwrap();
-        fs::write(
-            base.join("benchmark.json"),
-            r#"{"group_id":"one_thread","function_id":"sync/mcp_tool"}"#,
-        )
-        .unwrap();
-        fs::write(
-            base.join("estimates.json"),
-            r#"{"median":{"point_estimate":99}}"#,
-        )
-        .unwrap();
+        write("base", 99.0);
 
         let medians = criterion_medians(&folder).unwrap();
         fs::remove_dir_all(&folder).unwrap();
