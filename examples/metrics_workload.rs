@@ -11,7 +11,8 @@
 //! cancelled by a timeout, and sleeps spread durations over the latency histogram's buckets.
 //! Events go to a loopback Events API receiver started in-process. Writes to OUTDIR:
 //!
-//! - `mcp_logs.ndjson`: every row the receiver accepted, as received;
+//! - `mcp_logs.ndjson`: every row the receiver accepted, as received, the log lines of the
+//!   `tracing` layer (`kind = "log"`, some written inside a tool) among them;
 //! - `truth.json`: every call as this program saw it (kind, name, session, outcome observed
 //!   from the call's result, duration measured around the call), independently of analytics.
 //!
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 use mcp_analytics::{in_session, mcp_prompt, mcp_resource, mcp_tool, with_session};
 use mcp_analytics_dev::Receiver;
 use serde::Serialize;
+use tracing_subscriber::prelude::*;
 
 /// The message of every panic this program causes on purpose; the panic hook keeps those quiet.
 const INJECTED_PANIC: &str = "injected panic (metrics_workload)";
@@ -51,9 +53,14 @@ async fn search(query: &str, delay: Duration) -> Result<String, String> {
 
 #[mcp_tool(name = "fetch-weather")]
 async fn weather(city: &str) -> Result<String, String> {
+    // Log lines written inside a tool, an error among them: they must not count as calls.
+    tracing::info!(city, "looking up the weather");
     tokio::time::sleep(Duration::from_millis(15)).await;
     match city {
-        "Atlantis" => Err(format!("no weather station in {city}")),
+        "Atlantis" => {
+            tracing::error!(city, "no weather station");
+            Err(format!("no weather station in {city}"))
+        }
         _ => Ok(format!("sunny in {city}")),
     }
 }
@@ -313,6 +320,11 @@ fn main() {
 
 fn run(out_dir: &Path) -> Result<(), String> {
     quiet_injected_panics();
+    // Log lines through the same pipeline (`kind = "log"` rows).
+    tracing_subscriber::registry()
+        .with(mcp_analytics::tracing::layer!())
+        .init();
+    tracing::warn!("workload starting");
     let receiver = Receiver::start();
     let analytics = mcp_analytics::builder()
         .from_env(false)
@@ -352,12 +364,15 @@ fn run(out_dir: &Path) -> Result<(), String> {
         .shutdown()
         .map_err(|error| format!("analytics shutdown: {error}"))?;
     let calls = ledger.into_calls();
-    let rows = receiver.rows();
-    if rows.len() != calls.len() {
+    let call_rows = receiver
+        .rows()
+        .iter()
+        .filter(|row| row.record_str("kind") != "log")
+        .count();
+    if call_rows != calls.len() {
         return Err(format!(
-            "{} calls made but {} rows received (stats: {:?})",
+            "{} calls made but {call_rows} call rows received (stats: {:?})",
             calls.len(),
-            rows.len(),
             mcp_analytics::stats()
         ));
     }

@@ -5,13 +5,15 @@
 //! ```
 //!
 //! With no Tinybird account, events go to a loopback Events API receiver started in-process,
-//! and the example prints a table of what it received. With `TB_API_URL` and `TB_WRITE_TOKEN`
-//! set (in the environment or `.env`), events go to your Tinybird workspace instead.
+//! and the example prints a table of what it received, and the log lines. With `TB_API_URL` and
+//! `TB_WRITE_TOKEN` set (in the environment or `.env`), events go to your Tinybird workspace
+//! instead.
 
 use std::time::Duration;
 
 use mcp_analytics::{mcp_prompt, mcp_resource, mcp_tool, with_session};
 use mcp_analytics_dev::{Receiver, Row, percentile};
+use tracing_subscriber::prelude::*;
 
 #[mcp_tool]
 fn add(a: i64, b: i64) -> i64 {
@@ -31,6 +33,9 @@ fn explode() -> String {
 
 #[mcp_tool(name = "fetch-weather")]
 async fn weather(city: &str) -> Result<String, String> {
+    if city.len() > 8 {
+        tracing::warn!(city, "slow station");
+    }
     let delay = 5 + city.len() as u64 * 3;
     tokio::time::sleep(Duration::from_millis(delay)).await;
     Ok(format!("sunny in {city}"))
@@ -59,6 +64,10 @@ fn main() {
         None => mcp_analytics::builder(),
     };
     let analytics = builder.init();
+    // Log lines too: `tracing` events at INFO and above become rows of the same datasource.
+    tracing_subscriber::registry()
+        .with(mcp_analytics::tracing::layer!())
+        .init();
 
     for i in 0..20 {
         add(i, i);
@@ -89,7 +98,14 @@ fn main() {
     }
     let stats = mcp_analytics::stats();
     match &receiver {
-        Some(receiver) => print_table(&receiver.rows()),
+        Some(receiver) => {
+            let (logs, calls): (Vec<Row>, Vec<Row>) = receiver
+                .rows()
+                .into_iter()
+                .partition(|row| row.record_str("kind") == "log");
+            print_table(&calls);
+            print_logs(&logs);
+        }
         None => println!("Shipped to Tinybird: see your workspace's mcp_logs datasource."),
     }
     println!(
@@ -136,6 +152,25 @@ fn print_table(rows: &[Row]) {
             count("panic"),
             percentile(&durations, 50.0),
             percentile(&durations, 95.0),
+        );
+    }
+}
+
+/// The log lines, with the handler each was written in.
+fn print_logs(logs: &[Row]) {
+    println!("\n{:<9} {:<28} message", "level", "handler");
+    for log in logs {
+        let handler = format!(
+            "{} {}",
+            log.record_str("handler_kind"),
+            log.record_str("handler")
+        );
+        println!(
+            "{:<9} {:<28} {} {}",
+            log.level,
+            handler.trim(),
+            log.record_str("message"),
+            log.record["fields"]
         );
     }
 }

@@ -226,11 +226,18 @@ struct Calls {
 }
 
 impl Calls {
+    /// The body's future is polled through `Activated`, which marks the call as running on the
+    /// thread during each poll (for the log lines of the `tracing` feature).
     fn around_await(&self, future: TokenStream) -> TokenStream {
-        let Calls { start, finish, .. } = self;
+        let Calls {
+            krate,
+            start,
+            finish,
+        } = self;
         quote! {
             let __mcp_analytics_call = #start;
-            let __mcp_analytics_output = #future.await;
+            let __mcp_analytics_output =
+                #krate::__private::Activated::new(&__mcp_analytics_call, #future).await;
             #finish
             __mcp_analytics_output
         }
@@ -238,6 +245,7 @@ impl Calls {
 
     /// The closure goes through `call_once` so that it is an `FnOnce`: it may then return
     /// borrows of what it captured (`fn get(&mut self) -> &mut T`), which an `FnMut` may not.
+    /// It runs with the call marked as running on the thread, as `around_await` does.
     fn around_closure(&self, body: TokenStream) -> TokenStream {
         let Calls {
             krate,
@@ -246,7 +254,10 @@ impl Calls {
         } = self;
         quote! {
             let __mcp_analytics_call = #start;
-            let __mcp_analytics_output = #krate::__private::call_once(move || #body);
+            let __mcp_analytics_output = {
+                let __mcp_analytics_active = __mcp_analytics_call.activate();
+                #krate::__private::call_once(move || #body)
+            };
             #finish
             __mcp_analytics_output
         }

@@ -269,16 +269,19 @@ struct Record<'a> {
     client_version: &'a str,
 }
 
-/// Appends one event as an NDJSON line (with its `\n`) to `out`, in one pass: the `record`
-/// object is serialized straight into its string column, escaped on the way, rather than
-/// serialized and then escaped again as a string.
+/// Appends one event as an NDJSON line (with its `\n`) to `out`: a call's, or a log line's.
 fn encode_line(event: &Event, clock: &WallClock, scratch: &mut Scratch, out: &mut Vec<u8>) {
+    #[cfg(feature = "tracing")]
+    if let Some(log) = event.log() {
+        write_line(event, log.level(), &log.record(event), clock, scratch, out);
+        return;
+    }
     let site = event.callsite;
     let name = event.name();
     let error = event.error();
     let of_kind = |kind: Kind| if site.kind == kind { name } else { "" };
 
-    let message = &mut scratch.message;
+    let mut message = std::mem::take(&mut scratch.message);
     message.clear();
     for part in [site.kind.as_str(), " ", name, ": ", event.outcome.as_str()] {
         message.push_str(part);
@@ -294,7 +297,7 @@ fn encode_line(event: &Event, clock: &WallClock, scratch: &mut Scratch, out: &mu
         prompt: of_kind(Kind::Prompt),
         resource: of_kind(Kind::Resource),
         version: site.crate_version,
-        message,
+        message: &message,
         kind: site.kind.as_str(),
         outcome: event.outcome.as_str(),
         duration_ms: duration_ms(event.duration()),
@@ -302,21 +305,34 @@ fn encode_line(event: &Event, clock: &WallClock, scratch: &mut Scratch, out: &mu
         client_name: event.client().map_or("", ClientInfo::name),
         client_version: event.client().map_or("", ClientInfo::version),
     };
+    write_line(event, level(event.outcome), &record, clock, scratch, out);
+    scratch.message = message;
+}
+
+/// Writes the line's columns, in one pass: the `record` object is serialized straight into its
+/// string column, escaped on the way, rather than serialized and then escaped again as a string.
+fn write_line(
+    event: &Event,
+    level: &str,
+    record: &impl Serialize,
+    clock: &WallClock,
+    scratch: &mut Scratch,
+    out: &mut Vec<u8>,
+) {
     let session = event
         .session
         .as_ref()
         .unwrap_or(&scratch.process_session)
         .as_str();
-
     // Serializing strings and numbers into a Vec cannot fail.
     out.extend_from_slice(br#"{"timestamp":""#);
     scratch.timestamps.write(clock.at(event.started), out);
     out.extend_from_slice(br#"","session":"#);
     let _ = serde_json::to_writer(&mut *out, session);
     out.extend_from_slice(br#","level":""#);
-    out.extend_from_slice(level(event.outcome).as_bytes());
+    out.extend_from_slice(level.as_bytes());
     out.extend_from_slice(br#"","record":""#);
-    let _ = serde_json::to_writer(StringContents(out), &record);
+    let _ = serde_json::to_writer(StringContents(out), record);
     out.extend_from_slice(b"\"}\n");
 }
 

@@ -33,6 +33,8 @@ pub enum Kind {
     Tool,
     Resource,
     Prompt,
+    /// Not a handler: the log lines of the `tracing` layer.
+    Log,
 }
 
 impl Kind {
@@ -41,6 +43,7 @@ impl Kind {
             Kind::Tool => "tool",
             Kind::Resource => "resource",
             Kind::Prompt => "prompt",
+            Kind::Log => "log",
         }
     }
 }
@@ -111,13 +114,17 @@ pub(crate) struct Event {
     pub(crate) outcome: Outcome,
 }
 
-/// What only some calls have: a name computed at call time, an error text, a known client.
+/// What only some events have: a name computed at call time, an error text, a known client, or
+/// what a log line says.
 #[derive(Debug, Default)]
 pub(crate) struct Details {
-    /// `name = <expr>` or the request's name, replacing `callsite.name`.
-    pub(crate) name: Option<Box<str>>,
+    /// `name = <expr>` or the request's name, replacing `callsite.name`. Shared, so that the
+    /// log lines of the call can name it without a copy.
+    pub(crate) name: Option<Arc<str>>,
     pub(crate) error: Option<Box<str>>,
     pub(crate) client: Option<Arc<dyn ClientInfo>>,
+    #[cfg(feature = "tracing")]
+    pub(crate) log: Option<Box<crate::tracing::LogLine>>,
 }
 
 impl Event {
@@ -133,6 +140,17 @@ impl Event {
             .as_ref()
             .and_then(|details| details.error.as_deref())
             .unwrap_or("")
+    }
+
+    /// What the `tracing` layer's log line says, when the event is one.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn log(&self) -> Option<&crate::tracing::LogLine> {
+        self.details.as_ref()?.log.as_deref()
+    }
+
+    #[cfg(feature = "tracing")]
+    pub(crate) fn is_log(&self) -> bool {
+        self.log().is_some()
     }
 
     pub(crate) fn client(&self) -> Option<&dyn ClientInfo> {
@@ -186,7 +204,7 @@ impl Call {
             self.details().client = Some(client);
         }
         if name_by_request && let Some(name) = facts.handler_name() {
-            self.details().name = Some(bounded(&name, MAX_NAME_LEN));
+            self.details().name = Some(bounded(&name, MAX_NAME_LEN).into());
         }
         self
     }
@@ -195,9 +213,26 @@ impl Call {
         self.details.get_or_insert_default()
     }
 
+    #[cfg(feature = "tracing")]
+    pub(crate) fn callsite(&self) -> &'static Callsite {
+        self.callsite
+    }
+
+    /// The name given at call time, if any (else the callsite's).
+    #[cfg(feature = "tracing")]
+    pub(crate) fn name(&self) -> Option<&Arc<str>> {
+        self.details.as_ref()?.name.as_ref()
+    }
+
+    /// The session given at call time, if any (else the scoped or the process's).
+    #[cfg(feature = "tracing")]
+    pub(crate) fn session(&self) -> Option<&SessionId> {
+        self.session.as_ref()
+    }
+
     /// `name = <expr>`: the call's own name, evaluated on entry.
     pub fn named(mut self, name: &dyn fmt::Display) -> Self {
-        self.details().name = Some(bounded(name, MAX_NAME_LEN));
+        self.details().name = Some(bounded(name, MAX_NAME_LEN).into());
         self
     }
 

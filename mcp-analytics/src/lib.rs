@@ -35,15 +35,20 @@
 //! The library writes nothing to stdout (the MCP stdio transport): its few diagnostics go to
 //! stderr, each said once.
 //!
+//! Log lines too, with the `tracing` feature: see the `mcp_analytics::tracing` module (three
+//! lines in `main`).
+//!
 //! Architecture, one module each: `event` (what a call records) → `queue` (the lock-free
 //! handoff) → `batch` (wire format, batching, gzip) → `transport` (HTTP and retries), driven by
-//! `worker` and started by `lifecycle`.
+//! `worker` and started by `lifecycle`; with the `tracing` feature, `tracing` (the log layer)
+//! feeds the same queue, and `context` tells it which call is running on the thread.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod batch;
 mod config;
+mod context;
 mod diag;
 mod error;
 mod event;
@@ -55,6 +60,8 @@ mod request;
 mod rmcp;
 mod session;
 mod stats;
+#[cfg(feature = "tracing")]
+pub mod tracing;
 mod transport;
 mod worker;
 
@@ -217,6 +224,7 @@ pub fn stats() -> Stats {
 /// What the attribute macros expand to. Not public API: no stability guarantees.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::context::{Activated, Active};
     pub use crate::event::{Call, Callsite, Kind};
     pub use crate::outcome::{
         Observed, Probe, ViaAnything, ViaCallOutcome, ViaNestedOutcome, ViaResult,

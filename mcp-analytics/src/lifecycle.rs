@@ -166,7 +166,8 @@ pub(crate) fn shutdown(timeout: Duration) -> Result<(), Error> {
     queue::set_state(State::Stopped);
     // The worker stops sending a little before the caller stops waiting, so its answer, with the
     // count of what it abandoned, arrives within `timeout`.
-    let margin = (timeout / 10).min(Duration::from_millis(100));
+    // A fifth (at most 200 ms): room for a busy machine to schedule the worker's last steps.
+    let margin = (timeout / 5).min(Duration::from_millis(200));
     handle
         .deadline
         .send_replace(Some(started + timeout - margin));

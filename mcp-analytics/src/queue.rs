@@ -201,15 +201,16 @@ pub(crate) fn len() -> usize {
     QUEUE.get().map_or(0, Queue::len)
 }
 
-/// The hot path: hands a finished call to the worker, or drops and counts it.
+/// The hot path: hands a finished call to the worker, or drops and counts it. Returns whether
+/// the event was queued.
 #[inline]
-pub(crate) fn push(event: Event) {
+pub(crate) fn push(event: Event) -> bool {
     if STATE.load(Relaxed) > State::Running as u8 {
         Counters::add(&COUNTERS.dropped, 1);
         DISABLED.report(format_args!(
             "analytics is disabled or shut down: events are counted as dropped"
         ));
-        return;
+        return false;
     }
     let queue = queue();
     // One look at the thread's locals: its home shard, and whether this push is one that wakes
@@ -232,15 +233,58 @@ pub(crate) fn push(event: Event) {
             if wake_due || (WORKER_IDLE.load(Relaxed) && WORKER_IDLE.swap(false, Relaxed)) {
                 WAKE.notify_one();
             }
+            true
         }
         Err(_full) => {
             Counters::add(&COUNTERS.dropped, 1);
             QUEUE_FULL.report(format_args!(
                 "the event queue is full: events are being dropped (see mcp_analytics::stats())"
             ));
+            false
         }
     }
 }
+
+/// Log lines queued now: they may take [`LOG_SHARE`] of the queue at most.
+#[cfg(feature = "tracing")]
+static LOG_LINES: AtomicUsize = AtomicUsize::new(0);
+#[cfg(feature = "tracing")]
+static LOG_SHARE_FULL: diag::Once = diag::Once::new();
+
+/// Log lines may hold at most this part of the queue's capacity, so that a storm of them leaves
+/// the rest to handler calls.
+#[cfg(feature = "tracing")]
+const LOG_SHARE: usize = 2; // one half
+
+/// Queues a log line of the `tracing` layer, unless log lines hold their share already.
+#[cfg(feature = "tracing")]
+pub(crate) fn push_log(event: Event) {
+    let share = queue().capacity().div_ceil(LOG_SHARE);
+    if LOG_LINES.fetch_add(1, Relaxed) >= share {
+        LOG_LINES.fetch_sub(1, Relaxed);
+        Counters::add(&COUNTERS.dropped, 1);
+        Counters::add(&COUNTERS.dropped_log_lines, 1);
+        LOG_SHARE_FULL.report(format_args!(
+            "log lines fill their half of the event queue: log lines are being dropped, handler \
+             calls keep the other half (see mcp_analytics::stats())"
+        ));
+        return;
+    }
+    if !push(event) {
+        LOG_LINES.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Counts a log line out of the queue.
+#[cfg(feature = "tracing")]
+fn taken(event: &Event) {
+    if event.is_log() {
+        LOG_LINES.fetch_sub(1, Relaxed);
+    }
+}
+
+#[cfg(not(feature = "tracing"))]
+fn taken(_: &Event) {}
 
 /// The worker says whether it has nothing pending, i.e. whether the next push must wake it.
 pub(crate) fn set_worker_idle(idle: bool) {
@@ -250,6 +294,7 @@ pub(crate) fn set_worker_idle(idle: bool) {
 /// Takes the oldest queued event; only the worker (or a shutdown that outlived it) calls this.
 pub(crate) fn pop() -> Option<Event> {
     let event = QUEUE.get()?.pop()?;
+    taken(&event);
     Counters::add(&COUNTERS.taken, 1);
     Some(event)
 }
@@ -258,6 +303,7 @@ pub(crate) fn pop() -> Option<Event> {
 pub(crate) fn discard_all() -> usize {
     let mut discarded = 0;
     while let Some(event) = QUEUE.get().and_then(Queue::pop) {
+        taken(&event);
         drop(event);
         discarded += 1;
     }

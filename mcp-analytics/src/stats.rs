@@ -24,6 +24,9 @@ pub struct Stats {
     pub sent: u64,
     /// Events not accepted: the queue was full, analytics was disabled, or it was shut down.
     pub dropped: u64,
+    /// Of `dropped`, the log lines of the `tracing` layer dropped because log lines already
+    /// held their share of the queue (half), which keeps the other half for handler calls.
+    pub dropped_log_lines: u64,
     /// Events given up on: a non-retryable answer, every attempt used, or the shutdown deadline.
     /// If an earlier attempt of theirs ended without an answer (a timeout), the service may
     /// have stored them all the same.
@@ -47,6 +50,7 @@ pub(crate) struct Counters {
     pub(crate) taken: AtomicU64,
     pub(crate) sent: AtomicU64,
     pub(crate) dropped: AtomicU64,
+    pub(crate) dropped_log_lines: AtomicU64,
     pub(crate) failed: AtomicU64,
     pub(crate) retried: AtomicU64,
     pub(crate) batches: AtomicU64,
@@ -58,6 +62,7 @@ pub(crate) static COUNTERS: Counters = Counters {
     taken: AtomicU64::new(0),
     sent: AtomicU64::new(0),
     dropped: AtomicU64::new(0),
+    dropped_log_lines: AtomicU64::new(0),
     failed: AtomicU64::new(0),
     retried: AtomicU64::new(0),
     batches: AtomicU64::new(0),
@@ -76,6 +81,7 @@ impl Counters {
             queued: queued as u64,
             sent: self.sent.load(Relaxed),
             dropped: self.dropped.load(Relaxed),
+            dropped_log_lines: self.dropped_log_lines.load(Relaxed),
             failed: self.failed.load(Relaxed),
             retried: self.retried.load(Relaxed),
             batches: self.batches.load(Relaxed),

@@ -122,6 +122,14 @@ impl Transport {
     }
 
     async fn send(&mut self, batch: &mut Batch) -> Result<(), Failure> {
+        // Past the deadline, not even the compression is worth doing: shutdown is waiting.
+        if self
+            .deadline
+            .borrow()
+            .is_some_and(|deadline| std::time::Instant::now() >= deadline)
+        {
+            return Err(Failure::Deadline);
+        }
         let (body, encoding) = batch.payload(self.gzip);
         let mut attempt = 1;
         // Whether an earlier attempt may have been processed although we saw no answer.

@@ -64,6 +64,8 @@ pub(crate) fn spawn(config: Config, generation: u64) -> Result<Handle, crate::Er
     let thread = std::thread::Builder::new()
         .name("mcp-analytics".into())
         .spawn(move || {
+            #[cfg(feature = "tracing")]
+            crate::context::mark_worker_thread();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build();
@@ -118,7 +120,8 @@ struct Batches {
     builder: batch::Builder,
     /// Closed batches not yet shipped.
     ready: VecDeque<Batch>,
-    /// Whether batches are compressed, which they are as soon as they close.
+    /// Whether batches are compressed: those that close while a request is in flight are
+    /// compressed at once.
     gzip: bool,
 }
 
@@ -130,8 +133,13 @@ impl Batches {
         while taken < most {
             let Some(event) = queue::pop() else { break };
             taken += 1;
-            if let Some(closed) = self.builder.push(&event) {
-                self.closed(closed);
+            if let Some(mut closed) = self.builder.push(&event) {
+                // It waits behind the request in flight, if any: compress it meanwhile, so that
+                // sending it does not wait for that.
+                if self.gzip {
+                    closed.compress();
+                }
+                self.ready.push_back(closed);
                 if take == Take::UntilClosed {
                     break;
                 }
@@ -140,25 +148,14 @@ impl Batches {
         taken
     }
 
-    /// Closes the open batch if its age limit has passed.
+    /// Closes the open batch if its age limit has passed, to ship it now.
     fn close_if_due(&mut self) {
-        if let Some(closed) = self.builder.close_if_due(Instant::now()) {
-            self.closed(closed);
-        }
+        self.ready.extend(self.builder.close_if_due(Instant::now()));
     }
 
     /// Closes the open batch, whatever its size, to ship it now.
     fn close(&mut self) {
-        if let Some(closed) = self.builder.close() {
-            self.closed(closed);
-        }
-    }
-
-    fn closed(&mut self, mut batch: Batch) {
-        if self.gzip {
-            batch.compress();
-        }
-        self.ready.push_back(batch);
+        self.ready.extend(self.builder.close());
     }
 }
 

@@ -117,6 +117,8 @@ class Workload:
 
     rows: list[dict]
     truth: dict
+    # The log lines of the `tracing` layer it sent besides (`kind = 'log'`).
+    log_rows: list[dict]
 
     def calls(self) -> list[Call]:
         """The workload's calls, from its own account; the level is the wire format's contract."""
@@ -301,10 +303,12 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Workload:
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
     )
     assert done.returncode == 0, f"metrics_workload: exit {done.returncode}\n{done.stdout}{done.stderr}"
-    rows = [json.loads(line) for line in (out_dir / "mcp_logs.ndjson").read_text().splitlines()]
+    sent = [json.loads(line) for line in (out_dir / "mcp_logs.ndjson").read_text().splitlines()]
+    rows = [row for row in sent if json.loads(row["record"])["kind"] != "log"]
+    log_rows = [row for row in sent if json.loads(row["record"])["kind"] == "log"]
     truth = json.loads((out_dir / "truth.json").read_text())
     assert len(rows) == len(truth["calls"]) > 0
-    return Workload(rows, truth)
+    return Workload(rows, truth, log_rows)
 
 
 @pytest.fixture(scope="module")
@@ -350,6 +354,7 @@ def workspace(
         workspace.append("mcp_logs", analytics_rows)
         workspace.append("mcp_logs", [typescript_row(call, at(call)) for call in typescript_calls()])
         workspace.append("mcp_logs", log_lines(workload.truth["app_name"], workload.truth["version"]))
+        workspace.append("mcp_logs", workload.log_rows)
         workspace.append("mcp_logs_python", [python_row(call, at(call)) for call in python_calls()])
         yield workspace
     finally:
@@ -487,6 +492,39 @@ def test_log_lines_are_not_requests(metrics: dict[str, Family], workload: Worklo
     assert metrics["mcp_errors_total"].series()[search] == 0
     sessions = len({call["session"] for call in truth["calls"]})
     assert metrics["mcp_uniq_total_sessions"].series()[app | labels(tool="all")] == sessions
+
+
+def test_real_log_lines_leave_the_templates_per_tool_counts_unchanged(
+    workspace: Workspace, workload: Workload
+) -> None:
+    """The workload logs through the `tracing` layer, inside a tool too, an error among the
+    lines. Counted the template's way (every row a request of its `tool`, an `error` level an
+    error; its SQL run here on the rows as sent, lines and calls together), each tool's requests
+    and errors are still exactly its calls and its failed calls."""
+    in_tool = [row for row in workload.log_rows if json.loads(row["record"]).get("handler_kind") == "tool"]
+    assert any(row["level"] == "error" for row in in_tool), "an error line written in a tool"
+    sent = "\n".join(json.dumps(row) for row in workload.rows + workload.log_rows)
+    counted = workspace.query(
+        f"""
+        SELECT JSONExtractString(record, 'tool') AS tool, count(), countIf(level IN ('error', 'ERROR'))
+        FROM format(JSONEachRow, 'timestamp String, session String, level String, record String', $${sent}$$)
+        WHERE tool != ''
+        GROUP BY tool ORDER BY tool
+        """
+    )
+    template = {
+        tool: (int(requests), int(errors))
+        for tool, requests, errors in (line.split("\t") for line in counted.splitlines())
+    }
+    tools = [call for call in workload.truth["calls"] if call["kind"] == "tool"]
+    made = {
+        name: (
+            sum(call["name"] == name for call in tools),
+            sum(call["name"] == name and call["outcome"] in ("error", "panic") for call in tools),
+        )
+        for name in {call["name"] for call in tools}
+    }
+    assert template == made
 
 
 def test_five_minute_windows_leave_older_rows_out(metrics: dict[str, Family]) -> None:
