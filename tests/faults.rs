@@ -67,6 +67,36 @@ struct Counts {
     dropped: u64,
 }
 
+impl Counts {
+    /// `n` events sent, and nothing else: change the fields a fault moves with `..`.
+    fn sent(n: u64) -> Counts {
+        Counts {
+            sent: n,
+            failed: 0,
+            retried: 0,
+            maybe_duplicated: 0,
+            dropped: 0,
+        }
+    }
+}
+
+/// Every emitted event arrived exactly once and the counters moved by `expected` since
+/// `before`; returns the fault's summary line.
+#[track_caller]
+fn delivered_exactly_once(
+    scenario: &Scenario,
+    emitted: &[String],
+    before: Stats,
+    expected: Counts,
+    fault: &str,
+) -> String {
+    let tally = Tally::of(emitted, &scenario.receiver.rows());
+    tally.assert_exactly_once();
+    let counts = counts_since(before);
+    assert_eq!(counts, expected);
+    tally.line(fault, counts)
+}
+
 fn counts_since(before: Stats) -> Counts {
     let now = mcp_analytics::stats();
     Counts {
@@ -254,22 +284,20 @@ fn fault_accepts_but_never_answers() {
     // The retry came after the timeout, then at least the first backoff.
     let gap = requests[1].received_at - requests[0].received_at;
     assert!(gap >= timeout + backoff_bounds(1).0, "{gap:?}");
-    let tally = Tally::of(&emitted, &scenario.receiver.rows());
-    tally.assert_exactly_once();
-    let counts = counts_since(before);
     // The pipeline cannot know the hung request stored nothing: it counts the batch as maybe
     // duplicated, and it is not.
-    assert_eq!(
-        counts,
+    let line = delivered_exactly_once(
+        &scenario,
+        &emitted,
+        before,
         Counts {
-            sent: u64::from(N),
-            failed: 0,
             retried: 1,
             maybe_duplicated: u64::from(N),
-            dropped: 0
-        }
+            ..Counts::sent(u64::from(N))
+        },
+        "accepts but never answers",
     );
-    println!("{}", tally.line("accepts but never answers", counts));
+    println!("{line}");
 }
 
 // 3. The endpoint answers slowly, within the client's timeout.
@@ -288,20 +316,14 @@ fn fault_answers_slowly() {
 
     assert!(took >= delay, "{took:?}");
     assert_eq!(statuses(&scenario.receiver.requests()), [202]);
-    let tally = Tally::of(&emitted, &scenario.receiver.rows());
-    tally.assert_exactly_once();
-    let counts = counts_since(before);
-    assert_eq!(
-        counts,
-        Counts {
-            sent: u64::from(N),
-            failed: 0,
-            retried: 0,
-            maybe_duplicated: 0,
-            dropped: 0
-        }
+    let line = delivered_exactly_once(
+        &scenario,
+        &emitted,
+        before,
+        Counts::sent(u64::from(N)),
+        "answers slowly",
     );
-    println!("{}", tally.line("answers slowly", counts));
+    println!("{line}");
 }
 
 // 4. The endpoint answers after the client gave up: it stored the rows, and the retry stores
@@ -377,21 +399,19 @@ fn fault_reset_mid_body() {
         "not mid-body: {detail}"
     );
     assert_eq!(requests[1].rows, N as usize);
-    let tally = Tally::of(&emitted, &scenario.receiver.rows());
-    tally.assert_exactly_once();
-    let counts = counts_since(before);
     // The client saw its connection reset after sending: it cannot tell that nothing was stored.
-    assert_eq!(
-        counts,
+    let line = delivered_exactly_once(
+        &scenario,
+        &emitted,
+        before,
         Counts {
-            sent: u64::from(N),
-            failed: 0,
             retried: 1,
             maybe_duplicated: u64::from(N),
-            dropped: 0
-        }
+            ..Counts::sent(u64::from(N))
+        },
+        "reset mid-body",
     );
-    println!("{}", tally.line("reset mid-body", counts));
+    println!("{line}");
 }
 
 // 6. A burst of 429s, with Retry-After in seconds and as an HTTP-date.
@@ -427,20 +447,17 @@ fn fault_rate_limited_burst_honors_retry_after() {
         "came {:?} before the date",
         due - requests[2].received_at
     );
-    let tally = Tally::of(&emitted, &scenario.receiver.rows());
-    tally.assert_exactly_once();
-    let counts = counts_since(before);
-    assert_eq!(
-        counts,
+    let line = delivered_exactly_once(
+        &scenario,
+        &emitted,
+        before,
         Counts {
-            sent: u64::from(N),
-            failed: 0,
             retried: 3,
-            maybe_duplicated: 0,
-            dropped: 0
-        }
+            ..Counts::sent(u64::from(N))
+        },
+        "429 burst (seconds, HTTP-date)",
     );
-    println!("{}", tally.line("429 burst (seconds, HTTP-date)", counts));
+    println!("{line}");
 }
 
 // 7. Bursts of transient server errors, one burst per batch.
@@ -486,20 +503,17 @@ fn fault_bursts_of_server_errors() {
             "attempt {attempt}: {gaps:?}"
         );
     }
-    let tally = Tally::of(&emitted, &scenario.receiver.rows());
-    tally.assert_exactly_once();
-    let counts = counts_since(before);
-    assert_eq!(
-        counts,
+    let line = delivered_exactly_once(
+        &scenario,
+        &emitted,
+        before,
         Counts {
-            sent: u64::from(PER_BATCH) * 3,
-            failed: 0,
             retried: 8,
-            maybe_duplicated: 0,
-            dropped: 0
-        }
+            ..Counts::sent(u64::from(PER_BATCH) * 3)
+        },
+        "bursts of 500/502/503/504",
     );
-    println!("{}", tally.line("bursts of 500/502/503/504", counts));
+    println!("{line}");
 }
 
 /// Checks that `requests` are batches split on 413 in the shipper's order: depth first, head
@@ -560,25 +574,15 @@ fn fault_payload_too_large_splits_until_it_fits() {
         "nothing was too large: {:?}",
         statuses(&requests)
     );
-    let tally = Tally::of(&emitted, &scenario.receiver.rows());
-    tally.assert_exactly_once();
-    let counts = counts_since(before);
     // A 413 is not a retry: the halves are new requests.
-    assert_eq!(
-        counts,
-        Counts {
-            sent: u64::from(N),
-            failed: 0,
-            retried: 0,
-            maybe_duplicated: 0,
-            dropped: 0
-        }
+    let line = delivered_exactly_once(
+        &scenario,
+        &emitted,
+        before,
+        Counts::sent(u64::from(N)),
+        "413 above 10 kB, split",
     );
-    println!(
-        "{} ({} requests answered 413)",
-        tally.line("413 above 10 kB, split", counts),
-        too_large
-    );
+    println!("{line} ({too_large} requests answered 413)");
 }
 
 // 9. Final refusals: the batch is failed and reported once per status; later batches go.

@@ -17,11 +17,15 @@ use serde_json::{Value, json};
 use tracing::Level;
 use tracing_subscriber::prelude::*;
 
-/// Runs `f` with the layer (at `level`) as this thread's subscriber, then ships what it queued
-/// and returns the rows that arrived.
-fn logged(scenario: &Scenario, level: Level, f: impl FnOnce()) -> Vec<Row> {
-    let subscriber =
-        tracing_subscriber::registry().with(mcp_analytics::tracing::layer!().with_level(level));
+/// The layer of this crate, at `level`.
+fn layer(level: Level) -> mcp_analytics::tracing::Layer {
+    mcp_analytics::tracing::layer!().with_level(level)
+}
+
+/// Runs `f` with `layer` as this thread's subscriber, then ships what it queued and returns the
+/// rows that arrived.
+fn logged(scenario: &Scenario, layer: mcp_analytics::tracing::Layer, f: impl FnOnce()) -> Vec<Row> {
+    let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, f);
     scenario.flush();
     scenario.receiver.rows()
@@ -40,7 +44,7 @@ fn fields(row: &Row) -> &serde_json::Map<String, Value> {
 #[test]
 fn every_level_becomes_a_row_with_its_level_in_lower_case() {
     let scenario = Scenario::start(Receiver::start(), |b| b);
-    let rows = logged(&scenario, Level::TRACE, || {
+    let rows = logged(&scenario, layer(Level::TRACE), || {
         tracing::error!("disk full");
         tracing::warn!("disk almost full");
         tracing::info!("disk checked");
@@ -83,7 +87,7 @@ fn every_level_becomes_a_row_with_its_level_in_lower_case() {
 #[test]
 fn the_level_filter_keeps_only_what_is_as_severe() {
     let scenario = Scenario::start(Receiver::start(), |b| b);
-    let rows = logged(&scenario, Level::WARN, || {
+    let rows = logged(&scenario, layer(Level::WARN), || {
         tracing::error!("kept");
         tracing::warn!("kept too");
         tracing::info!("left out");
@@ -97,25 +101,18 @@ fn the_level_filter_keeps_only_what_is_as_severe() {
         drop(scenario);
         Scenario::start(Receiver::start(), |b| b)
     };
-    let subscriber = tracing_subscriber::registry().with(mcp_analytics::tracing::layer!());
-    tracing::subscriber::with_default(subscriber, || {
+    let rows = logged(&scenario, mcp_analytics::tracing::layer!(), || {
         tracing::info!("kept");
         tracing::debug!("left out");
     });
-    scenario.flush();
-    let levels: Vec<String> = scenario
-        .receiver
-        .rows()
-        .into_iter()
-        .map(|row| row.level)
-        .collect();
+    let levels: Vec<&str> = logs(&rows).iter().map(|row| row.level.as_str()).collect();
     assert_eq!(levels, ["info"]);
 }
 
 #[test]
 fn fields_are_a_json_object_with_their_types() {
     let scenario = Scenario::start(Receiver::start(), |b| b);
-    let rows = logged(&scenario, Level::INFO, || {
+    let rows = logged(&scenario, layer(Level::INFO), || {
         let error = std::io::Error::other("timed out");
         tracing::info!(
             user = "ada",
@@ -174,7 +171,7 @@ fn greet(name: &str) -> String {
 #[test]
 fn lines_written_in_a_handler_name_it_and_carry_its_session() {
     let scenario = Scenario::start(Receiver::start(), |b| b);
-    let rows = logged(&scenario, Level::INFO, || {
+    let rows = logged(&scenario, layer(Level::INFO), || {
         in_session("session-sync", || {
             lookup("Lisbon").unwrap();
             lookup("").unwrap_err();
@@ -234,7 +231,7 @@ fn lines_written_in_a_handler_name_it_and_carry_its_session() {
 #[test]
 fn a_line_in_a_span_is_named_after_the_span() {
     let scenario = Scenario::start(Receiver::start(), |b| b);
-    let rows = logged(&scenario, Level::INFO, || {
+    let rows = logged(&scenario, layer(Level::INFO), || {
         let span = tracing::info_span!("refresh_cache", shard = 3);
         let _entered = span.enter();
         tracing::info!("refreshed");

@@ -64,7 +64,7 @@ impl<F: Future> Future for Activated<'_, F> {
 }
 
 #[cfg(feature = "tracing")]
-pub(crate) use active::{enable, innermost, is_worker_thread, mark_worker_thread};
+pub(crate) use active::{CallInfo, enable, innermost, is_worker_thread, mark_worker_thread};
 
 #[cfg(feature = "tracing")]
 mod active {

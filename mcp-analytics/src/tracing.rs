@@ -40,7 +40,7 @@ use tracing_core::{Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::context;
+use crate::context::{self, CallInfo};
 use crate::event::{self, Callsite, Details, Outcome, bounded};
 use crate::session;
 
@@ -140,29 +140,34 @@ where
         if target.starts_with("mcp_analytics") {
             return;
         }
-        let call = context::innermost();
+        let (handler, call_session) = match context::innermost() {
+            Some(CallInfo {
+                callsite,
+                name,
+                session,
+            }) => (Some(Handler { callsite, name }), session),
+            None => (None, None),
+        };
+        // Inside a handler, the handler's crate logged; elsewhere, the layer's.
+        let callsite = handler
+            .as_ref()
+            .map_or(self.app, |handler| handler.callsite);
         let log = LogLine {
             level: *metadata.level(),
             message: fields.message.take().unwrap_or_default(),
             target,
             span: ctx.event_span(event).map(|span| span.name()),
             fields,
-            handler: call.as_ref().map(|call| Handler {
-                callsite: call.callsite,
-                name: call.name.clone(),
-            }),
+            handler,
         };
-        let clock = event::clock();
-        let started = clock.raw();
         crate::queue::push_log(event::Event {
-            // Inside a handler, the handler's crate logged; elsewhere, the layer's.
-            callsite: call.as_ref().map_or(self.app, |call| call.callsite),
-            session: call.and_then(|call| call.session).or_else(session::current),
+            callsite,
+            session: call_session.or_else(session::current),
             details: Some(Box::new(Details {
                 log: Some(Box::new(log)),
                 ..Details::default()
             })),
-            started,
+            started: event::clock().raw(),
             duration_ns: 0,
             outcome: Outcome::Ok,
         });
