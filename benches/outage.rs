@@ -62,7 +62,7 @@ fn bench(c: &mut Criterion, name: &str) -> Option<f64> {
 
 fn start(url: &str, token: &str, shutdown_timeout: Duration) -> Guard {
     mcp_analytics::builder()
-        .from_env(false)
+        .read_env(false)
         .api_url(url)
         .token(token)
         .shutdown_timeout(shutdown_timeout)
@@ -79,9 +79,9 @@ fn main() {
     // (a) Up.
     {
         let receiver = Receiver::start();
-        let analytics = start(&receiver.url(), receiver.token(), Duration::from_secs(10));
+        let _analytics = start(&receiver.url(), receiver.token(), Duration::from_secs(10));
         instrumented(1, 2);
-        analytics.flush().expect("the receiver is up");
+        mcp_analytics::flush(Duration::from_secs(10)).expect("the receiver is up");
         assert_eq!(receiver.rows().len(), 1, "a real event went through");
         let accepted = r#"{"successful_rows":0,"quarantined_rows":0}"#;
         receiver.script(std::iter::repeat_n(
@@ -100,14 +100,14 @@ fn main() {
             assert_eq!(after.failed, before.failed);
         }
         medians.push(("up", median));
-        analytics.shutdown().expect("the receiver is up");
+        mcp_analytics::shutdown(Duration::from_secs(10)).expect("the receiver is up");
     }
 
     // (b) Hanging: the worker's request is held unanswered throughout.
     {
         let receiver = Receiver::start();
         receiver.script(std::iter::repeat_n(Scripted::Hang, 1_000));
-        let analytics = start(
+        let _analytics = start(
             &receiver.url(),
             receiver.token(),
             Duration::from_millis(300),
@@ -124,7 +124,7 @@ fn main() {
         let after = mcp_analytics::stats();
         assert!(receiver.requests().iter().all(|r| r.status == 0));
         assert_eq!(after.sent, before.sent, "nothing was answered");
-        let _ = analytics.shutdown(); // times out, as it must
+        let _ = mcp_analytics::shutdown(Duration::from_millis(300)); // times out, as it must
     }
 
     // (c) Down: connections refused.
@@ -133,7 +133,7 @@ fn main() {
             let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
             listener.local_addr().unwrap().port()
         };
-        let analytics = start(
+        let _analytics = start(
             &format!("http://127.0.0.1:{port}"),
             "test-token",
             Duration::from_millis(300),
@@ -146,7 +146,7 @@ fn main() {
             assert_eq!(after.sent, before.sent);
         }
         medians.push(("down", median));
-        let _ = analytics.shutdown(); // times out, as it must
+        let _ = mcp_analytics::shutdown(Duration::from_millis(300)); // times out, as it must
     }
 
     c.final_summary();

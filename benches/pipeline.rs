@@ -30,7 +30,8 @@ use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
-use mcp_analytics::{SessionId, in_session, mcp_prompt, mcp_resource, mcp_tool};
+use mcp_analytics::session::{SessionId, in_session};
+use mcp_analytics::{mcp_prompt, mcp_resource, mcp_tool};
 use mcp_analytics_dev::Receiver;
 use serde_json::{Value, json};
 
@@ -110,7 +111,7 @@ fn call(i: u64) {
 
 /// Records `n` calls as fast as the queue takes them, never letting it fill up.
 fn emit(n: u64, sessions: &[SessionId]) {
-    let high_water = mcp_analytics::DEFAULT_QUEUE_CAPACITY as u64 - QUEUE_HEADROOM;
+    let high_water = mcp_analytics::Builder::DEFAULT_QUEUE_CAPACITY as u64 - QUEUE_HEADROOM;
     let mut i = 0;
     while i < n {
         while mcp_analytics::stats().queued > high_water {
@@ -187,8 +188,8 @@ fn acknowledged_wire_bytes(receiver: &Receiver) -> u64 {
 /// Delivers events through a fresh worker and receiver, gzip on or off, and returns the medians.
 fn measure(c: &mut Criterion, name: &str, gzip: bool, sessions: &[SessionId]) -> Value {
     let receiver = Receiver::builder().keep_rows(false).build();
-    let analytics = mcp_analytics::builder()
-        .from_env(false)
+    let _analytics = mcp_analytics::builder()
+        .read_env(false)
         .api_url(receiver.url())
         .token(receiver.token())
         .gzip(gzip)
@@ -239,7 +240,7 @@ fn measure(c: &mut Criterion, name: &str, gzip: bool, sessions: &[SessionId]) ->
         });
     });
     group.finish();
-    analytics.shutdown().expect("the receiver is up");
+    mcp_analytics::shutdown(Duration::from_secs(30)).expect("the receiver is up");
 
     let sampled = SAMPLED.lock().unwrap();
     medians(&sampled[sampled.len().saturating_sub(SAMPLES)..])
@@ -275,7 +276,8 @@ fn measure_memory() -> Value {
     let before = LIVE_BYTES.load(Relaxed);
     get_weather(1);
     let queue_and_one_event = LIVE_BYTES.load(Relaxed) - before;
-    let slot_bytes = queue_and_one_event as f64 / mcp_analytics::DEFAULT_QUEUE_CAPACITY as f64;
+    let slot_bytes =
+        queue_and_one_event as f64 / mcp_analytics::Builder::DEFAULT_QUEUE_CAPACITY as f64;
 
     // Errors carry their text: measure the extra heap over many queued failed calls, their
     // error `String`s (the handler's own allocation, freed when the event is made) included.
@@ -285,7 +287,7 @@ fn measure_memory() -> Value {
     let error_event_bytes = (LIVE_BYTES.load(Relaxed) - before) as f64 / FAILED as f64;
     let error_text = search_documents(5).unwrap_err();
     assert_eq!(mcp_analytics::stats().queued, FAILED + 2);
-    mcp_analytics::__private::discard_queued();
+    mcp_analytics::testing::discard_queued();
     json!({
         "slot_bytes": slot_bytes,
         "error_event_extra_bytes": error_event_bytes,

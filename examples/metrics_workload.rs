@@ -24,7 +24,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use mcp_analytics::{in_session, mcp_prompt, mcp_resource, mcp_tool, with_session};
+use mcp_analytics::session::{in_session, with_session};
+use mcp_analytics::{mcp_prompt, mcp_resource, mcp_tool};
 use mcp_analytics_dev::Receiver;
 use serde::Serialize;
 use tracing_subscriber::prelude::*;
@@ -287,7 +288,7 @@ fn sync_calls(ledger: &Ledger) {
             Ok::<_, ()>(greeting("Linus"))
         });
     });
-    let process_session = mcp_analytics::process_session_id();
+    let process_session = mcp_analytics::session::process_session_id();
     for i in 0..2 {
         ledger.call_sync(("tool", "add"), process_session.as_str(), || {
             Ok::<_, ()>(add(i, 2))
@@ -326,8 +327,8 @@ fn run(out_dir: &Path) -> Result<(), String> {
         .init();
     tracing::warn!("workload starting");
     let receiver = Receiver::start();
-    let analytics = mcp_analytics::builder()
-        .from_env(false)
+    let _analytics = mcp_analytics::builder()
+        .read_env(false)
         .api_url(receiver.url())
         .token(receiver.token())
         .init();
@@ -360,8 +361,7 @@ fn run(out_dir: &Path) -> Result<(), String> {
         .join()
         .map_err(|_| "the sync session's thread panicked".to_owned())?;
 
-    analytics
-        .shutdown()
+    mcp_analytics::shutdown(Duration::from_secs(3))
         .map_err(|error| format!("analytics shutdown: {error}"))?;
     let calls = ledger.into_calls();
     let call_rows = receiver

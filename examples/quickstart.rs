@@ -11,7 +11,8 @@
 
 use std::time::Duration;
 
-use mcp_analytics::{mcp_prompt, mcp_resource, mcp_tool, with_session};
+use mcp_analytics::session::with_session;
+use mcp_analytics::{mcp_prompt, mcp_resource, mcp_tool};
 use mcp_analytics_dev::{Receiver, Row, percentile};
 use tracing_subscriber::prelude::*;
 
@@ -58,12 +59,12 @@ fn main() {
     let receiver = (!to_tinybird).then(Receiver::start);
     let builder = match &receiver {
         Some(receiver) => mcp_analytics::builder()
-            .from_env(false)
+            .read_env(false)
             .api_url(receiver.url())
             .token(receiver.token()),
         None => mcp_analytics::builder(),
     };
-    let analytics = builder.init();
+    let _analytics = builder.init();
     // Log lines too: `tracing` events at INFO and above become rows of the same datasource.
     tracing_subscriber::registry()
         .with(mcp_analytics::tracing::layer!())
@@ -93,7 +94,7 @@ fn main() {
     }
     greeting("Ada");
 
-    if let Err(error) = analytics.flush() {
+    if let Err(error) = mcp_analytics::flush(Duration::from_secs(3)) {
         eprintln!("flush: {error}");
     }
     let stats = mcp_analytics::stats();

@@ -25,7 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::process::exit(2);
         }
     };
-    let analytics = mcp_analytics::init();
+    let _analytics = mcp_analytics::init();
 
     let stop = CancellationToken::new();
     let mcp = StreamableHttpService::new(
@@ -44,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .await?;
     // Explicit, so that a failure to deliver is reported before the process exits.
-    if let Err(error) = analytics.shutdown() {
+    if let Err(error) = mcp_analytics::shutdown(std::time::Duration::from_secs(3)) {
         eprintln!("analytics: {error}");
     }
     Ok(())

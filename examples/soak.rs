@@ -208,8 +208,8 @@ pub fn run(events: u64) -> Report {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         listener.local_addr().expect("its address").port()
     };
-    let analytics = mcp_analytics::builder()
-        .from_env(false)
+    let _analytics = mcp_analytics::builder()
+        .read_env(false)
         .api_url(format!("http://127.0.0.1:{port}"))
         .token("soak-token")
         .queue_capacity(CAPACITY as usize)
@@ -229,7 +229,7 @@ pub fn run(events: u64) -> Report {
     let rss = status_bytes("VmRSS");
     let peak_rss = status_bytes("VmHWM");
     // How many of the enqueued events are still queued, and so how many the worker took.
-    let queued = mcp_analytics::__private::discard_queued() as u64;
+    let queued = mcp_analytics::testing::discard_queued() as u64;
     let taken = stats.enqueued.saturating_sub(queued);
     let held_by_worker = taken.saturating_sub(stats.sent + stats.failed);
 
@@ -241,7 +241,7 @@ pub fn run(events: u64) -> Report {
             + ALLOWANCE_BYTES
     });
 
-    let shutdown = match analytics.shutdown() {
+    let shutdown = match mcp_analytics::shutdown(Duration::from_millis(500)) {
         Ok(()) => "Ok".to_owned(),
         Err(error) => format!("{error}"),
     };

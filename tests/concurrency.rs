@@ -146,7 +146,7 @@ fn threads_deliver_every_event_exactly_once(test: &'static str, threads: usize) 
     isolated(test, || {
         let total = threads as u64 * u64::from(PER_THREAD);
         let receiver = Receiver::start();
-        let analytics = builder_for(&receiver)
+        let _analytics = builder_for(&receiver)
             .queue_capacity((total as usize).next_power_of_two())
             .shutdown_timeout(Duration::from_secs(120))
             .try_init()
@@ -169,7 +169,7 @@ fn threads_deliver_every_event_exactly_once(test: &'static str, threads: usize) 
         });
         let emitting = started.elapsed();
         let stopping = Instant::now();
-        analytics.shutdown().expect("everything delivered in time");
+        mcp_analytics::shutdown(Duration::from_secs(120)).expect("everything delivered in time");
         let stopping = stopping.elapsed();
 
         let stats = mcp_analytics::stats();
@@ -218,7 +218,7 @@ fn tokio_tasks_on_four_workers_deliver_every_event_exactly_once() {
                 .unwrap();
             let started = Instant::now();
             runtime.block_on(async {
-                let analytics = builder_for(&receiver)
+                let _analytics = builder_for(&receiver)
                     .queue_capacity((total as usize).next_power_of_two())
                     .shutdown_timeout(Duration::from_secs(120))
                     .try_init()
@@ -241,7 +241,8 @@ fn tokio_tasks_on_four_workers_deliver_every_event_exactly_once() {
                     task.await.unwrap();
                 }
                 // Inside the runtime, as a server's `main` would.
-                analytics.shutdown().expect("everything delivered in time");
+                mcp_analytics::shutdown(Duration::from_secs(120))
+                    .expect("everything delivered in time");
             });
             let elapsed = started.elapsed();
 
@@ -268,7 +269,7 @@ fn shutdown_under_load_accounts_for_every_event() {
     const AFTER: u64 = 1_000;
     isolated("shutdown_under_load_accounts_for_every_event", || {
         let receiver = Receiver::start();
-        let analytics = builder_for(&receiver)
+        let _analytics = builder_for(&receiver)
             .max_batch_age(Duration::from_millis(20))
             .shutdown_timeout(Duration::from_secs(30))
             .try_init()
@@ -302,7 +303,7 @@ fn shutdown_under_load_accounts_for_every_event() {
             }
             loaded.wait();
             let stopping = Instant::now();
-            let result = analytics.shutdown();
+            let result = mcp_analytics::shutdown(Duration::from_secs(30));
             let stopping = stopping.elapsed();
             shut_down.store(true, Relaxed);
             (result, stopping)
@@ -390,7 +391,7 @@ fn a_million_events_are_all_delivered_when_the_guard_drops() {
 /// busy retrying; returns the guard, ready to be dropped or shut down.
 fn against_a_dead_endpoint(url: String, n: u64) -> mcp_analytics::Guard {
     let analytics = mcp_analytics::builder()
-        .from_env(false)
+        .read_env(false)
         .api_url(url)
         .token("test-token")
         .max_batch_age(Duration::from_millis(10))
@@ -419,10 +420,10 @@ fn shutdown_with_the_endpoint_down_returns_within_its_timeout_and_counts_the_los
             let receiver = Receiver::start();
             let url = receiver.url();
             receiver.shutdown();
-            let analytics = against_a_dead_endpoint(url, EVENTS);
+            let _analytics = against_a_dead_endpoint(url, EVENTS);
 
             let started = Instant::now();
-            let result = analytics.shutdown();
+            let result = mcp_analytics::shutdown(Duration::from_secs(1));
             let elapsed = started.elapsed();
             figure(format_args!(
                 "shutdown() with the endpoint down took {elapsed:?}: {result:?}"
@@ -479,7 +480,7 @@ fn handlers_never_wait_on_a_hanging_endpoint() {
     isolated("handlers_never_wait_on_a_hanging_endpoint", || {
         let receiver = Receiver::start();
         receiver.script(std::iter::repeat_n(Scripted::Hang, 100));
-        let analytics = builder_for(&receiver)
+        let _analytics = builder_for(&receiver)
             .queue_capacity(1 << 17)
             .max_batch_age(Duration::from_millis(10))
             .request_timeout(Duration::from_secs(60))
@@ -518,7 +519,7 @@ fn handlers_never_wait_on_a_hanging_endpoint() {
 
         // The shutdown is bounded by its own timeout, not by the hanging request's.
         let stopping = Instant::now();
-        let result = analytics.shutdown();
+        let result = mcp_analytics::shutdown(Duration::from_millis(500));
         let stopping = stopping.elapsed();
         figure(format_args!("shutdown took {stopping:?}: {result:?}"));
         assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");

@@ -16,7 +16,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use mcp_analytics::{MAX_ERROR_LEN, MAX_NAME_LEN, mcp_tool};
+use mcp_analytics::limits::{MAX_ERROR_LEN, MAX_NAME_LEN};
+use mcp_analytics::mcp_tool;
 use mcp_analytics_dev::Row;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -332,7 +333,7 @@ fn names_come_out_exactly_as_given_within_the_limit() {
 
 #[test]
 fn sessions_come_out_exactly_as_given_within_the_limit() {
-    let process = mcp_analytics::process_session_id().to_string();
+    let process = mcp_analytics::session::process_session_id().to_string();
     check_property(
         "session",
         any_text(MAX_NAME_LEN),

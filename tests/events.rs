@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use mcp_analytics::{CallOutcome, in_session, mcp_prompt, mcp_resource, mcp_tool, with_session};
+use mcp_analytics::session::{in_session, with_session};
+use mcp_analytics::{CallOutcome, mcp_prompt, mcp_resource, mcp_tool};
 use mcp_analytics_dev::Row;
 
 /// Flushes, then returns the rows whose tool, prompt or resource is `name`.
@@ -57,7 +58,10 @@ fn a_successful_call_records_every_field() {
     let row = only_row("add_ok");
 
     assert_eq!(row.level, "info");
-    assert_eq!(row.session, mcp_analytics::process_session_id().as_str());
+    assert_eq!(
+        row.session,
+        mcp_analytics::session::process_session_id().as_str()
+    );
     assert_eq!(row.record_str("kind"), "tool");
     assert_eq!(row.record_str("outcome"), "ok");
     assert_eq!(row.record_str("funcName"), "add_ok");
@@ -245,12 +249,12 @@ fn long_error_texts_are_cut_at_the_documented_length() {
     let row = only_row("long_error");
     let error = row.record_str("error");
     assert!(
-        error.len() <= mcp_analytics::MAX_ERROR_LEN,
+        error.len() <= mcp_analytics::limits::MAX_ERROR_LEN,
         "{}",
         error.len()
     );
     assert!(
-        error.len() > mcp_analytics::MAX_ERROR_LEN - 8,
+        error.len() > mcp_analytics::limits::MAX_ERROR_LEN - 8,
         "{}",
         error.len()
     );
@@ -464,7 +468,7 @@ fn sessions_resolve_from_attribute_then_scope_then_process() {
         .map(|row| row.session)
         .collect();
     scoped_sessions.sort();
-    let process = mcp_analytics::process_session_id().to_string();
+    let process = mcp_analytics::session::process_session_id().to_string();
     let mut expected = vec!["closure-scope".to_owned(), process];
     expected.sort();
     assert_eq!(scoped_sessions, expected);

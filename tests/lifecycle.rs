@@ -31,8 +31,8 @@ fn events_recorded_before_init_ship_once_it_runs() {
         emit(3);
         assert_eq!(mcp_analytics::stats().enqueued, 3);
         let receiver = Receiver::start();
-        let analytics = builder_for(&receiver).try_init().unwrap();
-        analytics.flush().unwrap();
+        let _analytics = builder_for(&receiver).try_init().unwrap();
+        mcp_analytics::flush(Duration::from_secs(3)).unwrap();
         assert_eq!(receiver.rows().len(), 3);
         assert_eq!(mcp_analytics::stats().sent, 3);
     });
@@ -54,9 +54,9 @@ fn init_reads_dotenv_and_the_environment_wins_over_it() {
                 ),
             )
             .unwrap();
-            let analytics = mcp_analytics::init();
+            let _analytics = mcp_analytics::init();
             emit(2);
-            analytics.flush().unwrap();
+            mcp_analytics::flush(Duration::from_secs(3)).unwrap();
             let rows = receiver.rows();
             assert_eq!(rows.len(), 2, "{:?}", receiver.requests());
             assert!(rows.iter().all(|row| row.datasource == "from_environment"));
@@ -78,11 +78,14 @@ fn without_a_token_analytics_is_disabled_and_events_are_dropped() {
                 mcp_analytics::try_init(),
                 Err(mcp_analytics::Error::MissingToken)
             ));
-            let analytics = mcp_analytics::init();
+            let _analytics = mcp_analytics::init();
             emit(3);
             let stats = mcp_analytics::stats();
             assert_eq!((stats.enqueued, stats.dropped), (0, 5), "{stats:?}");
-            assert!(analytics.flush().is_ok(), "nothing to flush when disabled");
+            assert!(
+                mcp_analytics::flush(Duration::from_secs(3)).is_ok(),
+                "nothing to flush when disabled"
+            );
         },
     );
     if !in_child() {
@@ -99,14 +102,14 @@ fn without_a_token_analytics_is_disabled_and_events_are_dropped() {
 fn a_malformed_url_is_reported_clearly() {
     let stderr = in_own_process("a_malformed_url_is_reported_clearly", &[], || {
         let error = mcp_analytics::builder()
-            .from_env(false)
+            .read_env(false)
             .api_url("api.tinybird.co")
             .token("p.secret-token")
             .try_init()
             .unwrap_err();
         assert!(matches!(error, mcp_analytics::Error::InvalidUrl { .. }));
         let _analytics = mcp_analytics::builder()
-            .from_env(false)
+            .read_env(false)
             .api_url("api.tinybird.co")
             .token("p.secret-token")
             .init();
@@ -128,7 +131,7 @@ fn a_second_init_is_refused_while_running_and_allowed_after_shutdown() {
         &[],
         || {
             let receiver = Receiver::start();
-            let first = builder_for(&receiver).try_init().unwrap();
+            let _first = builder_for(&receiver).try_init().unwrap();
             assert!(matches!(
                 builder_for(&receiver).try_init(),
                 Err(mcp_analytics::Error::AlreadyInitialized)
@@ -136,15 +139,15 @@ fn a_second_init_is_refused_while_running_and_allowed_after_shutdown() {
             let inert = builder_for(&receiver).datasource("ignored").init();
             drop(inert); // an inert guard does not stop the running pipeline
             emit(2);
-            first.shutdown().unwrap();
+            mcp_analytics::shutdown(Duration::from_secs(3)).unwrap();
             assert_eq!(receiver.rows().len(), 2);
 
             emit(1); // after shutdown: dropped and counted
             assert_eq!(mcp_analytics::stats().dropped, 1);
 
-            let again = builder_for(&receiver).try_init().unwrap();
+            let _again = builder_for(&receiver).try_init().unwrap();
             emit(4);
-            again.shutdown().unwrap();
+            mcp_analytics::shutdown(Duration::from_secs(3)).unwrap();
             assert_eq!(receiver.rows().len(), 6);
         },
     );
@@ -180,8 +183,8 @@ fn a_full_queue_drops_counts_and_warns_once() {
 
         // Once running, the queued events ship and nothing is lost beyond the dropped ones.
         let receiver = Receiver::start();
-        let analytics = builder_for(&receiver).try_init().unwrap();
-        analytics.shutdown().unwrap();
+        let _analytics = builder_for(&receiver).try_init().unwrap();
+        mcp_analytics::shutdown(Duration::from_secs(3)).unwrap();
         assert_eq!(receiver.rows().len(), capacity as usize);
     });
     if !in_child() {
@@ -211,12 +214,12 @@ fn init_works_inside_any_tokio_runtime_flavor() {
             .build()
             .unwrap();
         multi_thread.block_on(async {
-            let analytics = builder_for(&receiver).try_init().unwrap();
+            let _analytics = builder_for(&receiver).try_init().unwrap();
             let tasks: Vec<_> = (0..4).map(|_| tokio::spawn(async { emit(5) })).collect();
             for task in tasks {
                 task.await.unwrap();
             }
-            analytics.shutdown().unwrap();
+            mcp_analytics::shutdown(Duration::from_secs(3)).unwrap();
         });
         assert_eq!(receiver.rows().len(), 23);
     });
@@ -230,7 +233,7 @@ fn a_shutdown_cut_short_reports_exactly_what_it_gave_up_in_time() {
         || {
             let receiver = Receiver::start();
             receiver.script([mcp_analytics_dev::Scripted::Hang]);
-            let analytics = builder_for(&receiver)
+            let _analytics = builder_for(&receiver)
                 .queue_capacity(200_000)
                 .max_batch_age(Duration::from_millis(10))
                 .shutdown_timeout(Duration::from_millis(500))
@@ -244,7 +247,7 @@ fn a_shutdown_cut_short_reports_exactly_what_it_gave_up_in_time() {
             emit(100_000); // queued behind it
 
             let started = std::time::Instant::now();
-            let result = analytics.shutdown();
+            let result = mcp_analytics::shutdown(Duration::from_millis(500));
             let took = started.elapsed();
             assert!(took <= Duration::from_millis(800), "{took:?}");
             match result {

@@ -11,7 +11,8 @@ mod common;
 use std::time::Duration;
 
 use common::Scenario;
-use mcp_analytics::{in_session, mcp_prompt, mcp_tool, with_session};
+use mcp_analytics::session::{in_session, with_session};
+use mcp_analytics::{mcp_prompt, mcp_tool};
 use mcp_analytics_dev::{Receiver, Row};
 use serde_json::{Value, json};
 use tracing::Level;
@@ -70,7 +71,10 @@ fn every_level_becomes_a_row_with_its_level_in_lower_case() {
         assert_eq!(row.record_str("version"), env!("CARGO_PKG_VERSION"));
         assert_eq!(row.record_str("target"), "logs");
         assert_eq!(row.record_str("funcName"), "logs", "no span: the target");
-        assert_eq!(row.session, mcp_analytics::process_session_id().as_str());
+        assert_eq!(
+            row.session,
+            mcp_analytics::session::process_session_id().as_str()
+        );
         for key in [
             "tool",
             "prompt",
@@ -194,7 +198,7 @@ fn lines_written_in_a_handler_name_it_and_carry_its_session() {
             )
         })
         .collect();
-    let process = mcp_analytics::process_session_id();
+    let process = mcp_analytics::session::process_session_id();
     assert_eq!(
         lines,
         [

@@ -177,8 +177,8 @@ fn comparable(row: &Row) -> (String, String, String, String, String) {
 #[test]
 fn both_orders_record_one_identical_event_per_call() {
     let receiver = Receiver::start();
-    let analytics = mcp_analytics::builder()
-        .from_env(false)
+    let _analytics = mcp_analytics::builder()
+        .read_env(false)
         .api_url(receiver.url())
         .token(receiver.token())
         .try_init()
@@ -243,7 +243,7 @@ fn both_orders_record_one_identical_event_per_call() {
         let _ = server.waiting().await;
     });
 
-    analytics.flush().unwrap();
+    mcp_analytics::flush(Duration::from_secs(3)).unwrap();
     let rows = receiver.rows();
     // A handler's rows, its successful calls first. Rows carry each call's time; their order
     // in a batch is not the call order (rmcp serves calls on several threads, and each thread
@@ -322,5 +322,5 @@ fn both_orders_record_one_identical_event_per_call() {
         "one event per call (14 tool, 4 prompt, 2 resource calls), nothing else"
     );
 
-    analytics.shutdown().unwrap();
+    mcp_analytics::shutdown(Duration::from_secs(3)).unwrap();
 }

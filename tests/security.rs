@@ -34,7 +34,7 @@ fn assert_error_hides_token(what: &str, error: &Error) {
 }
 
 fn with_token() -> Builder {
-    mcp_analytics::builder().from_env(false).token(TOKEN)
+    mcp_analytics::builder().read_env(false).token(TOKEN)
 }
 
 #[mcp_tool]
@@ -115,7 +115,7 @@ fn errors_found_before_starting_never_carry_the_token() {
     ] {
         let error = refused(
             "token with whitespace",
-            mcp_analytics::builder().from_env(false).token(token),
+            mcp_analytics::builder().read_env(false).token(token),
         );
         assert!(matches!(error, Error::InvalidToken), "{error:?}");
     }
@@ -131,9 +131,9 @@ fn errors_found_before_starting_never_carry_the_token() {
     .unwrap();
     let error = refused(
         ".env",
-        mcp_analytics::builder().dotenv_path(Some(dotenv.as_path())),
+        mcp_analytics::builder().dotenv_path(dotenv.as_path()),
     );
-    assert!(matches!(error, Error::Dotenv(_)), "{error:?}");
+    assert!(matches!(error, Error::Dotenv { .. }), "{error:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -165,7 +165,7 @@ fn nothing_written_to_stderr_carries_the_token() {
         let refusing = Receiver::builder().token("a-different-token").build();
         let analytics = with_token().api_url(refusing.url()).try_init().unwrap();
         assert_no_token("Guard's Debug", &format!("{analytics:?}"));
-        analytics.flush().unwrap();
+        mcp_analytics::flush(Duration::from_secs(3)).unwrap();
         let statuses: Vec<u16> = refusing.requests().iter().map(|r| r.status).collect();
         assert!(
             !statuses.is_empty() && statuses.iter().all(|&s| s == 403),
@@ -178,7 +178,7 @@ fn nothing_written_to_stderr_carries_the_token() {
         assert!(matches!(error, Error::AlreadyInitialized), "{error:?}");
         assert_error_hides_token("AlreadyInitialized", &error);
         drop(with_token().api_url(refusing.url()).init()); // warns: "init() was called again"
-        analytics.shutdown().unwrap();
+        mcp_analytics::shutdown(Duration::from_secs(3)).unwrap();
 
         // Retried answers (503 and 429), then accepted.
         let flaky = Receiver::builder().token(TOKEN).build();
@@ -186,25 +186,25 @@ fn nothing_written_to_stderr_carries_the_token() {
             Scripted::retry_after(503, "0"),
             Scripted::retry_after(429, "0"),
         ]);
-        let analytics = with_token().api_url(flaky.url()).try_init().unwrap();
+        let _analytics = with_token().api_url(flaky.url()).try_init().unwrap();
         emit(5);
-        analytics.flush().unwrap();
+        mcp_analytics::flush(Duration::from_secs(3)).unwrap();
         assert_eq!(flaky.rows().len(), 5);
         assert!(mcp_analytics::stats().retried >= 2);
-        analytics.shutdown().unwrap();
+        mcp_analytics::shutdown(Duration::from_secs(3)).unwrap();
 
         // Connections refused, retried, then given up on.
         let closed = Receiver::start();
         let closed_url = closed.url();
         closed.shutdown();
-        let analytics = with_token()
+        let _analytics = with_token()
             .api_url(closed_url)
             .max_attempts(2)
             .try_init()
             .unwrap();
         emit(5);
-        analytics.flush().unwrap();
-        analytics.shutdown().unwrap();
+        mcp_analytics::flush(Duration::from_secs(3)).unwrap();
+        mcp_analytics::shutdown(Duration::from_secs(3)).unwrap();
 
         // A request that never gets an answer: flush and shutdown time out.
         let hanging = Receiver::builder().token(TOKEN).build();
@@ -266,11 +266,11 @@ fn http_to_a_host_other_than_loopback_warns_that_the_token_travels_in_clear() {
         &[],
         || {
             // Nothing is recorded, so nothing is sent: the host is never contacted.
-            let analytics = with_token()
+            let _analytics = with_token()
                 .api_url("http://example.invalid:9")
                 .try_init()
                 .unwrap();
-            analytics.shutdown().unwrap();
+            mcp_analytics::shutdown(Duration::from_secs(3)).unwrap();
         },
     );
     if !in_child() {
@@ -292,8 +292,8 @@ fn http_to_loopback_and_https_anywhere_do_not_warn() {
                 "http://[::1]:9",
                 "https://example.invalid",
             ] {
-                let analytics = with_token().api_url(url).try_init().unwrap();
-                analytics.shutdown().unwrap();
+                let _analytics = with_token().api_url(url).try_init().unwrap();
+                mcp_analytics::shutdown(Duration::from_secs(3)).unwrap();
             }
         },
     );

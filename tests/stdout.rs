@@ -31,11 +31,11 @@ fn child() {
     for i in 0..20_000 {
         let _ = noisy(i); // overflows the queue before init
     }
-    let _disabled = mcp_analytics::builder().from_env(false).init(); // no token
+    let _disabled = mcp_analytics::builder().read_env(false).init(); // no token
     let receiver = Receiver::start();
     let configure = || {
         mcp_analytics::builder()
-            .from_env(false)
+            .read_env(false)
             .api_url(receiver.url())
             .token(receiver.token())
             .shutdown_timeout(Duration::from_millis(500))
@@ -48,11 +48,11 @@ fn child() {
     for i in 0..10 {
         let _ = noisy(i);
     }
-    let _ = analytics.flush(); // 500 then retried, 403 refused
+    let _ = mcp_analytics::flush(Duration::from_millis(500)); // 500 then retried, 403 refused
     for i in 0..10 {
         let _ = noisy(i);
     }
-    let _ = analytics.flush();
+    let _ = mcp_analytics::flush(Duration::from_millis(500));
     let _ = noisy(1); // the hanging request: shutdown times out
     drop(analytics);
 }

@@ -51,7 +51,7 @@ impl<F: Fn(u64) -> u64 + Sync> Subject for Recorded<F> {
     type Run = ();
 
     fn start_run(&self) {
-        mcp_analytics::__private::discard_queued();
+        mcp_analytics::testing::discard_queued();
     }
 
     #[inline]

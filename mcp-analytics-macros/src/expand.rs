@@ -226,7 +226,7 @@ struct Calls {
 }
 
 impl Calls {
-    /// The body's future is polled through `Activated`, which marks the call as running on the
+    /// The body's future is polled through `Scoped`, which marks the call as running on the
     /// thread during each poll (for the log lines of the `tracing` feature).
     fn around_await(&self, future: TokenStream) -> TokenStream {
         let Calls {
@@ -237,7 +237,7 @@ impl Calls {
         quote! {
             let __mcp_analytics_call = #start;
             let __mcp_analytics_output =
-                #krate::__private::Activated::new(&__mcp_analytics_call, #future).await;
+                #krate::__private::Scoped::call(&__mcp_analytics_call, #future).await;
             #finish
             __mcp_analytics_output
         }

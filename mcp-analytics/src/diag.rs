@@ -13,6 +13,18 @@ pub(crate) fn report(message: fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stderr().lock(), "mcp-analytics: {message}");
 }
 
+/// `error` and each of its causes, on one line: `cannot read .env: Is a directory (os error 21)`.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
 /// A diagnostic said at most once per process, however often its cause recurs.
 pub(crate) struct Once(AtomicBool);
 

@@ -38,42 +38,61 @@
 //! Log lines too, with the `tracing` feature: see the `mcp_analytics::tracing` module (three
 //! lines in `main`).
 //!
-//! Architecture, one module each: `event` (what a call records) → `queue` (the lock-free
-//! handoff) → `batch` (wire format, batching, gzip) → `transport` (HTTP and retries), driven by
-//! `worker` and started by `lifecycle`; with the `tracing` feature, `tracing` (the log layer)
-//! feeds the same queue, and `context` tells it which call is running on the thread.
+//! With the `testing` feature, [`testing::InMemory`] takes the place of the Events API, to
+//! check in your own tests what your server records.
+//!
+//! Architecture, one module per job: `rows` (what a call or a log line records, and the scope
+//! it runs in) → `global` (the lock-free queue and the process-wide state) → `worker` (the
+//! thread that drains it) → `batch` and `wire` (batching, NDJSON, gzip) → `delivery` (the
+//! Events API: HTTP, retries, rate limits; or memory). `config` resolves the settings,
+//! `lifecycle` starts and stops the worker, `stats` counts what became of every row.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod batch;
+mod clock;
 mod config;
-mod context;
+mod delivery;
 mod diag;
 mod error;
-mod event;
+mod global;
 mod lifecycle;
-mod outcome;
 mod queue;
-mod request;
 #[cfg(feature = "rmcp")]
 mod rmcp;
-mod session;
+mod rows;
 mod stats;
+#[cfg(feature = "testing")]
+pub mod testing;
 #[cfg(feature = "tracing")]
 pub mod tracing;
-mod transport;
+mod wire;
 mod worker;
 
 use std::time::Duration;
 
-pub use config::{Builder, DEFAULT_API_URL, DEFAULT_DATASOURCE, DEFAULT_QUEUE_CAPACITY};
+pub use config::Builder;
 pub use error::Error;
-pub use event::{MAX_ERROR_LEN, MAX_NAME_LEN};
 pub use lifecycle::Guard;
-pub use outcome::CallOutcome;
-pub use session::{SessionId, WithSession, in_session, process_session_id, with_session};
+pub use rows::outcome::CallOutcome;
 pub use stats::Stats;
+
+/// Which MCP session a call belongs to.
+///
+/// Resolution order, most specific first: the attribute's `session = <expr>`, then what the
+/// handler's request says (streamable HTTP's `mcp-session-id`), then a scope set with
+/// [`with_session`](session::with_session) (around a future) or
+/// [`in_session`](session::in_session) (around a closure), then one id per process: a stdio
+/// MCP server process serves exactly one session.
+pub mod session {
+    pub use crate::rows::scope::{Scoped, SessionId, in_session, process_session_id, with_session};
+}
+
+/// How much text one row keeps: longer texts are cut at a character boundary and end in `…`.
+pub mod limits {
+    pub use crate::rows::text::{MAX_ERROR_LEN, MAX_NAME_LEN};
+}
 
 /// Records each call of a tool handler: `#[mcp_tool]`, `#[mcp_tool(name = "…")]`.
 ///
@@ -171,7 +190,8 @@ pub fn try_init() -> Result<Guard, Error> {
     builder().try_init()
 }
 
-/// Settings beyond the environment: datasource, batching, timeouts, queue size.
+/// Settings beyond the environment: datasource, batching, timeouts, queue size. The same as
+/// [`Builder::default`].
 ///
 /// ```
 /// let _analytics = mcp_analytics::builder()
@@ -185,6 +205,7 @@ pub fn builder() -> Builder {
 
 /// Ships every event recorded so far, waiting at most `timeout`. `Ok` means each is delivered
 /// or counted as failed; when analytics is disabled or shut down there is nothing to ship.
+/// `Err(Timeout)` says how many were still on their way; they go on being shipped.
 ///
 /// ```
 /// use std::time::Duration;
@@ -197,8 +218,10 @@ pub fn flush(timeout: Duration) -> Result<(), Error> {
 }
 
 /// Ships what is queued, waiting at most `timeout`, then stops the worker. Events recorded
-/// afterwards are counted as dropped, until the next `init`. What dropping the [`Guard`] does;
-/// call it yourself where the guard cannot drop (a `static`, `std::process::exit`).
+/// afterwards are counted as dropped, until the next `init`. What dropping the [`Guard`] does
+/// with [`Builder::shutdown_timeout`]; call it yourself where the guard cannot drop (a
+/// `static`, `std::process::exit`), or to see the outcome. `Err(Timeout)` says how many events
+/// were given up, each counted in [`Stats::failed`] by the time it returns.
 ///
 /// ```
 /// use std::time::Duration;
@@ -218,29 +241,24 @@ pub fn shutdown(timeout: Duration) -> Result<(), Error> {
 /// println!("{} events sent, {} dropped", stats.sent, stats.dropped);
 /// ```
 pub fn stats() -> Stats {
-    stats::COUNTERS.snapshot(queue::len())
+    stats::COUNTERS.snapshot(global::queued())
 }
 
 /// What the attribute macros expand to. Not public API: no stability guarantees.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::context::{Activated, Active};
-    pub use crate::event::{Call, Callsite, Kind};
-    pub use crate::outcome::{
+    pub use crate::rows::call::{Call, Callsite, Kind};
+    pub use crate::rows::log::App;
+    pub use crate::rows::outcome::{
         Observed, Probe, ViaAnything, ViaCallOutcome, ViaNestedOutcome, ViaResult,
     };
-    pub use crate::request::{ClientInfo, RequestFacts, ViaNoFacts, ViaRequestFacts};
+    pub use crate::rows::request::{ClientInfo, RequestFacts, ViaNoFacts, ViaRequestFacts};
+    pub use crate::rows::scope::{Active, Scoped};
 
     /// Calls `f` once. The expansion of a sync body passes its closure through here so that
     /// the closure is inferred as `FnOnce` and may return borrows of what it captured.
     #[inline(always)]
     pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
         f()
-    }
-
-    /// Empties the queue without shipping (counted as dropped). For benchmarks, which must
-    /// measure the handler's cost with room in the queue.
-    pub fn discard_queued() -> usize {
-        crate::queue::discard_all()
     }
 }

@@ -1,6 +1,8 @@
-//! Counters of what happened to recorded events, readable at any time through [`crate::stats`].
+//! What happened to recorded rows: the counters behind [`crate::stats`], and the ledger through
+//! which every delivery outcome is counted, in one place.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError};
 
 /// A snapshot of the pipeline's counters since the process started.
 ///
@@ -44,49 +46,199 @@ pub struct Stats {
     pub maybe_duplicated: u64,
 }
 
+/// One live counter.
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
+    pub(crate) fn add(&self, n: usize) {
+        self.0.fetch_add(n as u64, Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
 /// The live counters behind [`Stats`]. `enqueued` is derived (taken by the worker plus still
-/// queued) so that the handler's hot path increments nothing.
+/// queued) so that the handler's hot path increments nothing. What deliveries settle
+/// (`sent`, `failed`, ...) is written through the [`LEDGER`] only.
 pub(crate) struct Counters {
-    pub(crate) taken: AtomicU64,
-    pub(crate) sent: AtomicU64,
-    pub(crate) dropped: AtomicU64,
-    pub(crate) dropped_log_lines: AtomicU64,
-    pub(crate) failed: AtomicU64,
-    pub(crate) retried: AtomicU64,
-    pub(crate) batches: AtomicU64,
-    pub(crate) quarantined: AtomicU64,
-    pub(crate) maybe_duplicated: AtomicU64,
+    pub(crate) taken: Counter,
+    pub(crate) dropped: Counter,
+    pub(crate) dropped_log_lines: Counter,
+    pub(crate) retried: Counter,
+    sent: Counter,
+    failed: Counter,
+    batches: Counter,
+    quarantined: Counter,
+    maybe_duplicated: Counter,
 }
 
 pub(crate) static COUNTERS: Counters = Counters {
-    taken: AtomicU64::new(0),
-    sent: AtomicU64::new(0),
-    dropped: AtomicU64::new(0),
-    dropped_log_lines: AtomicU64::new(0),
-    failed: AtomicU64::new(0),
-    retried: AtomicU64::new(0),
-    batches: AtomicU64::new(0),
-    quarantined: AtomicU64::new(0),
-    maybe_duplicated: AtomicU64::new(0),
+    taken: Counter::new(),
+    dropped: Counter::new(),
+    dropped_log_lines: Counter::new(),
+    retried: Counter::new(),
+    sent: Counter::new(),
+    failed: Counter::new(),
+    batches: Counter::new(),
+    quarantined: Counter::new(),
+    maybe_duplicated: Counter::new(),
 };
 
 impl Counters {
-    pub(crate) fn add(counter: &AtomicU64, n: usize) {
-        counter.fetch_add(n as u64, Relaxed);
-    }
-
     pub(crate) fn snapshot(&self, queued: usize) -> Stats {
         Stats {
-            enqueued: self.taken.load(Relaxed) + queued as u64,
+            enqueued: self.taken.get() + queued as u64,
             queued: queued as u64,
-            sent: self.sent.load(Relaxed),
-            dropped: self.dropped.load(Relaxed),
-            dropped_log_lines: self.dropped_log_lines.load(Relaxed),
-            failed: self.failed.load(Relaxed),
-            retried: self.retried.load(Relaxed),
-            batches: self.batches.load(Relaxed),
-            quarantined: self.quarantined.load(Relaxed),
-            maybe_duplicated: self.maybe_duplicated.load(Relaxed),
+            sent: self.sent.get(),
+            dropped: self.dropped.get(),
+            dropped_log_lines: self.dropped_log_lines.get(),
+            failed: self.failed.get(),
+            retried: self.retried.get(),
+            batches: self.batches.get(),
+            quarantined: self.quarantined.get(),
+            maybe_duplicated: self.maybe_duplicated.get(),
         }
+    }
+
+    /// Taken from the queue and not settled yet: in batches, in flight.
+    fn in_flight(&self) -> u64 {
+        self.taken
+            .get()
+            .saturating_sub(self.sent.get() + self.failed.get())
+    }
+}
+
+/// What became of rows a worker took: the report of one delivery, or of rows a shutdown
+/// deadline left unsent.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Settled {
+    /// Rows acknowledged by the destination.
+    pub(crate) sent: usize,
+    /// Requests acknowledged.
+    pub(crate) batches: usize,
+    /// Of `sent`, rows the destination quarantined.
+    pub(crate) quarantined: u64,
+    /// Of `sent`, rows delivered after an attempt whose fate is unknown.
+    pub(crate) maybe_duplicated: usize,
+    /// Rows given up on: refused, out of attempts, or cut off by the shutdown deadline.
+    pub(crate) failed: usize,
+    /// Of `failed`, the rows the shutdown deadline cut off.
+    pub(crate) abandoned: usize,
+}
+
+impl std::ops::AddAssign for Settled {
+    fn add_assign(&mut self, other: Self) {
+        self.sent += other.sent;
+        self.batches += other.batches;
+        self.quarantined += other.quarantined;
+        self.maybe_duplicated += other.maybe_duplicated;
+        self.failed += other.failed;
+        self.abandoned += other.abandoned;
+    }
+}
+
+/// The one place where deliveries are counted. Shutting down closes the books of the worker's
+/// generation: what is still unsettled is counted as failed, and whatever that worker reports
+/// later is ignored, so that what `shutdown()` returns and what `stats()` says agree from the
+/// moment it returns, whether or not the worker answered in time.
+pub(crate) struct Ledger(Mutex<Books>);
+
+struct Books {
+    /// Generations up to this one are closed.
+    closed: u64,
+    /// Rows the shutdown deadline cut off, settled since the books were last closed.
+    abandoned: u64,
+}
+
+pub(crate) static LEDGER: Ledger = Ledger(Mutex::new(Books {
+    closed: 0,
+    abandoned: 0,
+}));
+
+impl Ledger {
+    fn books(&self) -> std::sync::MutexGuard<'_, Books> {
+        // The books are consistent between any two statements: a panic cannot tear them.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts what became of rows taken by the worker of `generation`, unless its books are
+    /// closed; returns whether they were counted.
+    pub(crate) fn settle(&self, generation: u64, settled: Settled) -> bool {
+        let mut books = self.books();
+        if generation <= books.closed {
+            return false;
+        }
+        books.abandoned += settled.abandoned as u64;
+        COUNTERS.sent.add(settled.sent);
+        COUNTERS.batches.add(settled.batches);
+        COUNTERS
+            .quarantined
+            .0
+            .fetch_add(settled.quarantined, Relaxed);
+        COUNTERS.maybe_duplicated.add(settled.maybe_duplicated);
+        COUNTERS.failed.add(settled.failed);
+        true
+    }
+
+    /// Closes the books of `generation` and every earlier one: `take_queued` takes what the
+    /// shutdown gives up from the queue (each row counted as taken), then every row taken and
+    /// not settled is counted as failed. Returns how many rows the shutdown gave up: those, and
+    /// those the worker settled as cut off by the deadline.
+    pub(crate) fn close(&self, generation: u64, take_queued: impl FnOnce()) -> u64 {
+        let mut books = self.books();
+        books.closed = books.closed.max(generation);
+        take_queued();
+        let unsettled = COUNTERS.in_flight();
+        COUNTERS.failed.0.fetch_add(unsettled, Relaxed);
+        std::mem::take(&mut books.abandoned) + unsettled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_generation_settles_nothing_more() {
+        // The only test in this binary that touches the global counters' settling.
+        let before = COUNTERS.snapshot(0);
+        COUNTERS.taken.add(10);
+        let open = Settled {
+            sent: 4,
+            batches: 1,
+            ..Settled::default()
+        };
+        assert!(LEDGER.settle(7, open));
+        let unsettled = LEDGER.close(7, || COUNTERS.taken.add(2));
+        assert_eq!(
+            unsettled, 8,
+            "6 taken and unsettled, 2 taken from the queue at closing"
+        );
+        let late = Settled {
+            sent: 6,
+            ..Settled::default()
+        };
+        // What a worker settles as cut off by the deadline counts in what closing returns.
+        let cut_off = Settled {
+            failed: 3,
+            abandoned: 3,
+            ..Settled::default()
+        };
+        COUNTERS.taken.add(3);
+        assert!(LEDGER.settle(9, cut_off));
+        assert_eq!(LEDGER.close(9, || {}), 3, "3 cut off, none unsettled");
+        assert!(
+            !LEDGER.settle(7, late),
+            "the closed generation's report is ignored"
+        );
+        let after = COUNTERS.snapshot(0);
+        assert_eq!(after.sent - before.sent, 4);
+        assert_eq!(after.failed - before.failed, 11);
     }
 }

@@ -1,11 +1,11 @@
 //! The background worker: one thread with its own current-thread tokio runtime, so it works in
 //! sync programs and beside any runtime the server uses. It drains the queue into batches and
-//! ships them, answering flush and shutdown requests in between.
+//! hands them to its delivery, answering flush and shutdown requests in between.
 //!
-//! While a request is in flight, the worker goes on taking events into the next batch, until one
-//! more batch is closed and waiting: encoding overlaps the service's answer, so the worker's rate
-//! is the slower of the two rather than their sum, and a slow or retrying endpoint holds one
-//! batch of events besides the queue (bounded) before the queue fills.
+//! While a batch is being delivered, the worker goes on taking rows into the next batch, until
+//! one more batch is closed and waiting: encoding overlaps the service's answer, so the worker's
+//! rate is the slower of the two rather than their sum, and a slow or retrying endpoint holds
+//! one batch of rows besides the queue (bounded) before the queue fills.
 
 use std::collections::VecDeque;
 use std::pin::pin;
@@ -16,19 +16,20 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, watch};
 
-use crate::batch::{self, Batch};
-use crate::config::Config;
-use crate::queue;
-use crate::stats::{COUNTERS, Counters};
-use crate::transport::Transport;
+use crate::batch::{Batch, Batcher};
+use crate::config::{Config, Target};
+use crate::delivery::http::EventsApi;
+use crate::delivery::{Deadline, Deliver};
+use crate::global;
+use crate::rows::scope;
+use crate::stats::{LEDGER, Settled};
 
 /// What the rest of the process asks of the worker.
 pub(crate) enum Command {
     /// Ship everything queued now, then answer.
     Flush(SyncSender<()>),
-    /// Ship everything queued now (up to the deadline), answer with how many events the deadline
-    /// cut off, and stop.
-    Shutdown(SyncSender<usize>),
+    /// Ship everything queued now (up to the deadline), answer, and stop.
+    Shutdown(SyncSender<()>),
 }
 
 /// The running worker, as seen from `init`/`flush`/`shutdown`.
@@ -36,36 +37,50 @@ pub(crate) struct Handle {
     pub(crate) commands: mpsc::UnboundedSender<Command>,
     pub(crate) deadline: watch::Sender<Option<Instant>>,
     pub(crate) thread: JoinHandle<()>,
+    /// The `init` this worker belongs to (see `global::next_generation`).
+    pub(crate) generation: u64,
 }
 
-/// Starts the worker thread and waits for it to confirm that its runtime is up, so `init`
-/// reports every failure. The runtime is built on the worker thread itself: a runtime dropped
-/// on the caller's thread would panic if that thread is inside an async context.
+/// Starts the worker thread for `config`'s destination and waits for it to confirm that its
+/// runtime is up, so `init` reports every failure.
 pub(crate) fn spawn(config: Config, generation: u64) -> Result<Handle, crate::Error> {
-    let (deadline, deadline_seen) = watch::channel(None);
-    let transport = Transport::new(&config, deadline_seen.clone())
-        .map_err(|error| crate::Error::Worker(std::io::Error::other(error)))?;
+    match config.target.clone() {
+        Target::EventsApi { events_url, token } => {
+            let delivery = EventsApi::new(&config, events_url, token)?;
+            spawn_with(delivery, &config, generation)
+        }
+        #[cfg(feature = "testing")]
+        Target::Memory(memory) => spawn_with(memory, &config, generation),
+    }
+}
+
+/// The runtime is built on the worker thread itself: a runtime dropped on the caller's thread
+/// would panic if that thread is inside an async context.
+fn spawn_with<D: Deliver>(
+    delivery: D,
+    config: &Config,
+    generation: u64,
+) -> Result<Handle, crate::Error> {
+    let (set_deadline, deadline) = Deadline::new();
     let (commands, inbox) = mpsc::unbounded_channel();
     let worker = Worker {
         inbox,
-        transport,
+        delivery,
         batches: Batches {
-            builder: batch::Builder::new(config.limits),
+            batcher: Batcher::new(config.limits),
             ready: VecDeque::new(),
             gzip: config.gzip,
         },
-        abandoned: 0,
         idle_poll: config.limits.max_age,
         queue_capacity: config.queue_capacity,
-        deadline: deadline_seen,
+        deadline,
         generation,
     };
     let (started, confirmation) = std::sync::mpsc::sync_channel(1);
     let thread = std::thread::Builder::new()
         .name("mcp-analytics".into())
         .spawn(move || {
-            #[cfg(feature = "tracing")]
-            crate::context::mark_worker_thread();
+            scope::mark_worker_thread();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build();
@@ -86,8 +101,9 @@ pub(crate) fn spawn(config: Config, generation: u64) -> Result<Handle, crate::Er
     match confirmation.recv() {
         Ok(Ok(())) => Ok(Handle {
             commands,
-            deadline,
+            deadline: set_deadline,
             thread,
+            generation,
         }),
         Ok(Err(error)) => Err(crate::Error::Worker(error)),
         Err(_) => Err(crate::Error::Worker(std::io::Error::other(
@@ -96,92 +112,84 @@ pub(crate) fn spawn(config: Config, generation: u64) -> Result<Handle, crate::Er
     }
 }
 
-struct Worker {
+struct Worker<D> {
     inbox: mpsc::UnboundedReceiver<Command>,
-    transport: Transport,
+    delivery: D,
     batches: Batches,
-    /// Events given up because the shutdown deadline passed, whichever shipment it cut short.
-    abandoned: usize,
     /// Longest sleep with nothing pending: a wake-up lost to a race costs this much latency.
     idle_poll: Duration,
     queue_capacity: usize,
-    /// The shutdown deadline, once `shutdown` sets it.
-    deadline: watch::Receiver<Option<Instant>>,
-    /// The `init` this worker belongs to (see `queue::next_generation`).
+    deadline: Deadline,
     generation: u64,
 }
 
-/// Pops between two looks at the clock while draining, and between two looks at the request
-/// in flight while batching meanwhile: about a millisecond of encoding.
+/// Pops between two looks at the clock while draining, and between two looks at the delivery
+/// under way while batching meanwhile: about a millisecond of encoding.
 const POPS_PER_CHUNK: usize = 1024;
 
 /// The open batch and the closed ones waiting to ship.
 struct Batches {
-    builder: batch::Builder,
+    batcher: Batcher,
     /// Closed batches not yet shipped.
     ready: VecDeque<Batch>,
-    /// Whether batches are compressed: those that close while a request is in flight are
-    /// compressed at once.
+    /// Whether batches are compressed: those that close during a delivery are compressed at
+    /// once.
     gzip: bool,
 }
 
 impl Batches {
-    /// Moves up to `most` queued events into batches, or fewer with [`Take::UntilClosed`];
-    /// returns how many it moved.
-    fn take_from_queue(&mut self, most: usize, take: Take) -> usize {
-        let mut taken = 0;
-        while taken < most {
-            let Some(event) = queue::pop() else { break };
-            taken += 1;
-            if let Some(mut closed) = self.builder.push(&event) {
-                // It waits behind the request in flight, if any: compress it meanwhile, so that
-                // sending it does not wait for that.
-                if self.gzip {
-                    closed.compress();
-                }
-                self.ready.push_back(closed);
-                if take == Take::UntilClosed {
-                    break;
-                }
+    /// Moves up to `most` queued rows of `generation`'s into batches, or fewer with
+    /// [`Take::UntilClosed`]; returns how many it moved, or `None` when the worker was
+    /// superseded.
+    fn take_from_queue(&mut self, generation: u64, most: usize, take: Take) -> Option<usize> {
+        global::pop_for(generation, most, |row| {
+            let Some(mut closed) = self.batcher.push(&row) else {
+                return true;
+            };
+            // It waits behind the delivery under way, if any: compress it meanwhile, so that
+            // sending it does not wait for that.
+            if self.gzip {
+                closed.compress();
             }
-        }
-        taken
+            self.ready.push_back(closed);
+            take == Take::All
+        })
     }
 
     /// Closes the open batch if its age limit has passed, to ship it now.
     fn close_if_due(&mut self) {
-        self.ready.extend(self.builder.close_if_due(Instant::now()));
+        self.ready.extend(self.batcher.close_if_due(Instant::now()));
     }
 
     /// Closes the open batch, whatever its size, to ship it now.
     fn close(&mut self) {
-        self.ready.extend(self.builder.close());
+        self.ready.extend(self.batcher.close());
     }
 }
 
-/// Ready once there are events to take, after letting the runtime look at its sockets: a chunk
+/// Ready once there are rows to take, after letting the runtime look at its sockets: a chunk
 /// of encoding at a time, so that the answer to the request in flight is read within a chunk's
 /// time of its arrival.
-async fn events_to_take() {
+async fn rows_to_take() {
     tokio::task::yield_now().await;
-    if queue::len() == 0 {
-        queue::WAKE.notified().await;
+    if global::queued() == 0 {
+        global::WAKE.notified().await;
     }
 }
 
-/// How many queued events [`Batches::take_from_queue`] takes.
+/// How many queued rows [`Batches::take_from_queue`] takes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Take {
     /// As many as asked.
     All,
-    /// Up to the first batch that closes: while a request is in flight, one batch waits at most.
+    /// Up to the first batch that closes: during a delivery, one batch waits at most.
     UntilClosed,
 }
 
-/// What the worker does while a request is in flight.
+/// What the worker does during a delivery.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Meanwhile {
-    /// Takes newly queued events into the next batch (see the module docs).
+    /// Takes newly queued rows into the next batch (see the module docs).
     Batch,
     /// Nothing: the worker is shutting down, and what it took now could not ship.
     Wait,
@@ -189,19 +197,19 @@ enum Meanwhile {
 
 enum Wake {
     Command(Option<Command>),
-    Events,
+    Rows,
 }
 
-impl Worker {
+impl<D: Deliver> Worker<D> {
     async fn run(mut self) {
         loop {
             let wake = self.next_wake().await;
-            // With batches ready, ship first: events are taken while they are in flight.
-            if self.batches.ready.is_empty() || !matches!(wake, Wake::Events) {
+            // With batches ready, ship first: rows are taken while they are delivered.
+            if self.batches.ready.is_empty() || !matches!(wake, Wake::Rows) {
                 self.drain();
             }
             match wake {
-                Wake::Events => {
+                Wake::Rows => {
                     self.batches.close_if_due();
                     self.ship(Meanwhile::Batch).await;
                 }
@@ -213,7 +221,7 @@ impl Worker {
                 Wake::Command(Some(Command::Shutdown(done))) => {
                     self.batches.close();
                     self.ship(Meanwhile::Wait).await;
-                    let _ = done.send(self.abandoned);
+                    let _ = done.send(());
                     return;
                 }
                 // Every handle is gone: nobody can flush or shut down any more.
@@ -229,88 +237,97 @@ impl Worker {
             return match self.inbox.try_recv() {
                 Ok(command) => Wake::Command(Some(command)),
                 Err(TryRecvError::Disconnected) => Wake::Command(None),
-                Err(TryRecvError::Empty) => Wake::Events,
+                Err(TryRecvError::Empty) => Wake::Rows,
             };
         }
-        let builder = &self.batches.builder;
-        let idle = builder.is_empty();
-        queue::set_worker_idle(idle);
-        if idle && queue::len() > 0 {
-            // An event arrived between the last drain and the idle flag: don't sleep on it.
-            queue::set_worker_idle(false);
-            return Wake::Events;
+        let batcher = &self.batches.batcher;
+        let idle = batcher.is_empty();
+        global::set_worker_idle(idle);
+        if idle && global::queued() > 0 {
+            // A row arrived between the last drain and the idle flag: don't sleep on it.
+            global::set_worker_idle(false);
+            return Wake::Rows;
         }
-        let until = builder
+        let until = batcher
             .deadline()
             .unwrap_or_else(|| Instant::now() + self.idle_poll);
         let wake = tokio::select! {
             biased;
             command = self.inbox.recv() => Wake::Command(command),
-            () = queue::WAKE.notified() => Wake::Events,
-            () = tokio::time::sleep_until(until.into()) => Wake::Events,
+            () = global::WAKE.notified() => Wake::Rows,
+            () = tokio::time::sleep_until(until.into()) => Wake::Rows,
         };
-        queue::set_worker_idle(false);
+        global::set_worker_idle(false);
         wake
     }
 
-    /// Moves queued events into batches. Takes at most one queue's worth per round, so busy
+    /// Moves queued rows into batches. Takes at most one queue's worth per round, so busy
     /// producers cannot keep the worker from shipping or answering commands. Past the shutdown
     /// deadline nothing more can ship, so the rest is counted, not encoded; a worker superseded
     /// by a later `init` takes nothing.
     fn drain(&mut self) {
-        if queue::generation() != self.generation {
-            return;
-        }
         let mut popped = 0;
         while popped < self.queue_capacity {
-            if self.past_deadline() {
+            if self.deadline.has_passed() {
                 self.abandon_queued(self.queue_capacity - popped);
                 return;
             }
             let most = POPS_PER_CHUNK.min(self.queue_capacity - popped);
-            let taken = self.batches.take_from_queue(most, Take::All);
-            if taken < most {
-                return;
+            match self
+                .batches
+                .take_from_queue(self.generation, most, Take::All)
+            {
+                Some(taken) if taken == most => popped += taken,
+                _ => return,
             }
-            popped += taken;
         }
     }
 
-    fn past_deadline(&self) -> bool {
-        self.deadline
-            .borrow()
-            .is_some_and(|deadline| Instant::now() >= deadline)
-    }
-
-    /// Takes up to `most` queued events and counts them as failed: the deadline passed.
+    /// Takes up to `most` queued rows and counts them as failed: the deadline passed.
     fn abandon_queued(&mut self, most: usize) {
-        let abandoned = std::iter::from_fn(queue::pop).take(most).count();
-        Counters::add(&COUNTERS.failed, abandoned);
-        self.abandoned += abandoned;
+        let mut abandoned = 0;
+        while abandoned < most {
+            let chunk = POPS_PER_CHUNK.min(most - abandoned);
+            match global::pop_for(self.generation, chunk, |_| true) {
+                Some(taken) if taken > 0 => abandoned += taken,
+                _ => break,
+            }
+        }
+        self.settle(Settled {
+            failed: abandoned,
+            abandoned,
+            ..Settled::default()
+        });
     }
 
-    /// Ships the batches closed so far. Those that close while these are in flight wait for
-    /// the next round, so that a steady stream of events cannot hold a command back.
+    fn settle(&self, settled: Settled) {
+        LEDGER.settle(self.generation, settled);
+    }
+
+    /// Ships the batches closed so far. Those that close while these are delivered wait for
+    /// the next round, so that a steady stream of rows cannot hold a command back.
     async fn ship(&mut self, meanwhile: Meanwhile) {
         for _ in 0..self.batches.ready.len() {
             let Some(batch) = self.batches.ready.pop_front() else {
                 break;
             };
-            let mut delivery = pin!(self.transport.deliver(batch));
+            let mut delivery = pin!(self.delivery.deliver(batch, &self.deadline));
             let batches = &mut self.batches;
             let generation = self.generation;
-            self.abandoned += loop {
-                let batching = meanwhile == Meanwhile::Batch
-                    && batches.ready.is_empty()
-                    && queue::generation() == generation;
+            let mut batching = meanwhile == Meanwhile::Batch;
+            let settled = loop {
                 tokio::select! {
                     biased;
-                    abandoned = &mut delivery => break abandoned,
-                    () = events_to_take(), if batching => {
-                        batches.take_from_queue(POPS_PER_CHUNK, Take::UntilClosed);
+                    settled = &mut delivery => break settled,
+                    () = rows_to_take(), if batching && batches.ready.is_empty() => {
+                        // Superseded: take nothing more.
+                        batching = batches
+                            .take_from_queue(generation, POPS_PER_CHUNK, Take::UntilClosed)
+                            .is_some();
                     }
                 }
             };
+            LEDGER.settle(self.generation, settled);
         }
     }
 }

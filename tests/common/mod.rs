@@ -75,9 +75,8 @@ impl Scenario {
 
 impl Drop for Scenario {
     fn drop(&mut self) {
-        if let Some(analytics) = self.analytics.take() {
-            let _ = analytics.shutdown();
-        }
+        // The guard's drop shuts the pipeline down within the scenario's shutdown timeout.
+        drop(self.analytics.take());
     }
 }
 
@@ -100,7 +99,7 @@ pub fn shared_receiver() -> &'static Receiver {
 /// A builder pointed at `receiver`, ignoring the environment.
 pub fn builder_for(receiver: &Receiver) -> Builder {
     mcp_analytics::builder()
-        .from_env(false)
+        .read_env(false)
         .api_url(receiver.url())
         .token(receiver.token())
 }

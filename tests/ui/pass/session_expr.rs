@@ -4,7 +4,8 @@
 //! `session = <expr>`: an argument, a field, an `Option` mapped to text, a `SessionId`, a
 //! string literal, and together with `name`, sync and `async`.
 
-use mcp_analytics::{SessionId, mcp_prompt, mcp_resource, mcp_tool};
+use mcp_analytics::{mcp_prompt, mcp_resource, mcp_tool};
+use mcp_analytics::session::SessionId;
 
 #[mcp_tool(session = session_id)]
 fn echo(session_id: &str, text: String) -> String {

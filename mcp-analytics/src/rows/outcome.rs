@@ -94,7 +94,7 @@ pub enum Observed<'a> {
 /// The receiver of the macros' autoref-specialization probes. For outcomes,
 /// `(&&&Probe(&value)).__mcp_analytics_observe()` resolves to the first of
 /// [`ViaNestedOutcome`], [`ViaCallOutcome`], [`ViaResult`], [`ViaAnything`] that applies; the
-/// request probe (`crate::request`) uses it the same way.
+/// request probe (`super::request`) uses it the same way.
 #[doc(hidden)]
 pub struct Probe<'a, T>(pub &'a T);
 

@@ -10,8 +10,8 @@
 
 use std::sync::Arc;
 
-use crate::outcome::Probe;
-use crate::session::SessionId;
+use super::outcome::Probe;
+use super::scope::SessionId;
 
 /// The client of a session, as it introduced itself.
 #[doc(hidden)]

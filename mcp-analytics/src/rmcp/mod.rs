@@ -13,8 +13,8 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Peer, RoleServer};
 
 use crate::CallOutcome;
-use crate::request::{ClientInfo, RequestFacts};
-use crate::session::SessionId;
+use crate::rows::request::{ClientInfo, RequestFacts};
+use crate::rows::scope::SessionId;
 
 /// The header streamable HTTP carries the session id in.
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -133,6 +133,7 @@ impl RequestFacts for CallToolRequestParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::call::ErrorText;
     use rmcp::model::ContentBlock;
 
     #[test]
@@ -142,19 +143,8 @@ mod tests {
             ContentBlock::text("try another"),
         ]);
         assert!(failed.is_error());
-        assert_eq!(
-            crate::event::bounded(&Text(&failed), 100).as_ref(),
-            "no such city\ntry another"
-        );
+        assert_eq!(ErrorText(&failed).to_string(), "no such city\ntry another");
         assert!(!CallToolResult::success(vec![ContentBlock::text("ok")]).is_error());
-    }
-
-    struct Text<'a>(&'a dyn CallOutcome);
-
-    impl fmt::Display for Text<'_> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            self.0.fmt_error(f)
-        }
     }
 
     #[test]

@@ -1,0 +1,216 @@
+//! The process-wide state between the code that records rows and the worker that ships them:
+//! whether rows are accepted, which worker consumes them, the queue itself, and the wake-up.
+//!
+//! Handlers push; only the worker pops. When the queue is full a row is dropped and counted,
+//! and a single warning goes to stderr. Rows recorded before `init()` wait here and ship once
+//! the worker starts.
+//!
+//! Waking the worker: it sleeps until a timer or a wake-up. Producers wake it in two cases only:
+//! when it said it is idle (nothing pending, so nothing else would wake it), and every
+//! [`WAKE_EVERY`] pushes of a thread (so a burst is shipped before the queue fills). Both are
+//! amortized: a handler makes the wake-up syscall at most once per [`WAKE_EVERY`] calls, or once
+//! per idle period. A lost wake-up costs latency, never a row: the worker also polls.
+
+use std::sync::OnceLock;
+use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize};
+
+use tokio::sync::Notify;
+
+use crate::config::Builder;
+use crate::diag;
+use crate::queue::Queue;
+use crate::rows::{CallRow, LogRow, Row};
+use crate::stats::COUNTERS;
+
+/// Pushes per thread between two wake-ups of a busy worker.
+const WAKE_EVERY: u32 = 1024;
+
+/// Log lines may hold at most this part of the queue's capacity, so that a storm of them leaves
+/// the rest to handler calls.
+const LOG_SHARE: usize = 2; // one half
+
+/// Whether recorded rows are accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum State {
+    /// Not initialized yet: rows wait in the queue.
+    Pending = 0,
+    /// A worker drains the queue.
+    Running = 1,
+    /// A start failed: rows are dropped until a successful `init()`.
+    Disabled = 2,
+    /// Shut down: rows are dropped until the next `init()`.
+    Stopped = 3,
+}
+
+static STATE: AtomicU8 = AtomicU8::new(State::Pending as u8);
+/// Which `init` the current worker belongs to. A worker that a timed-out shutdown left behind
+/// sees a newer generation and stops taking rows, so one worker at most consumes the queue.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+static QUEUE: OnceLock<Queue<Row>> = OnceLock::new();
+static WORKER_IDLE: AtomicBool = AtomicBool::new(false);
+/// Log lines queued now: they may take a [`LOG_SHARE`] of the queue at most.
+static LOG_LINES: AtomicUsize = AtomicUsize::new(0);
+
+static QUEUE_FULL: diag::Once = diag::Once::new();
+static NOT_ACCEPTING: diag::Once = diag::Once::new();
+static LOG_SHARE_FULL: diag::Once = diag::Once::new();
+
+/// Wakes the worker; see the module docs for when.
+pub(crate) static WAKE: Notify = Notify::const_new();
+
+pub(crate) fn set_state(state: State) {
+    STATE.store(state as u8, Relaxed);
+}
+
+pub(crate) fn state() -> State {
+    match STATE.load(Relaxed) {
+        0 => State::Pending,
+        1 => State::Running,
+        2 => State::Disabled,
+        _ => State::Stopped,
+    }
+}
+
+/// Starts a new generation of worker; returns its number.
+pub(crate) fn next_generation() -> u64 {
+    GENERATION.fetch_add(1, Relaxed) + 1
+}
+
+/// The queue, created with `capacity` unless rows recorded earlier already created it.
+/// Returns its capacity, which is `capacity` unless it already existed.
+pub(crate) fn create_queue(capacity: usize) -> usize {
+    QUEUE.get_or_init(|| Queue::new(capacity)).capacity()
+}
+
+fn queue() -> &'static Queue<Row> {
+    // Rows recorded before `init()` chose a capacity.
+    QUEUE.get_or_init(|| Queue::new(Builder::DEFAULT_QUEUE_CAPACITY))
+}
+
+/// Rows in the queue now.
+pub(crate) fn queued() -> usize {
+    QUEUE.get().map_or(0, Queue::len)
+}
+
+/// The hot path: hands a finished call to the worker, or drops and counts it.
+#[inline]
+pub(crate) fn push_call(call: CallRow) {
+    push(Row::Call(call));
+}
+
+/// Queues a log line, unless log lines hold their share of the queue already.
+// Only the `tracing` layer makes log lines.
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) fn push_log(line: Box<LogRow>) {
+    let share = queue().capacity().div_ceil(LOG_SHARE);
+    if LOG_LINES.fetch_add(1, Relaxed) >= share {
+        LOG_LINES.fetch_sub(1, Relaxed);
+        COUNTERS.dropped.add(1);
+        COUNTERS.dropped_log_lines.add(1);
+        LOG_SHARE_FULL.report(format_args!(
+            "log lines fill their half of the event queue: log lines are being dropped, handler \
+             calls keep the other half (see mcp_analytics::stats())"
+        ));
+        return;
+    }
+    if !push(Row::Log(line)) {
+        LOG_LINES.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Queues `row`, or drops and counts it; returns whether it was queued.
+#[inline]
+fn push(row: Row) -> bool {
+    if STATE.load(Relaxed) > State::Running as u8 {
+        COUNTERS.dropped.add(1);
+        NOT_ACCEPTING.report(format_args!(
+            "analytics is disabled or shut down: events are counted as dropped"
+        ));
+        return false;
+    }
+    match queue().push(row) {
+        Ok(pushed) => {
+            if pushed.pushes_by_thread.is_multiple_of(WAKE_EVERY)
+                || (WORKER_IDLE.load(Relaxed) && WORKER_IDLE.swap(false, Relaxed))
+            {
+                WAKE.notify_one();
+            }
+            true
+        }
+        Err(_full) => {
+            COUNTERS.dropped.add(1);
+            QUEUE_FULL.report(format_args!(
+                "the event queue is full: events are being dropped (see mcp_analytics::stats())"
+            ));
+            false
+        }
+    }
+}
+
+/// The worker says whether it has nothing pending, i.e. whether the next push must wake it.
+pub(crate) fn set_worker_idle(idle: bool) {
+    WORKER_IDLE.store(idle, Relaxed);
+}
+
+/// Workers popping rows now; see [`supersede`].
+static POPPING: AtomicUsize = AtomicUsize::new(0);
+
+/// Takes up to `most` queued rows for the worker of `generation`, handing each to `each` until
+/// it says to stop; returns how many it took, or `None` when a later generation superseded the
+/// worker (it must take no more).
+pub(crate) fn pop_for(
+    generation: u64,
+    most: usize,
+    mut each: impl FnMut(Row) -> bool,
+) -> Option<usize> {
+    // Announce the pops, then check the generation; `supersede` does the opposite, so either
+    // this sees the new generation, or `supersede` sees these pops and waits for them.
+    POPPING.fetch_add(1, SeqCst);
+    let current = GENERATION.load(SeqCst) == generation;
+    let mut taken = 0;
+    if current {
+        while taken < most {
+            let Some(row) = pop() else { break };
+            taken += 1;
+            if !each(row) {
+                break;
+            }
+        }
+    }
+    POPPING.fetch_sub(1, Release);
+    current.then_some(taken)
+}
+
+/// Stops the worker of `generation` from taking any more rows, and waits until it has finished
+/// the pops it started (a chunk's worth at most), so that what it took can be counted exactly.
+pub(crate) fn supersede(generation: u64) {
+    let _ = GENERATION.compare_exchange(generation, generation + 1, SeqCst, SeqCst);
+    while POPPING.load(SeqCst) > 0 {
+        std::thread::yield_now();
+    }
+}
+
+/// Takes the oldest queued row, counting it as taken.
+pub(crate) fn pop() -> Option<Row> {
+    let row = take()?;
+    COUNTERS.taken.add(1);
+    Some(row)
+}
+
+/// Takes a row out of the queue, giving a log line's place in the log share back.
+fn take() -> Option<Row> {
+    let row = QUEUE.get()?.pop()?;
+    if matches!(row, Row::Log(_)) {
+        LOG_LINES.fetch_sub(1, Relaxed);
+    }
+    Some(row)
+}
+
+/// Empties the queue, counting what it held as dropped: what no worker will ever ship.
+pub(crate) fn discard_queued() -> usize {
+    let discarded = std::iter::from_fn(take).count();
+    COUNTERS.dropped.add(discarded);
+    discarded
+}

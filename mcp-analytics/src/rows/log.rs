@@ -1,0 +1,101 @@
+//! The row of one log line. The `tracing` feature's layer makes them; this type knows nothing of
+//! `tracing`, so that the rows, the queue and the wire format need no feature gate.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use super::call::Callsite;
+use super::scope::SessionId;
+use super::text::MAX_ERROR_LEN;
+
+/// Longest message kept per log line, in bytes (cut like error texts, ending in `…`).
+pub(crate) const MAX_MESSAGE_LEN: usize = 4096;
+/// Longest text kept per field value, in bytes.
+pub(crate) const MAX_FIELD_LEN: usize = MAX_ERROR_LEN;
+
+/// The crate a log line is attributed to outside any handler: the one where the layer was made.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct App {
+    pub(crate) name: &'static str,
+    pub(crate) version: &'static str,
+}
+
+impl App {
+    /// Called by `tracing::layer!()` only, with the crate's `CARGO_PKG_NAME` and
+    /// `CARGO_PKG_VERSION`.
+    pub const fn new(name: &'static str, version: &'static str) -> Self {
+        Self { name, version }
+    }
+}
+
+/// A log line, waiting in the queue for the worker.
+#[derive(Debug)]
+pub(crate) struct LogRow {
+    pub(crate) level: Level,
+    pub(crate) message: Box<str>,
+    pub(crate) target: Cow<'static, str>,
+    /// The enclosing span's name.
+    pub(crate) span: Option<&'static str>,
+    pub(crate) fields: Fields,
+    /// The crate that logged: the handler's inside one, else the layer's.
+    pub(crate) app_name: &'static str,
+    pub(crate) app_version: &'static str,
+    /// The instrumented call it was written in.
+    pub(crate) handler: Option<Handler>,
+    /// `None`: the process session.
+    pub(crate) session: Option<SessionId>,
+    /// Raw clock ticks.
+    pub(crate) logged: u64,
+}
+
+/// The instrumented call a log line was written in.
+#[derive(Debug)]
+pub(crate) struct Handler {
+    pub(crate) callsite: &'static Callsite,
+    /// `None`: the callsite's name.
+    pub(crate) name: Option<Arc<str>>,
+}
+
+impl Handler {
+    pub(crate) fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(self.callsite.name)
+    }
+}
+
+/// A log line's severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl Level {
+    /// The row's `level`, in lower case: the template counts `error` as an error.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Level::Error => "error",
+            Level::Warn => "warn",
+            Level::Info => "info",
+            Level::Debug => "debug",
+            Level::Trace => "trace",
+        }
+    }
+}
+
+/// A log line's fields other than its message, in the order recorded.
+#[derive(Debug, Default)]
+pub(crate) struct Fields(pub(crate) Vec<(&'static str, FieldValue)>);
+
+/// A field's value, as JSON will hold it.
+#[derive(Debug)]
+pub(crate) enum FieldValue {
+    Text(Box<str>),
+    Signed(i64),
+    Unsigned(u64),
+    Float(f64),
+    Bool(bool),
+}

@@ -1,0 +1,71 @@
+//! What the pipeline carries: one [`Row`] per thing worth a line in the datasource, each kind
+//! with its own type. A handler call ([`call`]) and a log line ([`log`]) today; server-level
+//! events join them as variants of their own.
+//!
+//! Rows are made on the caller's thread and hold only what is cheap to take there: pointers to
+//! statics, reference-counted ids, raw clock ticks. Turning them into text is the worker's job
+//! (`wire`).
+
+pub(crate) mod call;
+// Only the `tracing` layer makes log lines; without it, what they hold is never read.
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) mod log;
+pub(crate) mod outcome;
+pub(crate) mod request;
+pub(crate) mod scope;
+pub(crate) mod text;
+
+pub(crate) use call::CallRow;
+pub(crate) use log::LogRow;
+
+/// One row on its way to the datasource: the element type of the queue.
+#[derive(Debug)]
+pub(crate) enum Row {
+    /// A handler call: the template counts these as requests.
+    Call(CallRow),
+    /// A log line of the `tracing` layer; boxed, being rarer and larger than a call.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    Log(Box<LogRow>),
+}
+
+/// How a call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Ok,
+    Error,
+    Panic,
+    Cancelled,
+}
+
+impl Outcome {
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Panic => "panic",
+            Outcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queued_rows_stay_small() {
+        // The queue stores rows inline, each beside an 8-byte stamp: a slot of one 64-byte
+        // cache line keeps a burst of calls from touching more memory than it must. The log
+        // variant fits in the call's niche, so the enum costs a call nothing.
+        assert!(
+            std::mem::size_of::<CallRow>() <= 56,
+            "{}",
+            std::mem::size_of::<CallRow>()
+        );
+        assert_eq!(
+            std::mem::size_of::<Row>(),
+            std::mem::size_of::<CallRow>(),
+            "a row is as small as a call"
+        );
+    }
+}

@@ -1,0 +1,377 @@
+//! Rows into NDJSON, the wire format of every row kind: one JSON object per line, the columns of
+//! the template's `mcp_logs` datasource:
+//!
+//! ```text
+//! {"timestamp":"2026-11-24 07:02:36.123","session":"…","level":"info","record":"{…}"}
+//! ```
+//!
+//! `record` is a JSON object serialized into a string. A call's holds the keys the template's
+//! pipes read (`appName`, `funcName`, `tool`, `prompt`, `resource`, `version`, `message`) plus
+//! ours (`kind`, `outcome`, `duration_ms`, `error`, `client_name`, `client_version`); a log
+//! line's holds `kind = "log"`, its message, target and fields, and the handler it was written
+//! in under keys the template does not count (`handler_kind`, `handler`).
+
+mod timestamp;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+
+use crate::rows::log::{FieldValue, Fields};
+use crate::rows::request::ClientInfo;
+use crate::rows::scope::{SessionId, process_session_id};
+use crate::rows::{CallRow, LogRow, Outcome, Row, call::Kind};
+use timestamp::TimestampWriter;
+pub(crate) use timestamp::WallClock;
+
+/// Encodes rows, reusing what it can from one row to the next: a buffer, the last timestamp's
+/// second, and the session of rows that have none of their own.
+pub(crate) struct Encoder {
+    message: String,
+    timestamps: TimestampWriter,
+    process_session: SessionId,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Self {
+            message: String::new(),
+            timestamps: TimestampWriter::default(),
+            process_session: process_session_id(),
+        }
+    }
+}
+
+/// The columns of a line besides `record`.
+struct Columns<'a> {
+    started: u64,
+    session: Option<&'a SessionId>,
+    level: &'a str,
+}
+
+impl Encoder {
+    /// Appends `row` as an NDJSON line (with its `\n`) to `out`, its time read off `clock`.
+    pub(crate) fn encode(&mut self, row: &Row, clock: &WallClock, out: &mut Vec<u8>) {
+        match row {
+            Row::Call(call) => self.call(call, clock, out),
+            Row::Log(line) => self.log(line, clock, out),
+        }
+    }
+
+    fn call(&mut self, call: &CallRow, clock: &WallClock, out: &mut Vec<u8>) {
+        let site = call.callsite;
+        let name = call.name();
+        let error = call.error();
+        let of_kind = |kind: Kind| if site.kind == kind { name } else { "" };
+
+        let mut message = std::mem::take(&mut self.message);
+        message.clear();
+        for part in [site.kind.as_str(), " ", name, ": ", call.outcome.as_str()] {
+            message.push_str(part);
+        }
+        if !error.is_empty() {
+            message.push_str(": ");
+            message.push_str(error);
+        }
+        let record = CallRecord {
+            app_name: site.crate_name,
+            func_name: site.fn_name,
+            tool: of_kind(Kind::Tool),
+            prompt: of_kind(Kind::Prompt),
+            resource: of_kind(Kind::Resource),
+            version: site.crate_version,
+            message: &message,
+            kind: site.kind.as_str(),
+            outcome: call.outcome.as_str(),
+            duration_ms: duration_ms(Duration::from_nanos(call.duration_ns)),
+            error,
+            client_name: call.client().map_or("", ClientInfo::name),
+            client_version: call.client().map_or("", ClientInfo::version),
+        };
+        let columns = Columns {
+            started: call.started,
+            session: call.session.as_ref(),
+            level: level(call.outcome),
+        };
+        self.line(&columns, &record, clock, out);
+        self.message = message;
+    }
+
+    fn log(&mut self, line: &LogRow, clock: &WallClock, out: &mut Vec<u8>) {
+        let handler = line.handler.as_ref();
+        let record = LogRecord {
+            app_name: line.app_name,
+            func_name: line.span.unwrap_or(&line.target),
+            version: line.app_version,
+            message: &line.message,
+            kind: "log",
+            target: &line.target,
+            handler_kind: handler.map_or("", |handler| handler.callsite.kind.as_str()),
+            handler: handler.map_or("", |handler| handler.name()),
+            fields: &line.fields,
+        };
+        let columns = Columns {
+            started: line.logged,
+            session: line.session.as_ref(),
+            level: line.level.as_str(),
+        };
+        self.line(&columns, &record, clock, out);
+    }
+
+    /// Writes the line's columns, in one pass: the `record` object is serialized straight into
+    /// its string column, escaped on the way, rather than serialized and then escaped again as
+    /// a string.
+    fn line(
+        &mut self,
+        columns: &Columns<'_>,
+        record: &impl Serialize,
+        clock: &WallClock,
+        out: &mut Vec<u8>,
+    ) {
+        let session = columns.session.unwrap_or(&self.process_session).as_str();
+        // Serializing strings and numbers into a Vec cannot fail.
+        out.extend_from_slice(br#"{"timestamp":""#);
+        self.timestamps.write(clock.at(columns.started), out);
+        out.extend_from_slice(br#"","session":"#);
+        let _ = serde_json::to_writer(&mut *out, session);
+        out.extend_from_slice(br#","level":""#);
+        out.extend_from_slice(columns.level.as_bytes());
+        out.extend_from_slice(br#"","record":""#);
+        let _ = serde_json::to_writer(StringContents(out), record);
+        out.extend_from_slice(b"\"}\n");
+    }
+}
+
+/// A call's `record`. Keys without a value are left out rather than sent empty: the template's
+/// pipes read them with `JSONExtractString`, which gives `''` for a missing key, and every byte
+/// left out is a byte less to encode, send, ingest and store, on every call.
+#[derive(Serialize)]
+struct CallRecord<'a> {
+    #[serde(rename = "appName")]
+    app_name: &'a str,
+    #[serde(rename = "funcName")]
+    func_name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    tool: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    prompt: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    resource: &'a str,
+    version: &'a str,
+    message: &'a str,
+    kind: &'static str,
+    outcome: &'static str,
+    duration_ms: f64,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    error: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    client_name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    client_version: &'a str,
+}
+
+/// A log line's `record`. As for calls, keys without a value are left out.
+#[derive(Serialize)]
+struct LogRecord<'a> {
+    #[serde(rename = "appName")]
+    app_name: &'a str,
+    #[serde(rename = "funcName")]
+    func_name: &'a str,
+    version: &'a str,
+    message: &'a str,
+    kind: &'static str,
+    target: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    handler_kind: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    handler: &'a str,
+    #[serde(skip_serializing_if = "Fields::is_empty")]
+    fields: &'a Fields,
+}
+
+impl Fields {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Fields {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            match value {
+                FieldValue::Text(text) => map.serialize_entry(name, text)?,
+                FieldValue::Signed(n) => map.serialize_entry(name, n)?,
+                FieldValue::Unsigned(n) => map.serialize_entry(name, n)?,
+                // JSON has no NaN or infinity: serde_json writes `null` for them.
+                FieldValue::Float(x) => map.serialize_entry(name, x)?,
+                FieldValue::Bool(b) => map.serialize_entry(name, b)?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// Writes JSON text as the contents of a JSON string. serde_json's compact output has every
+/// control character inside its strings escaped already and none outside them, so `"` and `\`
+/// are the only bytes left to escape.
+struct StringContents<'a>(&'a mut Vec<u8>);
+
+impl std::io::Write for StringContents<'_> {
+    fn write(&mut self, json: &[u8]) -> std::io::Result<usize> {
+        let mut rest = json;
+        while let Some(at) = rest.iter().position(|&b| b == b'"' || b == b'\\') {
+            self.0.extend_from_slice(&rest[..at]);
+            self.0.extend_from_slice(&[b'\\', rest[at]]);
+            rest = &rest[at + 1..];
+        }
+        self.0.extend_from_slice(rest);
+        Ok(json.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The template counts a row as an error when its level is `error`: a failed or panicked call is
+/// one; a cancelled call (the client went away) is not the server's failure.
+fn level(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Ok | Outcome::Cancelled => "info",
+        Outcome::Error | Outcome::Panic => "error",
+    }
+}
+
+/// Milliseconds with microsecond precision. Integer microseconds divided by a power of ten print
+/// as the short decimal they are (`1.234`), not as a long binary expansion.
+fn duration_ms(duration: Duration) -> f64 {
+    let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+    micros as f64 / 1000.0
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::clock;
+    use crate::rows::call::{Callsite, Details};
+    use crate::rows::log::{Handler, Level};
+
+    static SITE: Callsite = Callsite::new(Kind::Tool, "add", "add_numbers", "my-server", "1.2.3");
+
+    /// A call row of a tool `add`, failed with `error` when there is one.
+    pub(crate) fn call(outcome: Outcome, error: Option<&str>) -> Row {
+        Row::Call(CallRow {
+            callsite: &SITE,
+            session: None,
+            details: error.map(|error| {
+                Box::new(Details {
+                    error: Some(error.into()),
+                    ..Details::default()
+                })
+            }),
+            started: clock::ticks(),
+            duration_ns: 1_234_000,
+            outcome,
+        })
+    }
+
+    pub(crate) fn encode_line(row: &Row) -> Vec<u8> {
+        let mut out = Vec::new();
+        Encoder::default().encode(row, &WallClock::now(), &mut out);
+        out
+    }
+
+    /// The line's columns, and its `record` parsed.
+    fn encode(row: &Row) -> (serde_json::Value, serde_json::Value) {
+        let out = encode_line(row);
+        assert_eq!(out.last(), Some(&b'\n'));
+        let line: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        let record = serde_json::from_str(line["record"].as_str().unwrap()).unwrap();
+        (line, record)
+    }
+
+    #[test]
+    fn a_line_has_the_template_columns_and_record_keys() {
+        let (line, record) = encode(&call(Outcome::Error, Some("bad \"input\"\n")));
+        assert_eq!(line["level"], "error");
+        assert_eq!(line["session"], process_session_id().as_str());
+        assert_eq!(record["appName"], "my-server");
+        assert_eq!(record["funcName"], "add_numbers");
+        assert_eq!(record["tool"], "add");
+        assert_eq!(
+            record.get("prompt"),
+            None,
+            "keys without a value are left out"
+        );
+        assert_eq!(record.get("resource"), None);
+        assert_eq!(record["version"], "1.2.3");
+        assert_eq!(record["kind"], "tool");
+        assert_eq!(record["outcome"], "error");
+        assert_eq!(record["duration_ms"], 1.234);
+        assert_eq!(record["error"], "bad \"input\"\n");
+        assert_eq!(record["message"], "tool add: error: bad \"input\"\n");
+        assert_eq!(
+            record.get("client_name"),
+            None,
+            "unknown without a request context"
+        );
+        assert_eq!(record.get("client_version"), None);
+        let (_, record) = encode(&call(Outcome::Ok, None));
+        assert_eq!(
+            record.get("error"),
+            None,
+            "no error text when the call succeeded"
+        );
+        assert_eq!(record["message"], "tool add: ok");
+    }
+
+    #[test]
+    fn the_record_column_holds_the_record_escaped_once() {
+        let tricky = "quote \" backslash \\ newline \n tab \t nul \u{0} é ✓ \u{2028}";
+        let (_, record) = encode(&call(Outcome::Error, Some(tricky)));
+        assert_eq!(record["error"], tricky);
+    }
+
+    #[test]
+    fn a_log_line_names_its_handler_without_counting_as_one() {
+        let line = Row::Log(Box::new(LogRow {
+            level: Level::Warn,
+            message: "slow \"upstream\"".into(),
+            target: Cow::Borrowed("my_server::weather"),
+            span: None,
+            fields: Fields(vec![
+                ("attempt", FieldValue::Unsigned(2)),
+                ("ratio", FieldValue::Float(f64::NAN)),
+                ("city", FieldValue::Text("Zürich".into())),
+            ]),
+            app_name: "my-server",
+            app_version: "1.2.3",
+            handler: Some(Handler {
+                callsite: &SITE,
+                name: Some("add-renamed".into()),
+            }),
+            session: Some(SessionId::from("s-1")),
+            logged: clock::ticks(),
+        }));
+        let (line, record) = encode(&line);
+        assert_eq!(line["level"], "warn");
+        assert_eq!(line["session"], "s-1");
+        assert_eq!(record["kind"], "log");
+        assert_eq!(
+            record["funcName"], "my_server::weather",
+            "the target, without a span"
+        );
+        assert_eq!(record["handler_kind"], "tool");
+        assert_eq!(record["handler"], "add-renamed");
+        assert_eq!(record.get("tool"), None, "a log line is no tool call");
+        assert_eq!(record["message"], "slow \"upstream\"");
+        assert_eq!(
+            record["fields"],
+            serde_json::json!({"attempt": 2, "ratio": null, "city": "Zürich"})
+        );
+    }
+}
