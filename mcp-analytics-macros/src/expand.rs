@@ -229,15 +229,11 @@ impl Calls {
     /// The body's future is polled through `Scoped`, which marks the call as running on the
     /// thread during each poll (for the log lines of the `tracing` feature).
     fn around_await(&self, future: TokenStream) -> TokenStream {
-        let Calls {
-            krate,
-            start,
-            finish,
-        } = self;
+        let Calls { start, finish, .. } = self;
         quote! {
             let __mcp_analytics_call = #start;
             let __mcp_analytics_output =
-                #krate::__private::Scoped::call(&__mcp_analytics_call, #future).await;
+                __mcp_analytics_call.scoped(#future).await;
             #finish
             __mcp_analytics_output
         }

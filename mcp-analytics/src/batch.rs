@@ -186,7 +186,7 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rows::Outcome;
+    use crate::rows::call::Outcome;
     use crate::wire::tests::{call, encode_line};
 
     fn limits(max_events: usize, max_bytes: usize, max_age: Duration) -> Limits {

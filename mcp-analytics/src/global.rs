@@ -17,11 +17,14 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize};
 
 use tokio::sync::Notify;
 
-use crate::config::Builder;
 use crate::diag;
 use crate::queue::Queue;
 use crate::rows::{CallRow, LogRow, Row};
 use crate::stats::COUNTERS;
+
+/// How many rows may wait for the worker unless the builder says otherwise: at 50,000 calls a
+/// second, a third of a second of calls, or 1 MiB of memory.
+pub(crate) const DEFAULT_CAPACITY: usize = 16_384;
 
 /// Pushes per thread between two wake-ups of a busy worker.
 const WAKE_EVERY: u32 = 1024;
@@ -86,7 +89,7 @@ pub(crate) fn create_queue(capacity: usize) -> usize {
 
 fn queue() -> &'static Queue<Row> {
     // Rows recorded before `init()` chose a capacity.
-    QUEUE.get_or_init(|| Queue::new(Builder::DEFAULT_QUEUE_CAPACITY))
+    QUEUE.get_or_init(|| Queue::new(DEFAULT_CAPACITY))
 }
 
 /// Rows in the queue now.

@@ -57,6 +57,7 @@ mod delivery;
 mod diag;
 mod error;
 mod global;
+mod instrument;
 mod lifecycle;
 mod queue;
 #[cfg(feature = "rmcp")]
@@ -86,7 +87,8 @@ pub use stats::Stats;
 /// [`in_session`](session::in_session) (around a closure), then one id per process: a stdio
 /// MCP server process serves exactly one session.
 pub mod session {
-    pub use crate::rows::scope::{Scoped, SessionId, in_session, process_session_id, with_session};
+    pub use crate::rows::scope::{Scoped, in_session, with_session};
+    pub use crate::rows::session::{SessionId, process_session_id};
 }
 
 /// How much text one row keeps: longer texts are cut at a character boundary and end in `…`.
@@ -247,7 +249,8 @@ pub fn stats() -> Stats {
 /// What the attribute macros expand to. Not public API: no stability guarantees.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::rows::call::{Call, Callsite, Kind};
+    pub use crate::instrument::Call;
+    pub use crate::rows::call::{Callsite, Kind};
     pub use crate::rows::log::App;
     pub use crate::rows::outcome::{
         Observed, Probe, ViaAnything, ViaCallOutcome, ViaNestedOutcome, ViaResult,

@@ -5,10 +5,12 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::config::Builder;
+use crate::error::Error;
 use crate::global::{self, State};
+use crate::stats::COUNTERS;
 use crate::stats::LEDGER;
 use crate::worker::{self, Command, Handle};
-use crate::{Error, clock, diag};
+use crate::{clock, diag};
 
 /// The running worker, if any. Locked by `init`, `flush` and `shutdown` only, never by handlers.
 static WORKER: Mutex<Option<Handle>> = Mutex::new(None);
@@ -145,7 +147,7 @@ impl Drop for Guard {
 
 /// Events recorded and neither delivered nor given up on.
 fn undelivered() -> u64 {
-    let stats = crate::stats();
+    let stats = COUNTERS.snapshot(global::queued());
     stats.enqueued.saturating_sub(stats.sent + stats.failed)
 }
 

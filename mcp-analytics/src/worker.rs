@@ -20,6 +20,7 @@ use crate::batch::{Batch, Batcher};
 use crate::config::{Config, Target};
 use crate::delivery::http::EventsApi;
 use crate::delivery::{Deadline, Deliver};
+use crate::error::Error;
 use crate::global;
 use crate::rows::scope;
 use crate::stats::{LEDGER, Settled};
@@ -43,10 +44,14 @@ pub(crate) struct Handle {
 
 /// Starts the worker thread for `config`'s destination and waits for it to confirm that its
 /// runtime is up, so `init` reports every failure.
-pub(crate) fn spawn(config: Config, generation: u64) -> Result<Handle, crate::Error> {
+pub(crate) fn spawn(config: Config, generation: u64) -> Result<Handle, Error> {
     match config.target.clone() {
-        Target::EventsApi { events_url, token } => {
-            let delivery = EventsApi::new(&config, events_url, token)?;
+        Target::EventsApi {
+            events_url,
+            token,
+            options,
+        } => {
+            let delivery = EventsApi::new(events_url, token.expose(), &options)?;
             spawn_with(delivery, &config, generation)
         }
         #[cfg(feature = "testing")]
@@ -56,21 +61,17 @@ pub(crate) fn spawn(config: Config, generation: u64) -> Result<Handle, crate::Er
 
 /// The runtime is built on the worker thread itself: a runtime dropped on the caller's thread
 /// would panic if that thread is inside an async context.
-fn spawn_with<D: Deliver>(
-    delivery: D,
-    config: &Config,
-    generation: u64,
-) -> Result<Handle, crate::Error> {
+fn spawn_with<D: Deliver>(delivery: D, config: &Config, generation: u64) -> Result<Handle, Error> {
     let (set_deadline, deadline) = Deadline::new();
     let (commands, inbox) = mpsc::unbounded_channel();
     let worker = Worker {
         inbox,
-        delivery,
         batches: Batches {
             batcher: Batcher::new(config.limits),
             ready: VecDeque::new(),
-            gzip: config.gzip,
+            gzip: delivery.compresses(),
         },
+        delivery,
         idle_poll: config.limits.max_age,
         queue_capacity: config.queue_capacity,
         deadline,
@@ -97,7 +98,7 @@ fn spawn_with<D: Deliver>(
                 }
             }
         })
-        .map_err(crate::Error::Worker)?;
+        .map_err(Error::Worker)?;
     match confirmation.recv() {
         Ok(Ok(())) => Ok(Handle {
             commands,
@@ -105,8 +106,8 @@ fn spawn_with<D: Deliver>(
             thread,
             generation,
         }),
-        Ok(Err(error)) => Err(crate::Error::Worker(error)),
-        Err(_) => Err(crate::Error::Worker(std::io::Error::other(
+        Ok(Err(error)) => Err(Error::Worker(error)),
+        Err(_) => Err(Error::Worker(std::io::Error::other(
             "the worker thread ended before starting",
         ))),
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::Error;
+use crate::error::Error;
 
 pub(crate) const API_URL: &str = "TB_API_URL";
 pub(crate) const TOKEN: &str = "TB_WRITE_TOKEN";

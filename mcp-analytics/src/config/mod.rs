@@ -12,9 +12,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::Error;
 use crate::batch::Limits;
+use crate::delivery::http;
 use crate::diag;
+use crate::error::Error;
 pub(crate) use token::Token;
 
 /// Sets up analytics: where events go and how they are batched. Made by
@@ -47,7 +48,7 @@ pub struct Builder {
     wait_for_ack: bool,
     gzip: bool,
     #[cfg(feature = "testing")]
-    pub(crate) memory: Option<crate::testing::InMemory>,
+    pub(crate) memory: Option<crate::delivery::memory::InMemory>,
 }
 
 impl Default for Builder {
@@ -121,7 +122,7 @@ impl Builder {
     /// ```
     /// assert_eq!(mcp_analytics::Builder::DEFAULT_QUEUE_CAPACITY, 16_384);
     /// ```
-    pub const DEFAULT_QUEUE_CAPACITY: usize = 16_384;
+    pub const DEFAULT_QUEUE_CAPACITY: usize = crate::global::DEFAULT_CAPACITY;
 
     /// The Events API base URL, e.g. `https://api.us-east.aws.tinybird.co` (overrides
     /// `TB_API_URL`). A trailing slash is fine. Default: `https://api.tinybird.co`.
@@ -328,18 +329,11 @@ impl Builder {
     /// Resolves the builder, the environment and `.env` into a checked configuration.
     pub(crate) fn resolve(self) -> Result<Config, Error> {
         validate::ranges(&self)?;
-        let min_request_interval = Duration::from_secs(1) / self.max_requests_per_second;
-        let target = self.target()?;
         Ok(Config {
-            target,
+            target: self.target()?,
             queue_capacity: self.queue_capacity,
             limits: self.limits,
-            request_timeout: self.request_timeout,
-            connect_timeout: self.connect_timeout,
             shutdown_timeout: self.shutdown_timeout,
-            max_attempts: self.max_attempts,
-            min_request_interval,
-            gzip: self.gzip,
         })
     }
 
@@ -374,7 +368,18 @@ impl Builder {
                 "the API URL uses http:// to a non-loopback host: the write token travels unencrypted"
             ));
         }
-        Ok(Target::EventsApi { events_url, token })
+        let options = http::Options {
+            request_timeout: self.request_timeout,
+            connect_timeout: self.connect_timeout,
+            max_attempts: self.max_attempts,
+            min_request_interval: Duration::from_secs(1) / self.max_requests_per_second,
+            gzip: self.gzip,
+        };
+        Ok(Target::EventsApi {
+            events_url,
+            token,
+            options,
+        })
     }
 }
 
@@ -384,12 +389,7 @@ pub(crate) struct Config {
     pub(crate) target: Target,
     pub(crate) queue_capacity: usize,
     pub(crate) limits: Limits,
-    pub(crate) request_timeout: Duration,
-    pub(crate) connect_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
-    pub(crate) max_attempts: u32,
-    pub(crate) min_request_interval: Duration,
-    pub(crate) gzip: bool,
 }
 
 /// Where the worker delivers batches.
@@ -399,10 +399,11 @@ pub(crate) enum Target {
     EventsApi {
         events_url: reqwest::Url,
         token: Token,
+        options: http::Options,
     },
     /// Memory, for tests (feature `testing`).
     #[cfg(feature = "testing")]
-    Memory(crate::testing::InMemory),
+    Memory(crate::delivery::memory::InMemory),
 }
 
 #[cfg(test)]

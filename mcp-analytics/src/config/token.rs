@@ -9,9 +9,9 @@ pub(crate) struct Token(String);
 impl Token {
     /// Takes a token that an HTTP header can carry: not empty, no whitespace or control
     /// characters.
-    pub(crate) fn new(token: String) -> Result<Self, crate::Error> {
+    pub(crate) fn new(token: String) -> Result<Self, crate::error::Error> {
         if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(crate::Error::InvalidToken);
+            return Err(crate::error::Error::InvalidToken);
         }
         Ok(Self(token))
     }
@@ -35,11 +35,11 @@ mod tests {
     fn tokens_that_a_header_cannot_carry_are_refused_and_none_is_shown() {
         assert!(matches!(
             Token::new("p.abc def".into()),
-            Err(crate::Error::InvalidToken)
+            Err(crate::error::Error::InvalidToken)
         ));
         assert!(matches!(
             Token::new(String::new()),
-            Err(crate::Error::InvalidToken)
+            Err(crate::error::Error::InvalidToken)
         ));
         let token = Token::new("p.secret".into()).unwrap();
         assert_eq!(token.expose(), "p.secret");

@@ -3,7 +3,7 @@
 
 use reqwest::Url;
 
-use crate::Error;
+use crate::error::Error;
 
 /// `{base}/v0/events?name={datasource}`, from a base URL as users of the template write it.
 pub(crate) fn events_url(base: &str, datasource: &str, wait: bool) -> Result<Url, Error> {

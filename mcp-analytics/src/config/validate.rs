@@ -2,7 +2,7 @@
 //! than misbehaving later.
 
 use super::Builder;
-use crate::Error;
+use crate::error::Error;
 
 /// The Events API's request limit on the free plan; paid plans allow 100 MB.
 const MAX_REQUEST_BYTES: usize = 10_000_000;

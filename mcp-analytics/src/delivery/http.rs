@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use reqwest::header::{self, HeaderValue};
 use reqwest::{StatusCode, Url};
@@ -16,20 +17,30 @@ use super::rate_limit::Pacer;
 use super::retry::{MAX_RETRY_AFTER, backoff, is_retryable, retry_after};
 use super::{Deadline, Deliver};
 use crate::batch::Batch;
-use crate::config::{Config, Token};
 use crate::diag;
+use crate::error::Error;
 use crate::stats::{COUNTERS, Settled};
 
 /// How much of a refusal's body is quoted on stderr.
 const QUOTED_BODY: usize = 200;
 
-/// The worker's connection to the Events API.
+/// How requests are made: what the configuration resolves for this delivery.
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) request_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) min_request_interval: Duration,
+    pub(crate) gzip: bool,
+}
+
+/// The worker's connection to the Events API. Not `Debug`: it holds the token.
 pub(crate) struct EventsApi {
     client: reqwest::Client,
     url: Url,
     authorization: HeaderValue,
     /// Kept only to scrub it from anything the service echoes back.
-    token: Token,
+    token: Box<str>,
     gzip: bool,
     max_attempts: u32,
     pacer: Pacer,
@@ -55,17 +66,18 @@ struct Acknowledged {
 }
 
 impl EventsApi {
-    pub(crate) fn new(config: &Config, url: Url, token: Token) -> Result<Self, crate::Error> {
+    /// A connection to `url` with `token`, not opened before the first request.
+    pub(crate) fn new(url: Url, token: &str, options: &Options) -> Result<Self, Error> {
         let client = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .connect_timeout(config.connect_timeout)
+            .timeout(options.request_timeout)
+            .connect_timeout(options.connect_timeout)
             .user_agent(concat!("mcp-analytics/", env!("CARGO_PKG_VERSION")))
             // rustls verifying against Mozilla's roots (webpki), the same on every machine,
             // rather than whatever the host's store holds.
             .tls_certs_only(webpki_roots())
             .build()
-            .map_err(|error| crate::Error::HttpClient(Box::new(error.without_url())))?;
-        let mut authorization = HeaderValue::try_from(format!("Bearer {}", token.expose()))
+            .map_err(|error| Error::HttpClient(Box::new(error.without_url())))?;
+        let mut authorization = HeaderValue::try_from(format!("Bearer {token}"))
             .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
         // Keeps the value out of reqwest's and hyper's own debug output.
         authorization.set_sensitive(true);
@@ -73,10 +85,10 @@ impl EventsApi {
             client,
             url,
             authorization,
-            token,
-            gzip: config.gzip,
-            max_attempts: config.max_attempts,
-            pacer: Pacer::new(config.min_request_interval),
+            token: token.into(),
+            gzip: options.gzip,
+            max_attempts: options.max_attempts,
+            pacer: Pacer::new(options.min_request_interval),
         })
     }
 
@@ -168,6 +180,10 @@ impl EventsApi {
 }
 
 impl Deliver for EventsApi {
+    fn compresses(&self) -> bool {
+        self.gzip
+    }
+
     /// Splits on 413, so one batch may become several requests.
     async fn deliver(&mut self, batch: Batch, deadline: &Deadline) -> Settled {
         let mut settled = Settled::default();
@@ -199,7 +215,7 @@ impl Deliver for EventsApi {
                     }
                 },
                 Err(Failure::Refused { status, body }) => {
-                    let body = body.replace(self.token.expose(), "<redacted>");
+                    let body = body.replace(&*self.token, "<redacted>");
                     report_refusal(&batch, status, &body);
                     batch
                 }

@@ -2,10 +2,12 @@
 //! implementation and counts what it reports, in one place (`stats::LEDGER`).
 //!
 //! [`http`] delivers to Tinybird's Events API, with its retry policy ([`retry`]) and its rate
-//! limits ([`rate_limit`]); `crate::testing` keeps batches in memory. A disk spool for what
+//! limits ([`rate_limit`]); `memory` keeps batches in memory, for tests (`crate::testing`). A disk spool for what
 //! cannot be delivered now plugs in here too.
 
 pub(crate) mod http;
+#[cfg(feature = "testing")]
+pub(crate) mod memory;
 pub(crate) mod rate_limit;
 pub(crate) mod retry;
 
@@ -20,6 +22,10 @@ use crate::stats::Settled;
 
 /// A destination for batches.
 pub(crate) trait Deliver: Send + 'static {
+    /// Whether batches go out gzip-compressed: the worker then compresses each as it closes,
+    /// during the delivery before it.
+    fn compresses(&self) -> bool;
+
     /// Delivers `batch` (splitting, retrying and waiting as the destination's rules say) until
     /// it is delivered, given up on, or `deadline` passes, and reports what became of its rows.
     /// Retries are counted as they happen; everything else is counted from the report.

@@ -12,9 +12,9 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Peer, RoleServer};
 
-use crate::CallOutcome;
+use crate::rows::outcome::CallOutcome;
 use crate::rows::request::{ClientInfo, RequestFacts};
-use crate::rows::scope::SessionId;
+use crate::rows::session::SessionId;
 
 /// The header streamable HTTP carries the session id in.
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -133,7 +133,7 @@ impl RequestFacts for CallToolRequestParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rows::call::ErrorText;
+    use crate::rows::outcome::ErrorText;
     use rmcp::model::ContentBlock;
 
     #[test]

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::call::Callsite;
-use super::scope::SessionId;
+use super::session::SessionId;
 use super::text::MAX_ERROR_LEN;
 
 /// Longest message kept per log line, in bytes (cut like error texts, ending in `…`).

@@ -13,6 +13,7 @@ pub(crate) mod log;
 pub(crate) mod outcome;
 pub(crate) mod request;
 pub(crate) mod scope;
+pub(crate) mod session;
 pub(crate) mod text;
 
 pub(crate) use call::CallRow;
@@ -26,26 +27,6 @@ pub(crate) enum Row {
     /// A log line of the `tracing` layer; boxed, being rarer and larger than a call.
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     Log(Box<LogRow>),
-}
-
-/// How a call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Ok,
-    Error,
-    Panic,
-    Cancelled,
-}
-
-impl Outcome {
-    pub(crate) const fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Ok => "ok",
-            Outcome::Error => "error",
-            Outcome::Panic => "panic",
-            Outcome::Cancelled => "cancelled",
-        }
-    }
 }
 
 #[cfg(test)]

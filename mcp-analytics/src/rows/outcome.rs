@@ -164,6 +164,15 @@ impl<T> ViaAnything for Probe<'_, T> {
     }
 }
 
+/// Displays a failed outcome through [`CallOutcome::fmt_error`].
+pub(crate) struct ErrorText<'a>(pub(crate) &'a dyn CallOutcome);
+
+impl fmt::Display for ErrorText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt_error(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

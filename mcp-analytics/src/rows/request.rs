@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use super::outcome::Probe;
-use super::scope::SessionId;
+use super::session::SessionId;
 
 /// The client of a session, as it introduced itself.
 #[doc(hidden)]

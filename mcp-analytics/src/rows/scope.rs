@@ -11,81 +11,12 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
-use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 
-use super::call::{Call, Callsite};
-
-/// The id of an MCP session, as recorded in each row's `session` column.
-///
-/// Cloning is cheap (a reference count), so a scope can hand it to every call it covers.
-///
-/// ```
-/// use mcp_analytics::session::SessionId;
-///
-/// let id = SessionId::from("3f1c0e9a");
-/// assert_eq!(id.as_str(), "3f1c0e9a");
-/// assert_eq!(id.to_string(), "3f1c0e9a");
-/// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(Arc<str>);
-
-impl SessionId {
-    /// The id as text.
-    ///
-    /// ```
-    /// assert_eq!(mcp_analytics::session::SessionId::from("a").as_str(), "a");
-    /// ```
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for SessionId {
-    fn from(id: &str) -> Self {
-        Self(id.into())
-    }
-}
-
-impl From<String> for SessionId {
-    fn from(id: String) -> Self {
-        Self(id.into())
-    }
-}
-
-impl From<Arc<str>> for SessionId {
-    fn from(id: Arc<str>) -> Self {
-        Self(id)
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-static PROCESS_SESSION: LazyLock<SessionId> =
-    LazyLock::new(|| SessionId::from(uuid::Uuid::new_v4().to_string()));
-
-/// The session id of calls outside any session scope: a UUID v4 made once per process, since a
-/// stdio MCP server process serves exactly one session.
-///
-/// ```
-/// let id = mcp_analytics::session::process_session_id();
-/// assert_eq!(id.as_str().len(), 36);
-/// assert_eq!(id, mcp_analytics::session::process_session_id());
-/// ```
-pub fn process_session_id() -> SessionId {
-    PROCESS_SESSION.clone()
-}
+use super::call::Callsite;
+use super::session::SessionId;
 
 /// One scope: what the code inside it inherits.
 #[derive(Debug, Default)]
@@ -122,7 +53,7 @@ pub(crate) fn track_calls() {
 }
 
 #[inline]
-fn tracking_calls() -> bool {
+pub(crate) fn tracking_calls() -> bool {
     cfg!(feature = "tracing") && TRACK_CALLS.load(Relaxed)
 }
 
@@ -200,24 +131,20 @@ impl Drop for Entered<'_> {
 #[must_use]
 pub struct Active(#[allow(dead_code)] Option<Entered<'static>>);
 
-impl Call {
-    /// The scope of this call while it runs, when calls are tracked.
-    fn frame(&self) -> Option<Frame> {
-        tracking_calls().then(|| Frame {
-            session: None,
-            call: Some(RunningCall {
-                callsite: self.callsite(),
-                name: self.name().cloned(),
-                session: self.session().cloned(),
-            }),
-        })
-    }
-
-    /// Marks this call as the one running on this thread, until the guard drops: a sync
-    /// handler's body runs under it.
+impl Active {
+    /// Pushes the running call's frame, if any.
     #[inline]
-    pub fn activate(&self) -> Active {
-        Active(self.frame().and_then(|frame| Entered::push(frame, None)))
+    pub(crate) fn enter(call: Option<RunningCall>) -> Self {
+        Self(call.and_then(|call| Entered::push(Frame::running(call), None)))
+    }
+}
+
+impl Frame {
+    fn running(call: RunningCall) -> Self {
+        Self {
+            session: None,
+            call: Some(call),
+        }
     }
 }
 
@@ -241,12 +168,11 @@ pin_project_lite::pin_project! {
 }
 
 impl<F> Scoped<F> {
-    /// An async handler's body, polled with its call marked as running.
-    #[doc(hidden)]
+    /// `body`, polled with `call` (if any) marked as running.
     #[inline]
-    pub fn call(call: &Call, body: F) -> Self {
+    pub(crate) fn running(call: Option<RunningCall>, body: F) -> Self {
         Self {
-            frame: call.frame(),
+            frame: call.map(Frame::running),
             future: body,
         }
     }

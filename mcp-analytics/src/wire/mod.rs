@@ -18,10 +18,11 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
+use crate::rows::call::{Kind, Outcome};
 use crate::rows::log::{FieldValue, Fields};
 use crate::rows::request::ClientInfo;
-use crate::rows::scope::{SessionId, process_session_id};
-use crate::rows::{CallRow, LogRow, Outcome, Row, call::Kind};
+use crate::rows::session::{SessionId, process_session_id};
+use crate::rows::{CallRow, LogRow, Row};
 use timestamp::TimestampWriter;
 pub(crate) use timestamp::WallClock;
 
