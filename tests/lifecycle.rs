@@ -264,3 +264,103 @@ fn a_shutdown_cut_short_reports_exactly_what_it_gave_up_in_time() {
         },
     );
 }
+
+#[test]
+fn a_failed_try_init_disables_analytics_as_init_does_and_a_later_init_recovers() {
+    let stderr = in_own_process(
+        "a_failed_try_init_disables_analytics_as_init_does_and_a_later_init_recovers",
+        &[],
+        || {
+            emit(4); // before init: queued
+            let refused = mcp_analytics::builder().read_env(false).try_init();
+            assert!(matches!(refused, Err(mcp_analytics::Error::MissingToken)));
+            // Nothing piles up behind a failed start: what was queued is counted as dropped,
+            // and so is what comes after, until a start succeeds.
+            emit(6);
+            let stats = mcp_analytics::stats();
+            assert_eq!(
+                (stats.enqueued, stats.queued, stats.dropped),
+                (0, 0, 10),
+                "{stats:?}"
+            );
+
+            let memory = mcp_analytics::testing::InMemory::new();
+            let _analytics = mcp_analytics::builder()
+                .deliver_to(&memory)
+                .try_init()
+                .expect("a later start succeeds");
+            emit(2);
+            mcp_analytics::flush(Duration::from_secs(10)).unwrap();
+            assert_eq!(memory.lines().len(), 2, "delivered again once started");
+        },
+    );
+    if !in_child() {
+        // `try_init` returns its error rather than saying it: only the `disabled` warning of
+        // the dropped events shows, once.
+        assert!(!stderr.contains("no Tinybird write token"), "{stderr}");
+        assert_eq!(
+            stderr.matches("disabled or shut down").count(),
+            1,
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn an_old_guard_leaves_a_newer_worker_running() {
+    in_own_process("an_old_guard_leaves_a_newer_worker_running", &[], || {
+        let memory = mcp_analytics::testing::InMemory::new();
+        let start = || {
+            mcp_analytics::builder()
+                .deliver_to(&memory)
+                .try_init()
+                .unwrap()
+        };
+        let first = start();
+        mcp_analytics::shutdown(Duration::from_secs(10)).unwrap();
+        let _second = start();
+        drop(first); // shut down explicitly already: the second worker is not its to stop
+        emit(5);
+        mcp_analytics::flush(Duration::from_secs(10)).expect("the second worker still runs");
+        assert_eq!(memory.lines().len(), 5);
+    });
+}
+
+#[test]
+fn flush_and_shutdown_wait_for_the_time_they_are_given() {
+    in_own_process(
+        "flush_and_shutdown_wait_for_the_time_they_are_given",
+        &[],
+        || {
+            let receiver = Receiver::start();
+            receiver.script([mcp_analytics_dev::Scripted::Hang]);
+            // The builder's shutdown timeout is long; the calls below pass their own, shorter.
+            let _analytics = builder_for(&receiver)
+                .shutdown_timeout(Duration::from_secs(600))
+                .max_batch_age(Duration::from_millis(10))
+                .try_init()
+                .unwrap();
+            emit(1);
+            let timeout = Duration::from_millis(200);
+            match mcp_analytics::flush(timeout) {
+                Err(mcp_analytics::Error::Timeout {
+                    undelivered,
+                    timeout: waited,
+                }) => assert_eq!((undelivered, waited), (1, timeout)),
+                other => panic!("a flush held by a hanging endpoint times out: {other:?}"),
+            }
+            match mcp_analytics::shutdown(timeout) {
+                Err(mcp_analytics::Error::Timeout {
+                    undelivered,
+                    timeout: waited,
+                }) => assert_eq!((undelivered, waited), (1, timeout)),
+                other => panic!("a shutdown held by a hanging endpoint times out: {other:?}"),
+            }
+            assert_eq!(
+                mcp_analytics::stats().failed,
+                1,
+                "counted by the time it returned"
+            );
+        },
+    );
+}
