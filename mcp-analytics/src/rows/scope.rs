@@ -57,31 +57,27 @@ pub(crate) fn tracking_calls() -> bool {
     cfg!(feature = "tracing") && TRACK_CALLS.load(Relaxed)
 }
 
-/// The session of the innermost scope that sets one, if any.
+/// What the innermost scope that has it says, if any.
 ///
 /// `try_with`: a call made while the thread's locals are being destroyed gets no scope rather
 /// than a panic.
-pub(crate) fn current_session() -> Option<SessionId> {
+fn innermost<T>(pick: impl Fn(&Frame) -> Option<T>) -> Option<T> {
     STACK
-        .try_with(|stack| {
-            let stack = stack.try_borrow().ok()?;
-            stack.iter().rev().find_map(|frame| frame.session.clone())
-        })
+        .try_with(|stack| stack.try_borrow().ok()?.iter().rev().find_map(&pick))
         .ok()
         .flatten()
+}
+
+/// The session of the innermost scope that sets one, if any.
+pub(crate) fn current_session() -> Option<SessionId> {
+    innermost(|frame| frame.session.clone())
 }
 
 /// The innermost instrumented call running on this thread, if calls are tracked.
 // Only the `tracing` layer asks.
 #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 pub(crate) fn running_call() -> Option<RunningCall> {
-    STACK
-        .try_with(|stack| {
-            let stack = stack.try_borrow().ok()?;
-            stack.iter().rev().find_map(|frame| frame.call.clone())
-        })
-        .ok()
-        .flatten()
+    innermost(|frame| frame.call.clone())
 }
 
 pub(crate) fn mark_worker_thread() {
