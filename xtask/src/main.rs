@@ -3,6 +3,11 @@
 //! `cargo xtask bench` runs every benchmark (`hot_path`, `pipeline`, `outage`) in one run and
 //! writes `BENCHMARKS.md` at the workspace root: the machine, the date, every figure as a median,
 //! the ratios to the baseline and to each peer from that same run, and each target met or missed.
+//!
+//! `cargo xtask msrv` checks that no dependency of a published crate needs a newer Rust than the
+//! workspace's `rust-version` (see `msrv.rs`); `cargo xtask public-api` compares the public API of
+//! `mcp-analytics` with its snapshot, `mcp-analytics/public-api.txt`, and `--bless` rewrites the
+//! snapshot (see `public_api.rs`). CI runs both.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -11,17 +16,28 @@ use std::{env, fs};
 
 use serde_json::Value;
 
+mod msrv;
+mod public_api;
+
 type Result<T, E = String> = std::result::Result<T, E>;
 
-const USAGE: &str = "usage: cargo xtask bench
+const USAGE: &str = "usage: cargo xtask <task>
 
-  bench   run every benchmark (about five minutes) and write BENCHMARKS.md";
+  bench                 run every benchmark (about five minutes) and write BENCHMARKS.md
+  msrv                  fail if a dependency of a published crate (all features) declares a
+                        rust-version above the workspace's
+  public-api [--bless]  compare the public API of mcp-analytics (all features) with
+                        mcp-analytics/public-api.txt; --bless rewrites the file";
 
 fn main() -> ExitCode {
-    let task = env::args().nth(1);
-    let outcome = match task.as_deref() {
-        Some("bench") => bench(),
-        Some("-h" | "--help") => {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let outcome = match args.as_slice() {
+        ["bench"] => bench(),
+        ["msrv"] => msrv(),
+        ["public-api"] => public_api::run(&workspace_root(), false),
+        ["public-api", "--bless"] => public_api::run(&workspace_root(), true),
+        ["-h" | "--help"] => {
             println!("{USAGE}");
             Ok(())
         }
@@ -42,6 +58,44 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask lives in the workspace")
         .to_owned()
+}
+
+/// `cargo xtask msrv`: reads `cargo metadata` (all features, every target) and checks every
+/// published crate's dependencies against its `rust-version`.
+fn msrv() -> Result<()> {
+    let root = workspace_root();
+    let output = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(&root)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--all-features",
+            "--locked",
+        ])
+        .output()
+        .map_err(|error| format!("cannot run cargo metadata: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo metadata failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let metadata: Value = serde_json::from_slice(&output.stdout)
+        .map_err(|error| format!("cargo metadata: {error}"))?;
+    let (text, passed) = msrv::render(&msrv::check(&metadata)?);
+    print!("{text}");
+    if passed {
+        Ok(())
+    } else {
+        Err(
+            "a dependency needs a newer Rust than the workspace's rust-version: \
+             raise `rust-version` in Cargo.toml (and the README's MSRV section), or keep that \
+             dependency at a version that supports ours"
+                .to_owned(),
+        )
+    }
 }
 
 fn bench() -> Result<()> {
