@@ -2,9 +2,9 @@
 //! `#[mcp_resource]` and `#[mcp_prompt]`.
 //!
 //! Use them through the `mcp_analytics` crate, which documents them and provides what the
-//! generated code calls. Each macro goes through three stages: [`parse`] reads the arguments and
-//! the item, [`valid`] turns them into a checked plan (collecting every error, each spanned on
-//! the offending token), and [`expand`] writes the instrumented function.
+//! generated code calls. Each macro goes through three stages: `parse` reads the arguments and
+//! the item, `valid` turns them into a checked plan (collecting every error, each spanned on
+//! the offending token), and `expand` writes the instrumented function.
 
 mod expand;
 mod parse;

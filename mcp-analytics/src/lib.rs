@@ -48,6 +48,7 @@
 //! `lifecycle` starts and stops the worker, `stats` counts what became of every row.
 
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod batch;
@@ -65,8 +66,10 @@ mod rmcp;
 mod rows;
 mod stats;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 #[cfg(feature = "tracing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tracing")))]
 pub mod tracing;
 mod wire;
 mod worker;
