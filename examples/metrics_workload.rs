@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use mcp_analytics::{in_session, mcp_prompt, mcp_resource, mcp_tool, with_session};
-use mcp_analytics_dev::Receiver;
+use mcp_analytics_receiver::Receiver;
 use serde::Serialize;
 use tracing_subscriber::prelude::*;
 

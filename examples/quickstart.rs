@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use mcp_analytics::{mcp_prompt, mcp_resource, mcp_tool, with_session};
-use mcp_analytics_dev::{Receiver, Row, percentile};
+use mcp_analytics_receiver::{Receiver, Row, percentile};
 use tracing_subscriber::prelude::*;
 
 #[mcp_tool]

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use mcp_analytics_dev::{DEFAULT_TOKEN, Receiver};
+use mcp_analytics_receiver::{DEFAULT_TOKEN, Receiver};
 
 fn main() {
     let mut args = std::env::args().skip(1);

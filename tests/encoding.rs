@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mcp_analytics::{MAX_ERROR_LEN, MAX_NAME_LEN, mcp_tool};
-use mcp_analytics_dev::Row;
+use mcp_analytics_receiver::Row;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};

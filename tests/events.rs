@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use mcp_analytics::{CallOutcome, in_session, mcp_prompt, mcp_resource, mcp_tool, with_session};
-use mcp_analytics_dev::Row;
+use mcp_analytics_receiver::Row;
 
 /// Flushes, then returns the rows whose tool, prompt or resource is `name`.
 fn rows_named(name: &str) -> Vec<Row> {

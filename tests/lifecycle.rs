@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{builder_for, in_child, in_own_process};
 use mcp_analytics::mcp_tool;
-use mcp_analytics_dev::Receiver;
+use mcp_analytics_receiver::Receiver;
 
 #[mcp_tool]
 fn lifecycle_tool(i: u32) -> u32 {
@@ -229,7 +229,7 @@ fn a_shutdown_cut_short_reports_exactly_what_it_gave_up_in_time() {
         &[],
         || {
             let receiver = Receiver::start();
-            receiver.script([mcp_analytics_dev::Scripted::Hang]);
+            receiver.script([mcp_analytics_receiver::Scripted::Hang]);
             let analytics = builder_for(&receiver)
                 .queue_capacity(200_000)
                 .max_batch_age(Duration::from_millis(10))

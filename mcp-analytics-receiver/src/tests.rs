@@ -503,7 +503,7 @@ fn write_ndjson_writes_every_accepted_raw_line() {
     ]);
     assert_eq!(post(&receiver, &body).status, 202);
     let path = std::env::temp_dir().join(format!(
-        "mcp-analytics-dev-write-ndjson-{}-{}.ndjson",
+        "mcp-analytics-receiver-write-ndjson-{}-{}.ndjson",
         std::process::id(),
         receiver.url().rsplit(':').next().unwrap_or_default()
     ));

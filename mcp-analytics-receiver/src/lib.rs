@@ -14,7 +14,7 @@
 //! ```no_run
 //! use std::time::Duration;
 //!
-//! let receiver = mcp_analytics_dev::Receiver::start();
+//! let receiver = mcp_analytics_receiver::Receiver::start();
 //! // Point the client at `receiver.url()` with `receiver.token()`, make it send, then:
 //! let rows = receiver.wait_for_rows(1, Duration::from_secs(5));
 //! assert_eq!(rows[0].level, "info");
@@ -314,11 +314,11 @@ impl Receiver {
             .server_exited;
         if !exited {
             eprintln!(
-                "mcp-analytics-dev receiver: the server thread did not stop within \
+                "mcp-analytics-receiver: the server thread did not stop within \
                  {JOIN_TIMEOUT:?}; leaving it behind"
             );
         } else if server.join().is_err() {
-            eprintln!("mcp-analytics-dev receiver: the server thread panicked");
+            eprintln!("mcp-analytics-receiver: the server thread panicked");
         }
     }
 }
