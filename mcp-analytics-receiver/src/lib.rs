@@ -28,6 +28,7 @@ mod rng;
 mod schema;
 mod server;
 mod state;
+pub mod summary;
 #[cfg(test)]
 mod test_client;
 #[cfg(test)]
