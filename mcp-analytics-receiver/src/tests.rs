@@ -516,6 +516,29 @@ fn write_ndjson_writes_every_accepted_raw_line() {
 }
 
 #[test]
+fn rows_from_and_requests_from_return_only_what_came_after_the_index() {
+    let receiver = Receiver::start();
+    assert_eq!(post(&receiver, &one_row()).status, 202);
+    let body = ndjson(&[line("b", "info", json!({})), line("c", "info", json!({}))]);
+    assert_eq!(post(&receiver, &body).status, 202);
+
+    let sessions = |rows: Vec<crate::Row>| -> Vec<String> {
+        rows.into_iter().map(|row| row.session).collect()
+    };
+    assert_eq!(sessions(receiver.rows_from(0)), ["s1", "b", "c"]);
+    assert_eq!(sessions(receiver.rows_from(1)), ["b", "c"]);
+    assert_eq!(sessions(receiver.rows_from(3)), Vec::<String>::new());
+    assert_eq!(sessions(receiver.rows_from(7)), Vec::<String>::new());
+    let accepted: Vec<usize> = receiver
+        .requests_from(1)
+        .iter()
+        .map(|request| request.rows)
+        .collect();
+    assert_eq!(accepted, [2]);
+    assert!(receiver.requests_from(2).is_empty());
+}
+
+#[test]
 fn percentile_uses_nearest_rank() {
     let values: Vec<f64> = (1..=20).map(f64::from).collect();
     assert_eq!(percentile(&values, 0.0), 1.0);
