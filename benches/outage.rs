@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use criterion::Criterion;
 use mcp_analytics::{Guard, mcp_tool};
-use mcp_analytics_dev::{Receiver, Scripted};
+use mcp_analytics_receiver::{Receiver, Scripted};
 
 /// Criterion's samples per benchmark; the medians are taken over these.
 const SAMPLES: usize = 50;

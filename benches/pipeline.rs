@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, SamplingMode, Throughput};
 use mcp_analytics::session::{SessionId, in_session};
 use mcp_analytics::{mcp_prompt, mcp_resource, mcp_tool};
-use mcp_analytics_dev::Receiver;
+use mcp_analytics_receiver::Receiver;
 use serde_json::{Value, json};
 
 /// Calls per criterion iteration.

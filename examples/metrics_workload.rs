@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use mcp_analytics::session::{in_session, with_session};
 use mcp_analytics::{mcp_prompt, mcp_resource, mcp_tool};
-use mcp_analytics_dev::Receiver;
+use mcp_analytics_receiver::Receiver;
 use serde::Serialize;
 use tracing_subscriber::prelude::*;
 

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use mcp_analytics::session::with_session;
 use mcp_analytics::{mcp_prompt, mcp_resource, mcp_tool};
-use mcp_analytics_dev::{Receiver, Row, percentile};
+use mcp_analytics_receiver::summary::Table;
+use mcp_analytics_receiver::{Receiver, Row};
 use tracing_subscriber::prelude::*;
 
 #[mcp_tool]
@@ -100,11 +101,12 @@ fn main() {
     let stats = mcp_analytics::stats();
     match &receiver {
         Some(receiver) => {
-            let (logs, calls): (Vec<Row>, Vec<Row>) = receiver
-                .rows()
-                .into_iter()
-                .partition(|row| row.record_str("kind") == "log");
-            print_table(&calls);
+            let rows = receiver.rows();
+            println!("{}", Table::from_rows(&rows));
+            let logs: Vec<&Row> = rows
+                .iter()
+                .filter(|row| row.record_str("kind") == "log")
+                .collect();
             print_logs(&logs);
         }
         None => println!("Shipped to Tinybird: see your workspace's mcp_logs datasource."),
@@ -115,50 +117,8 @@ fn main() {
     );
 }
 
-/// One line per handler: calls, errors, panics, and latency percentiles.
-fn print_table(rows: &[Row]) {
-    let mut handlers: Vec<(String, String)> = rows
-        .iter()
-        .map(|row| {
-            (
-                row.record_str("kind").to_owned(),
-                handler_name(row).to_owned(),
-            )
-        })
-        .collect();
-    handlers.sort();
-    handlers.dedup();
-
-    println!(
-        "{:<9} {:<16} {:>6} {:>7} {:>7} {:>9} {:>9}",
-        "kind", "name", "calls", "errors", "panics", "p50 ms", "p95 ms"
-    );
-    for (kind, name) in handlers {
-        let calls: Vec<&Row> = rows
-            .iter()
-            .filter(|row| row.record_str("kind") == kind && handler_name(row) == name)
-            .collect();
-        let count = |outcome: &str| {
-            calls
-                .iter()
-                .filter(|r| r.record_str("outcome") == outcome)
-                .count()
-        };
-        let mut durations: Vec<f64> = calls.iter().filter_map(|row| row.duration_ms()).collect();
-        durations.sort_by(f64::total_cmp);
-        println!(
-            "{kind:<9} {name:<16} {:>6} {:>7} {:>7} {:>9.3} {:>9.3}",
-            calls.len(),
-            count("error"),
-            count("panic"),
-            percentile(&durations, 50.0),
-            percentile(&durations, 95.0),
-        );
-    }
-}
-
 /// The log lines, with the handler each was written in.
-fn print_logs(logs: &[Row]) {
+fn print_logs(logs: &[&Row]) {
     println!("\n{:<9} {:<28} message", "level", "handler");
     for log in logs {
         let handler = format!(
@@ -174,9 +134,4 @@ fn print_logs(logs: &[Row]) {
             log.record["fields"]
         );
     }
-}
-
-fn handler_name(row: &Row) -> &str {
-    let kind = row.record_str("kind");
-    row.record_str(kind)
 }

@@ -1,7 +1,7 @@
 //! An rmcp server over stdio, every call recorded by mcp-analytics.
 //!
 //! ```text
-//! cargo run --example receiver -- 7181 &          # or your Tinybird workspace
+//! cargo run -p mcp-analytics-receiver -- 7181 &   # or your Tinybird workspace
 //! TB_API_URL=http://127.0.0.1:7181 TB_WRITE_TOKEN=test-token \
 //!     npx @modelcontextprotocol/inspector cargo run --example rmcp_stdio
 //! ```

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use common::{builder_for, in_own_process};
 use mcp_analytics::{Error, mcp_tool};
-use mcp_analytics_dev::{Receiver, Scripted};
+use mcp_analytics_receiver::{Receiver, Scripted};
 
 /// Longest any scenario may take, debug build included; past it the child exits with an error.
 const WATCHDOG: Duration = Duration::from_secs(240);

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use mcp_analytics::limits::{MAX_ERROR_LEN, MAX_NAME_LEN};
 use mcp_analytics::mcp_tool;
-use mcp_analytics_dev::Row;
+use mcp_analytics_receiver::Row;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};

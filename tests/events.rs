@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use mcp_analytics::session::{in_session, with_session};
 use mcp_analytics::{CallOutcome, mcp_prompt, mcp_resource, mcp_tool};
-use mcp_analytics_dev::Row;
+use mcp_analytics_receiver::Row;
 
 /// Flushes, then returns the rows whose tool, prompt or resource is `name`.
 fn rows_named(name: &str) -> Vec<Row> {

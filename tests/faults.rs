@@ -23,7 +23,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::{Scenario, in_child, in_own_process};
 use mcp_analytics::{Builder, Stats, mcp_tool};
-use mcp_analytics_dev::{Receiver, RequestLog, Row, Scripted};
+use mcp_analytics_receiver::{Receiver, RequestLog, Row, Scripted};
 
 /// One event per call, named by its argument.
 #[mcp_tool(name = format!("ev-{i}"))]

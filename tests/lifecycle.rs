@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{builder_for, in_child, in_own_process};
 use mcp_analytics::mcp_tool;
-use mcp_analytics_dev::Receiver;
+use mcp_analytics_receiver::Receiver;
 
 #[mcp_tool]
 fn lifecycle_tool(i: u32) -> u32 {
@@ -232,7 +232,7 @@ fn a_shutdown_cut_short_reports_exactly_what_it_gave_up_in_time() {
         &[],
         || {
             let receiver = Receiver::start();
-            receiver.script([mcp_analytics_dev::Scripted::Hang]);
+            receiver.script([mcp_analytics_receiver::Scripted::Hang]);
             let _analytics = builder_for(&receiver)
                 .queue_capacity(200_000)
                 .max_batch_age(Duration::from_millis(10))
@@ -333,7 +333,7 @@ fn flush_and_shutdown_wait_for_the_time_they_are_given() {
         &[],
         || {
             let receiver = Receiver::start();
-            receiver.script([mcp_analytics_dev::Scripted::Hang]);
+            receiver.script([mcp_analytics_receiver::Scripted::Hang]);
             // The builder's shutdown timeout is long; the calls below pass their own, shorter.
             let _analytics = builder_for(&receiver)
                 .shutdown_timeout(Duration::from_secs(600))

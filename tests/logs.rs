@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::Scenario;
 use mcp_analytics::session::{in_session, with_session};
 use mcp_analytics::{mcp_prompt, mcp_tool};
-use mcp_analytics_dev::{Receiver, Row};
+use mcp_analytics_receiver::{Receiver, Row};
 use serde_json::{Value, json};
 use tracing::Level;
 use tracing_subscriber::prelude::*;
@@ -255,7 +255,10 @@ fn log_lines_take_half_the_queue_at_most_and_calls_keep_the_rest() {
             // A small queue, small batches, and an endpoint that holds every request: the
             // worker takes a few batches' worth, then the queue fills.
             let receiver = Receiver::start();
-            receiver.script(std::iter::repeat_n(mcp_analytics_dev::Scripted::Hang, 10));
+            receiver.script(std::iter::repeat_n(
+                mcp_analytics_receiver::Scripted::Hang,
+                10,
+            ));
             let scenario = Scenario::start(receiver, |b| {
                 b.queue_capacity(100)
                     .max_batch_events(10)

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use mcp_analytics::{mcp_prompt, mcp_resource, mcp_tool};
-use mcp_analytics_dev::{Receiver, Row};
+use mcp_analytics_receiver::{Receiver, Row};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ContentBlock,

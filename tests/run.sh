@@ -53,8 +53,9 @@ fi
 step "cargo test --workspace --locked"
 cargo test --workspace --locked
 
-step "cargo build --examples --locked"
-cargo build --examples --locked
+# The end-to-end suite runs the receiver's binary and the example servers.
+step "cargo build --workspace --bins --examples --locked"
+cargo build --workspace --bins --examples --locked
 
 step "end-to-end tests (pytest tests/e2e)"
 # Each test is bounded (--timeout); each wait inside a test more tightly.

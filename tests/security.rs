@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{in_child, in_own_process};
 use mcp_analytics::{Builder, Error, mcp_tool};
-use mcp_analytics_dev::{Receiver, Scripted};
+use mcp_analytics_receiver::{Receiver, Scripted};
 
 /// Distinctive, so that any leak of it, whole or in part, is found.
 const TOKEN: &str = "p.SECRET-TOKEN-9f3c";

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::{Delta, Scenario};
 use mcp_analytics::mcp_tool;
-use mcp_analytics_dev::{Receiver, Scripted};
+use mcp_analytics_receiver::{Receiver, Scripted};
 
 #[mcp_tool]
 fn ping(i: u32) -> u32 {

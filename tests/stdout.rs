@@ -9,7 +9,7 @@ use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use mcp_analytics::mcp_tool;
-use mcp_analytics_dev::{Receiver, Scripted};
+use mcp_analytics_receiver::{Receiver, Scripted};
 
 const CHILD: &str = "MCP_ANALYTICS_STDOUT_CHILD";
 

@@ -105,7 +105,7 @@ fn timed_runs(iters: u64, subject: &impl Subject, together: Option<&Barrier>) ->
 /// The median of `values`; NaN when there are none (a benchmark filtered out).
 pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    mcp_analytics_dev::percentile(&values, 50.0)
+    mcp_analytics_receiver::percentile(&values, 50.0)
 }
 
 /// Prints a benchmark's summary and, when `MCP_ANALYTICS_BENCH_OUT` names a folder (as

@@ -12,7 +12,7 @@ use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use mcp_analytics::{Builder, Guard, Stats};
-use mcp_analytics_dev::Receiver;
+use mcp_analytics_receiver::Receiver;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

@@ -1,5 +1,5 @@
-"""Fixtures of the end-to-end suite: the example binaries (built beforehand by tests/run.sh; the
-fixtures never run cargo) and a fresh loopback Events API receiver per test."""
+"""Fixtures of the end-to-end suite: the receiver and example binaries (built beforehand by
+tests/run.sh; the fixtures never run cargo) and a fresh loopback Events API receiver per test."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import Receiver, example_binary, workspace_version
+from e2e_support import Receiver, example_binary, workspace_binary, workspace_version
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +19,7 @@ def version() -> str:
 
 @pytest.fixture(scope="session")
 def receiver_bin() -> Path:
-    return example_binary("receiver")
+    return workspace_binary("mcp-analytics-receiver")
 
 
 @pytest.fixture(scope="session")

@@ -55,23 +55,34 @@ def workspace_version() -> str:
         return tomllib.load(manifest)["workspace"]["package"]["version"]
 
 
-def examples_dir() -> Path:
+def debug_dir() -> Path:
+    """`target/debug`, or its place under `CARGO_TARGET_DIR`."""
     target = Path(os.environ.get("CARGO_TARGET_DIR", "target"))
     if not target.is_absolute():
         target = REPO_ROOT / target
-    return target / "debug" / "examples"
+    return target / "debug"
 
 
-def example_binary(name: str) -> Path:
-    """The built example `name`; fails the test (without running cargo) when it is missing."""
-    path = examples_dir() / name
+def built_binary(path: Path) -> Path:
+    """`path` if it is an executable; fails the test (without running cargo) when it is not."""
     if not (path.is_file() and os.access(path, os.X_OK)):
         pytest.fail(
-            f"example binary {path} is missing: build the examples first "
-            "(`cargo build --examples`; tests/run.sh does it before running this suite)",
+            f"binary {path} is missing: build the binaries and examples first "
+            "(`cargo build --workspace --bins --examples`; tests/run.sh does it before running "
+            "this suite)",
             pytrace=False,
         )
     return path
+
+
+def example_binary(name: str) -> Path:
+    """The built example `name` (`target/debug/examples/NAME`)."""
+    return built_binary(debug_dir() / "examples" / name)
+
+
+def workspace_binary(name: str) -> Path:
+    """The built binary `name` of a workspace crate (`target/debug/NAME`)."""
+    return built_binary(debug_dir() / name)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> None:
@@ -161,7 +172,8 @@ def pump_lines(stream, lines: list[str], cond: threading.Condition) -> None:
 
 
 class Receiver:
-    """`target/debug/examples/receiver 0`: a strict loopback Events API, read from threads."""
+    """`target/debug/mcp-analytics-receiver --json 0`: a strict loopback Events API on a free
+    port, printing each accepted row's NDJSON line as received, read from threads."""
 
     FIRST_LINE = re.compile(r"^Events API on (http://127\.0\.0\.1:(\d+)) \(token `([^`]*)`")
 
@@ -172,7 +184,7 @@ class Receiver:
         self._stderr: list[str] = []
         self._last_row_at = time.monotonic()
         self.proc = subprocess.Popen(
-            [str(binary), "0"],
+            [str(binary), "--json", "0"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

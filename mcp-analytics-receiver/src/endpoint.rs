@@ -55,7 +55,7 @@ impl Endpoint {
                 match TcpListener::from_std(bound) {
                     Ok(listener) => self.listener = Some(listener),
                     Err(error) => {
-                        eprintln!("mcp-analytics-dev receiver: cannot listen again: {error}");
+                        eprintln!("mcp-analytics-receiver: cannot listen again: {error}");
                     }
                 }
             }

@@ -1,5 +1,6 @@
 //! A strict, in-process, loopback implementation of Tinybird's Events API, for the workspace's
-//! tests, examples and benchmarks.
+//! tests, examples and benchmarks, and for this crate's binary, `mcp-analytics-receiver`, which
+//! prints what a server sends to it.
 //!
 //! [`Receiver::start`] serves `POST /v0/events` on `127.0.0.1` from its own thread and keeps every
 //! accepted [`Row`] and every request ([`RequestLog`]) for inspection. It enforces the contract a
@@ -9,12 +10,12 @@
 //! `Retry-After`, delays, hangs, connection resets, or a seeded random mix of them:
 //! [`Scripted::random_mix`]) to exercise the client's retry and timeout paths, and
 //! [`Receiver::go_down`] / [`Receiver::go_up`] take the whole endpoint away and bring it back on
-//! the same port.
+//! the same port. [`summary::Table`] sums the accepted calls up per handler.
 //!
 //! ```no_run
 //! use std::time::Duration;
 //!
-//! let receiver = mcp_analytics_dev::Receiver::start();
+//! let receiver = mcp_analytics_receiver::Receiver::start();
 //! // Point the client at `receiver.url()` with `receiver.token()`, make it send, then:
 //! let rows = receiver.wait_for_rows(1, Duration::from_secs(5));
 //! assert_eq!(rows[0].level, "info");
@@ -28,6 +29,7 @@ mod rng;
 mod schema;
 mod server;
 mod state;
+pub mod summary;
 #[cfg(test)]
 mod test_client;
 #[cfg(test)]
@@ -128,6 +130,17 @@ impl Receiver {
         self.shared.lock().rows.clone()
     }
 
+    /// The accepted rows from the `index`-th on (0-based), in arrival order: what arrived since
+    /// a caller that has `index` rows already last looked, without copying those again, which
+    /// [`Receiver::rows`] would do on every look of a long-running receiver.
+    pub fn rows_from(&self, index: usize) -> Vec<Row> {
+        self.shared
+            .lock()
+            .rows
+            .get(index..)
+            .map_or_else(Vec::new, <[Row]>::to_vec)
+    }
+
     /// Waits until at least `n` rows have been accepted, or `timeout` has elapsed, and returns
     /// every accepted row either way: on timeout the caller's assertion on the count reports
     /// what did arrive.
@@ -155,6 +168,15 @@ impl Receiver {
     /// One entry per HTTP request received so far, rejected ones included, in arrival order.
     pub fn requests(&self) -> Vec<RequestLog> {
         self.shared.lock().requests.clone()
+    }
+
+    /// The request log from the `index`-th entry on (0-based), like [`Receiver::rows_from`].
+    pub fn requests_from(&self, index: usize) -> Vec<RequestLog> {
+        self.shared
+            .lock()
+            .requests
+            .get(index..)
+            .map_or_else(Vec::new, <[RequestLog]>::to_vec)
     }
 
     /// Waits until at least `n` requests have been logged, or `timeout` has elapsed, and returns
@@ -314,11 +336,11 @@ impl Receiver {
             .server_exited;
         if !exited {
             eprintln!(
-                "mcp-analytics-dev receiver: the server thread did not stop within \
+                "mcp-analytics-receiver: the server thread did not stop within \
                  {JOIN_TIMEOUT:?}; leaving it behind"
             );
         } else if server.join().is_err() {
-            eprintln!("mcp-analytics-dev receiver: the server thread panicked");
+            eprintln!("mcp-analytics-receiver: the server thread panicked");
         }
     }
 }

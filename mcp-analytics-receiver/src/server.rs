@@ -60,7 +60,7 @@ pub(crate) fn run(runtime: Runtime, endpoint: Endpoint, shared: Arc<Shared>) {
         tokio::select! {
             served = server.into_future() => {
                 if let Err(error) = served {
-                    eprintln!("mcp-analytics-dev receiver: server failed: {error}");
+                    eprintln!("mcp-analytics-receiver: server failed: {error}");
                 }
             }
             () = deadline => {}

@@ -503,7 +503,7 @@ fn write_ndjson_writes_every_accepted_raw_line() {
     ]);
     assert_eq!(post(&receiver, &body).status, 202);
     let path = std::env::temp_dir().join(format!(
-        "mcp-analytics-dev-write-ndjson-{}-{}.ndjson",
+        "mcp-analytics-receiver-write-ndjson-{}-{}.ndjson",
         std::process::id(),
         receiver.url().rsplit(':').next().unwrap_or_default()
     ));
@@ -513,6 +513,29 @@ fn write_ndjson_writes_every_accepted_raw_line() {
     std::fs::remove_file(&path).expect("remove the NDJSON file");
 
     assert_eq!(written, body);
+}
+
+#[test]
+fn rows_from_and_requests_from_return_only_what_came_after_the_index() {
+    let receiver = Receiver::start();
+    assert_eq!(post(&receiver, &one_row()).status, 202);
+    let body = ndjson(&[line("b", "info", json!({})), line("c", "info", json!({}))]);
+    assert_eq!(post(&receiver, &body).status, 202);
+
+    let sessions = |rows: Vec<crate::Row>| -> Vec<String> {
+        rows.into_iter().map(|row| row.session).collect()
+    };
+    assert_eq!(sessions(receiver.rows_from(0)), ["s1", "b", "c"]);
+    assert_eq!(sessions(receiver.rows_from(1)), ["b", "c"]);
+    assert_eq!(sessions(receiver.rows_from(3)), Vec::<String>::new());
+    assert_eq!(sessions(receiver.rows_from(7)), Vec::<String>::new());
+    let accepted: Vec<usize> = receiver
+        .requests_from(1)
+        .iter()
+        .map(|request| request.rows)
+        .collect();
+    assert_eq!(accepted, [2]);
+    assert!(receiver.requests_from(2).is_empty());
 }
 
 #[test]
