@@ -23,6 +23,36 @@ pub struct Row {
 }
 
 impl Row {
+    /// Parses NDJSON lines (a request body, or lines a test destination kept) as the receiver
+    /// parses a request to `datasource`, with the same checks: every line must be a row of the
+    /// `mcp_logs` schema, or the error says which line is not and why.
+    ///
+    /// ```
+    /// let line = r#"{"timestamp":"2026-12-02 09:00:00.123","session":"s","level":"info","record":"{}"}"#;
+    /// let rows = mcp_analytics_receiver::Row::parse_lines("mcp_logs", [line]).unwrap();
+    /// assert_eq!(rows[0].session, "s");
+    /// assert!(mcp_analytics_receiver::Row::parse_lines("mcp_logs", ["{}"]).is_err());
+    /// ```
+    pub fn parse_lines<'a>(
+        datasource: &str,
+        lines: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<Row>, String> {
+        let mut body = Vec::new();
+        for line in lines {
+            body.extend_from_slice(line.as_bytes());
+            body.push(b'\n');
+        }
+        if body.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = crate::schema::parse_batch(datasource, &body, true)
+            .map_err(|bad| format!("line {}: {}", bad.line, bad.reason))?;
+        match batch.quarantine_detail {
+            Some(detail) => Err(detail),
+            None => Ok(batch.rows),
+        }
+    }
+
     /// The string value of `key` in [`Row::record`]; `""` when the key is missing or not a string,
     /// which keeps assertions on optional fields short.
     pub fn record_str(&self, key: &str) -> &str {
