@@ -301,6 +301,8 @@ impl<D: Deliver> Worker<D> {
         });
     }
 
+    /// Counts what became of rows this worker took; nothing, once a shutdown that stopped
+    /// waiting for it has closed its books.
     fn settle(&self, settled: Settled) {
         LEDGER.settle(self.generation, settled);
     }
@@ -312,23 +314,25 @@ impl<D: Deliver> Worker<D> {
             let Some(batch) = self.batches.ready.pop_front() else {
                 break;
             };
-            let mut delivery = pin!(self.delivery.deliver(batch, &self.deadline));
-            let batches = &mut self.batches;
-            let generation = self.generation;
-            let mut batching = meanwhile == Meanwhile::Batch;
-            let settled = loop {
-                tokio::select! {
-                    biased;
-                    settled = &mut delivery => break settled,
-                    () = rows_to_take(), if batching && batches.ready.is_empty() => {
-                        // Superseded: take nothing more.
-                        batching = batches
-                            .take_from_queue(generation, POPS_PER_CHUNK, Take::UntilClosed)
-                            .is_some();
+            let settled = {
+                let mut delivery = pin!(self.delivery.deliver(batch, &self.deadline));
+                let batches = &mut self.batches;
+                let generation = self.generation;
+                let mut batching = meanwhile == Meanwhile::Batch;
+                loop {
+                    tokio::select! {
+                        biased;
+                        settled = &mut delivery => break settled,
+                        () = rows_to_take(), if batching && batches.ready.is_empty() => {
+                            // Superseded: take nothing more.
+                            batching = batches
+                                .take_from_queue(generation, POPS_PER_CHUNK, Take::UntilClosed)
+                                .is_some();
+                        }
                     }
                 }
             };
-            LEDGER.settle(self.generation, settled);
+            self.settle(settled);
         }
     }
 }
