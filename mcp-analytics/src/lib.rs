@@ -38,7 +38,7 @@
 //! Log lines too, with the `tracing` feature: see the `mcp_analytics::tracing` module (three
 //! lines in `main`).
 //!
-//! With the `testing` feature, [`testing::InMemory`] takes the place of the Events API, to
+//! With the `testing` feature, `testing::InMemory` takes the place of the Events API, to
 //! check in your own tests what your server records.
 //!
 //! Architecture, one module per job: `rows` (what a call or a log line records, and the scope
