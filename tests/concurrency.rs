@@ -7,6 +7,10 @@
 //! scenario does not finish in time (a deadlock fails the test instead of hanging it). The child
 //! writes its measurements to stderr as `figure:` lines; the parent prints them (visible with
 //! `--nocapture`).
+//!
+//! The exactly-once, shutdown-under-load and million-event scenarios deliver to memory
+//! ([`common::Memory`]), their lines read through the loopback Events API's schema checks; the
+//! scenarios with a dead or hanging endpoint run against HTTP, which is what they are about.
 
 mod common;
 
@@ -22,7 +26,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{builder_for, in_own_process};
+use common::{Memory, builder_for, in_own_process};
 use mcp_analytics::{Error, mcp_tool};
 use mcp_analytics_receiver::{Receiver, Scripted};
 
@@ -35,7 +39,7 @@ const PER_THREAD: u32 = 50_000;
 /// Prefix of the lines a child writes for the parent to print.
 const FIGURE: &str = "figure:";
 
-/// One event per call, named by its producer, with its sequence number as session: the receiver
+/// One event per call, named by its producer, with its sequence number as session: a test
 /// can tell exactly which events of which producer arrived, and how many times.
 #[mcp_tool(name = producer, session = seq)]
 fn produce(producer: &str, seq: u32) -> u32 {
@@ -94,18 +98,11 @@ fn closed_port_url() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-/// Asserts that the receiver got every event of `producers` producers × `per_producer` events
-/// exactly once (`produce*` rows named `{prefix}{p}` with session `seq`), that nothing else
-/// arrived, and that no request was rejected or quarantined.
-fn assert_each_event_once(receiver: &Receiver, prefix: &str, producers: usize, per_producer: u32) {
-    let requests = receiver.requests();
-    let refused: Vec<_> = requests
-        .iter()
-        .filter(|r| !(200..300).contains(&r.status) || r.quarantined > 0)
-        .collect();
-    assert!(refused.is_empty(), "refused or quarantined: {refused:?}");
-
-    let rows = receiver.rows();
+/// Asserts that memory got every event of `producers` producers × `per_producer` events exactly
+/// once (`produce*` rows named `{prefix}{p}` with session `seq`), that nothing else arrived, and
+/// that every line fits the datasource ([`Memory::rows`] panics otherwise).
+fn assert_each_event_once(memory: &Memory, prefix: &str, producers: usize, per_producer: u32) {
+    let rows = memory.rows();
     let mut seen = vec![vec![0_u8; per_producer as usize]; producers];
     let mut strangers = 0;
     for row in &rows {
@@ -145,8 +142,9 @@ fn assert_each_event_once(receiver: &Receiver, prefix: &str, producers: usize, p
 fn threads_deliver_every_event_exactly_once(test: &'static str, threads: usize) {
     isolated(test, || {
         let total = threads as u64 * u64::from(PER_THREAD);
-        let receiver = Receiver::start();
-        let _analytics = builder_for(&receiver)
+        let memory = Memory::new();
+        let _analytics = memory
+            .builder()
             .queue_capacity((total as usize).next_power_of_two())
             .shutdown_timeout(Duration::from_secs(120))
             .try_init()
@@ -178,7 +176,7 @@ fn threads_deliver_every_event_exactly_once(test: &'static str, threads: usize) 
             (total, total, 0, 0),
             "{stats:?}"
         );
-        assert_each_event_once(&receiver, "thread-", threads, PER_THREAD);
+        assert_each_event_once(&memory, "thread-", threads, PER_THREAD);
         figure(format_args!(
             "{threads} threads × {PER_THREAD} events: emitted in {emitting:?} \
              ({:.0} ns per event per thread), then shutdown delivered the rest in {stopping:?}",
@@ -210,7 +208,7 @@ fn tokio_tasks_on_four_workers_deliver_every_event_exactly_once() {
         "tokio_tasks_on_four_workers_deliver_every_event_exactly_once",
         || {
             let total = TASKS as u64 * u64::from(PER_TASK);
-            let receiver = Receiver::start();
+            let memory = Memory::new();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(4)
                 .enable_all()
@@ -218,7 +216,8 @@ fn tokio_tasks_on_four_workers_deliver_every_event_exactly_once() {
                 .unwrap();
             let started = Instant::now();
             runtime.block_on(async {
-                let _analytics = builder_for(&receiver)
+                let _analytics = memory
+                    .builder()
                     .queue_capacity((total as usize).next_power_of_two())
                     .shutdown_timeout(Duration::from_secs(120))
                     .try_init()
@@ -252,7 +251,7 @@ fn tokio_tasks_on_four_workers_deliver_every_event_exactly_once() {
                 (total, total, 0, 0),
                 "{stats:?}"
             );
-            assert_each_event_once(&receiver, "task-", TASKS, PER_TASK);
+            assert_each_event_once(&memory, "task-", TASKS, PER_TASK);
             figure(format_args!(
                 "{TASKS} tasks × {PER_TASK} events on 4 workers: emitted and delivered in {elapsed:?}"
             ));
@@ -268,8 +267,9 @@ fn shutdown_under_load_accounts_for_every_event() {
     /// Events each thread emits once it has seen the shutdown finish (all dropped, counted).
     const AFTER: u64 = 1_000;
     isolated("shutdown_under_load_accounts_for_every_event", || {
-        let receiver = Receiver::start();
-        let _analytics = builder_for(&receiver)
+        let memory = Memory::new();
+        let _analytics = memory
+            .builder()
             .max_batch_age(Duration::from_millis(20))
             .shutdown_timeout(Duration::from_secs(30))
             .try_init()
@@ -331,11 +331,7 @@ fn shutdown_under_load_accounts_for_every_event() {
              queue after the worker's final drain): {stats:?}",
             emitted.saturating_sub(accounted)
         );
-        let received = receiver
-            .requests()
-            .iter()
-            .map(|r| r.rows as u64)
-            .sum::<u64>();
+        let received = memory.rows().len() as u64;
         assert_eq!(received, stats.sent, "sent means received");
     });
 }
@@ -346,8 +342,9 @@ fn a_million_events_are_all_delivered_when_the_guard_drops() {
     isolated(
         "a_million_events_are_all_delivered_when_the_guard_drops",
         || {
-            let receiver = Receiver::start();
-            let analytics = builder_for(&receiver)
+            let memory = Memory::new();
+            let analytics = memory
+                .builder()
                 .queue_capacity(1 << 20)
                 .shutdown_timeout(Duration::from_secs(180))
                 .try_init()
@@ -368,20 +365,14 @@ fn a_million_events_are_all_delivered_when_the_guard_drops() {
                 (EVENTS, 0, 0),
                 "{stats:?}"
             );
-            let requests = receiver.requests();
-            assert!(
-                requests
-                    .iter()
-                    .all(|r| r.status == 202 && r.quarantined == 0),
-                "a request was refused"
-            );
-            let received: usize = requests.iter().map(|r| r.rows).sum();
+            // Every line fits the datasource, or `rows` panics saying which does not.
+            let received = memory.rows().len();
             assert_eq!(received as u64, EVENTS);
             figure(format_args!(
                 "emitted {EVENTS} in {emitting:?}; {sent_before_drop} were delivered by then; \
-                 the guard's drop delivered the other {} in {dropping:?} ({} requests in all)",
+                 the guard's drop delivered the other {} in {dropping:?} ({} batches in all)",
                 EVENTS - sent_before_drop,
-                requests.len()
+                memory.batches()
             ));
         },
     );

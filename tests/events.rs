@@ -1,9 +1,9 @@
 //! One event per call, with the right fields: kinds, names, outcomes (ok, error, panic,
-//! cancelled), durations, sessions and the instrumented crate's name and version, as received
-//! by a loopback Events API.
+//! cancelled), durations, sessions and the instrumented crate's name and version, as delivered
+//! by the real pipeline to memory and read through the receiver's schema checks (no HTTP).
 //!
-//! All tests of this binary share one initialized pipeline (it is process-global); each test
-//! uses names of its own and reads back only its own rows.
+//! All tests of this binary share one initialized pipeline (it is process-global,
+//! [`common::shared_memory`]); each test uses names of its own and reads back only its own rows.
 
 mod common;
 
@@ -19,9 +19,9 @@ use mcp_analytics_receiver::Row;
 
 /// Flushes, then returns the rows whose tool, prompt or resource is `name`.
 fn rows_named(name: &str) -> Vec<Row> {
-    common::shared_receiver();
+    common::shared_memory();
     mcp_analytics::flush(Duration::from_secs(10)).expect("flush");
-    common::shared_receiver()
+    common::shared_memory()
         .rows()
         .into_iter()
         .filter(|row| {
@@ -52,7 +52,7 @@ fn add_ok(a: i64, b: i64) -> i64 {
 
 #[test]
 fn a_successful_call_records_every_field() {
-    common::shared_receiver();
+    common::shared_memory();
     let before = std::time::SystemTime::now();
     assert_eq!(add_ok(2, 3), 5);
     let row = only_row("add_ok");
@@ -583,7 +583,7 @@ fn every_call_is_exactly_one_event() {
 
 #[test]
 fn stats_account_for_every_recorded_event() {
-    common::shared_receiver();
+    common::shared_memory();
     for _ in 0..30 {
         add_ok(1, 1);
     }
@@ -593,9 +593,9 @@ fn stats_account_for_every_recorded_event() {
     assert!(stats.batches >= 1, "{stats:?}");
     assert_eq!(stats.dropped, 0, "{stats:?}");
     assert_eq!(stats.failed, 0, "{stats:?}");
-    // Other tests run concurrently, so compare with what the receiver holds at least.
+    // Other tests run concurrently, so compare with what memory holds at least.
     assert!(
-        stats.sent as usize <= common::shared_receiver().rows().len(),
+        stats.sent as usize <= common::shared_memory().rows().len(),
         "{stats:?}"
     );
 }

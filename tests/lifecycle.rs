@@ -5,12 +5,17 @@
 //! The pipeline is process-global, so each test runs its scenario in a fresh process: the test
 //! binary itself, re-run with `--exact <test>` and a marker variable. The parent checks the
 //! child's exit status and what it wrote to stderr.
+//!
+//! Where the rows only need counting, the pipeline delivers to memory ([`Memory`]), its lines
+//! read through the receiver's schema checks. The tests of configuration (`.env`, the
+//! environment, a malformed URL) take the real Events API path, which memory skips, and the
+//! tests of time limits need a loopback receiver that hangs: those run against a [`Receiver`].
 
 mod common;
 
 use std::time::Duration;
 
-use common::{builder_for, in_child, in_own_process};
+use common::{Memory, builder_for, in_child, in_own_process};
 use mcp_analytics::mcp_tool;
 use mcp_analytics_receiver::Receiver;
 
@@ -30,10 +35,10 @@ fn events_recorded_before_init_ship_once_it_runs() {
     in_own_process("events_recorded_before_init_ship_once_it_runs", &[], || {
         emit(3);
         assert_eq!(mcp_analytics::stats().enqueued, 3);
-        let receiver = Receiver::start();
-        let _analytics = builder_for(&receiver).try_init().unwrap();
+        let memory = Memory::new();
+        let _analytics = memory.builder().try_init().unwrap();
         mcp_analytics::flush(Duration::from_secs(3)).unwrap();
-        assert_eq!(receiver.rows().len(), 3);
+        assert_eq!(memory.rows().len(), 3);
         assert_eq!(mcp_analytics::stats().sent, 3);
     });
 }
@@ -130,25 +135,25 @@ fn a_second_init_is_refused_while_running_and_allowed_after_shutdown() {
         "a_second_init_is_refused_while_running_and_allowed_after_shutdown",
         &[],
         || {
-            let receiver = Receiver::start();
-            let _first = builder_for(&receiver).try_init().unwrap();
+            let memory = Memory::new();
+            let _first = memory.builder().try_init().unwrap();
             assert!(matches!(
-                builder_for(&receiver).try_init(),
+                memory.builder().try_init(),
                 Err(mcp_analytics::Error::AlreadyInitialized)
             ));
-            let inert = builder_for(&receiver).datasource("ignored").init();
+            let inert = memory.builder().datasource("ignored").init();
             drop(inert); // an inert guard does not stop the running pipeline
             emit(2);
             mcp_analytics::shutdown(Duration::from_secs(3)).unwrap();
-            assert_eq!(receiver.rows().len(), 2);
+            assert_eq!(memory.rows().len(), 2);
 
             emit(1); // after shutdown: dropped and counted
             assert_eq!(mcp_analytics::stats().dropped, 1);
 
-            let _again = builder_for(&receiver).try_init().unwrap();
+            let _again = memory.builder().try_init().unwrap();
             emit(4);
             mcp_analytics::shutdown(Duration::from_secs(3)).unwrap();
-            assert_eq!(receiver.rows().len(), 6);
+            assert_eq!(memory.rows().len(), 6);
         },
     );
     if !in_child() {
@@ -159,13 +164,14 @@ fn a_second_init_is_refused_while_running_and_allowed_after_shutdown() {
 #[test]
 fn dropping_the_guard_delivers_everything_queued() {
     in_own_process("dropping_the_guard_delivers_everything_queued", &[], || {
-        let receiver = Receiver::start();
-        let analytics = builder_for(&receiver)
+        let memory = Memory::new();
+        let analytics = memory
+            .builder()
             .max_batch_age(Duration::from_secs(3600))
             .init();
         emit(10_000);
         drop(analytics);
-        assert_eq!(receiver.rows().len(), 10_000);
+        assert_eq!(memory.rows().len(), 10_000);
         let stats = mcp_analytics::stats();
         assert_eq!((stats.sent, stats.dropped, stats.failed), (10_000, 0, 0));
     });
@@ -182,10 +188,10 @@ fn a_full_queue_drops_counts_and_warns_once() {
         assert_eq!(stats.dropped, 1000);
 
         // Once running, the queued events ship and nothing is lost beyond the dropped ones.
-        let receiver = Receiver::start();
-        let _analytics = builder_for(&receiver).try_init().unwrap();
+        let memory = Memory::new();
+        let _analytics = memory.builder().try_init().unwrap();
         mcp_analytics::shutdown(Duration::from_secs(3)).unwrap();
-        assert_eq!(receiver.rows().len(), capacity as usize);
+        assert_eq!(memory.rows().len(), capacity as usize);
     });
     if !in_child() {
         assert_eq!(stderr.matches("queue is full").count(), 1, "{stderr}");
@@ -195,18 +201,18 @@ fn a_full_queue_drops_counts_and_warns_once() {
 #[test]
 fn init_works_inside_any_tokio_runtime_flavor() {
     in_own_process("init_works_inside_any_tokio_runtime_flavor", &[], || {
-        let receiver = Receiver::start();
+        let memory = Memory::new();
         let current_thread = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         current_thread.block_on(async {
-            let analytics = builder_for(&receiver).try_init().unwrap();
+            let analytics = memory.builder().try_init().unwrap();
             emit(3);
             // Dropping the guard inside the runtime blocks briefly; it must not panic.
             drop(analytics);
         });
-        assert_eq!(receiver.rows().len(), 3);
+        assert_eq!(memory.rows().len(), 3);
 
         let multi_thread = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -214,14 +220,14 @@ fn init_works_inside_any_tokio_runtime_flavor() {
             .build()
             .unwrap();
         multi_thread.block_on(async {
-            let _analytics = builder_for(&receiver).try_init().unwrap();
+            let _analytics = memory.builder().try_init().unwrap();
             let tasks: Vec<_> = (0..4).map(|_| tokio::spawn(async { emit(5) })).collect();
             for task in tasks {
                 task.await.unwrap();
             }
             mcp_analytics::shutdown(Duration::from_secs(3)).unwrap();
         });
-        assert_eq!(receiver.rows().len(), 23);
+        assert_eq!(memory.rows().len(), 23);
     });
 }
 

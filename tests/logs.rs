@@ -1,16 +1,18 @@
-//! Log lines through the `tracing` layer, against the strict loopback Events API: every level,
-//! the fields, the handler a line was written in (sync, async, nested, in a span), the level
-//! filter, the share of the queue log lines may take, and no feedback from the worker's own
-//! thread.
+//! Log lines through the `tracing` layer: every level, the fields, the handler a line was
+//! written in (sync, async, nested, in a span), the level filter, the share of the queue log
+//! lines may take, and no feedback from the worker's own thread.
 //!
 //! Each test installs the layer as its thread's default subscriber and takes its turn on the
-//! process-global pipeline ([`Scenario`]).
+//! process-global pipeline. Most deliver to memory ([`MemoryScenario`]), their lines read
+//! through the receiver's schema checks; the two that need HTTP run against the strict loopback
+//! Events API ([`Scenario`]): the queue-share test holds the worker in hanging requests, and the
+//! no-feedback test counts on the HTTP client logging about each request it makes.
 
 mod common;
 
 use std::time::Duration;
 
-use common::Scenario;
+use common::{MemoryScenario, Scenario};
 use mcp_analytics::session::{in_session, with_session};
 use mcp_analytics::{mcp_prompt, mcp_tool};
 use mcp_analytics_receiver::{Receiver, Row};
@@ -25,11 +27,15 @@ fn layer(level: Level) -> mcp_analytics::tracing::Layer {
 
 /// Runs `f` with `layer` as this thread's subscriber, then ships what it queued and returns the
 /// rows that arrived.
-fn logged(scenario: &Scenario, layer: mcp_analytics::tracing::Layer, f: impl FnOnce()) -> Vec<Row> {
+fn logged(
+    scenario: &MemoryScenario,
+    layer: mcp_analytics::tracing::Layer,
+    f: impl FnOnce(),
+) -> Vec<Row> {
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, f);
     scenario.flush();
-    scenario.receiver.rows()
+    scenario.memory.rows()
 }
 
 fn logs(rows: &[Row]) -> Vec<&Row> {
@@ -44,7 +50,7 @@ fn fields(row: &Row) -> &serde_json::Map<String, Value> {
 
 #[test]
 fn every_level_becomes_a_row_with_its_level_in_lower_case() {
-    let scenario = Scenario::start(Receiver::start(), |b| b);
+    let scenario = MemoryScenario::start(|b| b);
     let rows = logged(&scenario, layer(Level::TRACE), || {
         tracing::error!("disk full");
         tracing::warn!("disk almost full");
@@ -90,7 +96,7 @@ fn every_level_becomes_a_row_with_its_level_in_lower_case() {
 
 #[test]
 fn the_level_filter_keeps_only_what_is_as_severe() {
-    let scenario = Scenario::start(Receiver::start(), |b| b);
+    let scenario = MemoryScenario::start(|b| b);
     let rows = logged(&scenario, layer(Level::WARN), || {
         tracing::error!("kept");
         tracing::warn!("kept too");
@@ -103,7 +109,7 @@ fn the_level_filter_keeps_only_what_is_as_severe() {
     // The default is INFO.
     let scenario = {
         drop(scenario);
-        Scenario::start(Receiver::start(), |b| b)
+        MemoryScenario::start(|b| b)
     };
     let rows = logged(&scenario, mcp_analytics::tracing::layer!(), || {
         tracing::info!("kept");
@@ -115,7 +121,7 @@ fn the_level_filter_keeps_only_what_is_as_severe() {
 
 #[test]
 fn fields_are_a_json_object_with_their_types() {
-    let scenario = Scenario::start(Receiver::start(), |b| b);
+    let scenario = MemoryScenario::start(|b| b);
     let rows = logged(&scenario, layer(Level::INFO), || {
         let error = std::io::Error::other("timed out");
         tracing::info!(
@@ -174,7 +180,7 @@ fn greet(name: &str) -> String {
 
 #[test]
 fn lines_written_in_a_handler_name_it_and_carry_its_session() {
-    let scenario = Scenario::start(Receiver::start(), |b| b);
+    let scenario = MemoryScenario::start(|b| b);
     let rows = logged(&scenario, layer(Level::INFO), || {
         in_session("session-sync", || {
             lookup("Lisbon").unwrap();
@@ -234,7 +240,7 @@ fn lines_written_in_a_handler_name_it_and_carry_its_session() {
 
 #[test]
 fn a_line_in_a_span_is_named_after_the_span() {
-    let scenario = Scenario::start(Receiver::start(), |b| b);
+    let scenario = MemoryScenario::start(|b| b);
     let rows = logged(&scenario, layer(Level::INFO), || {
         let span = tracing::info_span!("refresh_cache", shard = 3);
         let _entered = span.enter();

@@ -5,11 +5,16 @@
 //!
 //! Above rmcp's attribute ours sees the `async fn` as written; below it, the
 //! `fn -> Pin<Box<dyn Future>> { Box::pin(async move { .. }) }` that `#[tool]` generates.
+//!
+//! The pipeline delivers to memory ([`common::Memory`]), its lines read through the loopback
+//! Events API's schema checks: the rows are what matters here, not how they travel.
+
+mod common;
 
 use std::time::Duration;
 
 use mcp_analytics::{mcp_prompt, mcp_resource, mcp_tool};
-use mcp_analytics_receiver::{Receiver, Row};
+use mcp_analytics_receiver::Row;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ContentBlock,
@@ -176,13 +181,8 @@ fn comparable(row: &Row) -> (String, String, String, String, String) {
 
 #[test]
 fn both_orders_record_one_identical_event_per_call() {
-    let receiver = Receiver::start();
-    let _analytics = mcp_analytics::builder()
-        .read_env(false)
-        .api_url(receiver.url())
-        .token(receiver.token())
-        .try_init()
-        .unwrap();
+    let memory = common::Memory::new();
+    let _analytics = memory.builder().try_init().unwrap();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -244,7 +244,7 @@ fn both_orders_record_one_identical_event_per_call() {
     });
 
     mcp_analytics::flush(Duration::from_secs(3)).unwrap();
-    let rows = receiver.rows();
+    let rows = memory.rows();
     // A handler's rows, its successful calls first. Rows carry each call's time; their order
     // in a batch is not the call order (rmcp serves calls on several threads, and each thread
     // queues on a shard of its own).

@@ -1,31 +1,34 @@
-//! What several test binaries share: taking turns on the process-global pipeline, and running
-//! a scenario in a process of its own.
+//! What several test binaries share: taking turns on the process-global pipeline, delivering to
+//! memory or to a loopback receiver, and running a scenario in a process of its own.
 //!
 //! The pipeline is process-global, like a logger: tests that configure it differently either
-//! take turns in one process ([`Scenario`]) or each get a fresh process ([`in_own_process`]).
+//! take turns in one process ([`Scenario`], [`MemoryScenario`]) or each get a fresh process
+//! ([`in_own_process`]). Tests that need no HTTP deliver to [`Memory`], whose lines must pass
+//! the receiver's schema checks; the HTTP, fault and security tests run against a [`Receiver`].
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use mcp_analytics::testing::InMemory;
 use mcp_analytics::{Builder, Guard, Stats};
-use mcp_analytics_receiver::Receiver;
+use mcp_analytics_receiver::{Receiver, Row};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// One test's pipeline against its own receiver: started on entry, shut down on drop, before
-/// the next test in the same binary may start.
-pub struct Scenario {
+/// One test's turn on the process-global pipeline, whatever it delivers to: the next test in
+/// the same binary waits until this one has shut its pipeline down (on drop).
+pub struct Turn {
     pub analytics: Option<Guard>,
-    pub receiver: Receiver,
     before: Stats,
     _turn: MutexGuard<'static, ()>,
 }
 
-/// Counter changes since the scenario started.
+/// Counter changes since the turn started.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Delta {
     pub sent: u64,
@@ -33,18 +36,14 @@ pub struct Delta {
     pub retried: u64,
 }
 
-impl Scenario {
-    /// Starts the pipeline against `receiver`, configured by `configure` on top of the
-    /// receiver's URL and token.
-    pub fn start(receiver: Receiver, configure: impl FnOnce(Builder) -> Builder) -> Self {
+impl Turn {
+    /// Waits for the turn, then starts the pipeline `builder` configures.
+    fn start(builder: impl FnOnce() -> Builder) -> Self {
         let turn = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
         let before = mcp_analytics::stats();
-        let analytics = configure(builder_for(&receiver))
-            .try_init()
-            .expect("analytics starts");
+        let analytics = builder().try_init().expect("analytics starts");
         Self {
             analytics: Some(analytics),
-            receiver,
             before,
             _turn: turn,
         }
@@ -54,7 +53,7 @@ impl Scenario {
         mcp_analytics::flush(Duration::from_secs(30)).expect("flush finishes");
     }
 
-    /// The counters at the start, to compute what this scenario changed.
+    /// The counters at the start, to compute what this turn changed.
     pub fn stats_before(&self) -> Stats {
         self.before
     }
@@ -67,33 +66,128 @@ impl Scenario {
             retried: now.retried - self.before.retried,
         }
     }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        // The guard's drop shuts the pipeline down within the turn's shutdown timeout, before
+        // the lock lets the next test start.
+        drop(self.analytics.take());
+    }
+}
+
+/// One test's pipeline against its own receiver: a [`Turn`] (its methods through `Deref`).
+pub struct Scenario {
+    // Declared first, so dropped first: the pipeline shuts down while the receiver still runs.
+    turn: Turn,
+    pub receiver: Receiver,
+}
+
+impl Scenario {
+    /// Starts the pipeline against `receiver`, configured by `configure` on top of the
+    /// receiver's URL and token.
+    pub fn start(receiver: Receiver, configure: impl FnOnce(Builder) -> Builder) -> Self {
+        Self {
+            turn: Turn::start(|| configure(builder_for(&receiver))),
+            receiver,
+        }
+    }
 
     pub fn statuses(&self) -> Vec<u16> {
         self.receiver.requests().iter().map(|r| r.status).collect()
     }
 }
 
-impl Drop for Scenario {
-    fn drop(&mut self) {
-        // The guard's drop shuts the pipeline down within the scenario's shutdown timeout.
-        drop(self.analytics.take());
+impl Deref for Scenario {
+    type Target = Turn;
+    fn deref(&self) -> &Turn {
+        &self.turn
     }
 }
 
-/// One pipeline for the whole test binary, against its own receiver, started on first use: for
+impl DerefMut for Scenario {
+    fn deref_mut(&mut self) -> &mut Turn {
+        &mut self.turn
+    }
+}
+
+/// One test's pipeline delivering to memory of its own: a [`Turn`] (its methods through
+/// `Deref`), the in-memory counterpart of [`Scenario`].
+pub struct MemoryScenario {
+    turn: Turn,
+    pub memory: Memory,
+}
+
+impl MemoryScenario {
+    /// Starts the pipeline delivering to fresh memory, configured by `configure`.
+    pub fn start(configure: impl FnOnce(Builder) -> Builder) -> Self {
+        let memory = Memory::new();
+        Self {
+            turn: Turn::start(|| configure(memory.builder())),
+            memory,
+        }
+    }
+}
+
+impl Deref for MemoryScenario {
+    type Target = Turn;
+    fn deref(&self) -> &Turn {
+        &self.turn
+    }
+}
+
+/// What the pipeline delivered to memory, read as rows through the receiver's own schema checks
+/// ([`Row::parse_lines`]): a line that does not fit panics with the reason, where the receiver
+/// would have refused or quarantined it.
+#[derive(Clone, Debug, Default)]
+pub struct Memory {
+    lines: InMemory,
+}
+
+impl Memory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder that delivers here; the environment is not read.
+    pub fn builder(&self) -> Builder {
+        mcp_analytics::builder().deliver_to(&self.lines)
+    }
+
+    /// Every row delivered so far, in order.
+    pub fn rows(&self) -> Vec<Row> {
+        parse(&self.lines.lines())
+    }
+
+    /// How many batches were delivered: a request's worth each.
+    pub fn batches(&self) -> usize {
+        self.lines.batches()
+    }
+}
+
+fn parse(lines: &[String]) -> Vec<Row> {
+    Row::parse_lines(
+        Builder::DEFAULT_DATASOURCE,
+        lines.iter().map(String::as_str),
+    )
+    .unwrap_or_else(|why| panic!("a delivered line does not fit the datasource: {why}"))
+}
+
+/// One pipeline for the whole test binary, delivering to memory, started on first use: for
 /// tests that only record events and read back their own (distinct names, sessions).
-pub fn shared_receiver() -> &'static Receiver {
-    static RECEIVER: LazyLock<Receiver> = LazyLock::new(|| {
-        let receiver = Receiver::start();
-        let guard = builder_for(&receiver)
+pub fn shared_memory() -> &'static Memory {
+    static MEMORY: LazyLock<Memory> = LazyLock::new(|| {
+        let memory = Memory::new();
+        let guard = memory
+            .builder()
             .max_batch_age(Duration::from_millis(20))
             .try_init()
-            .expect("analytics starts against the loopback receiver");
+            .expect("analytics starts delivering to memory");
         // The pipeline lives as long as the test binary; tests flush what they need.
         std::mem::forget(guard);
-        receiver
+        memory
     });
-    &RECEIVER
+    &MEMORY
 }
 
 /// A builder pointed at `receiver`, ignoring the environment.
