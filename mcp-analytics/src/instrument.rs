@@ -12,7 +12,7 @@ use crate::rows::call::Outcome;
 use crate::rows::call::{CallRow, Callsite, Details};
 use crate::rows::outcome::{ErrorText, Observed};
 use crate::rows::request::RequestFacts;
-use crate::rows::scope::{self, Active, RunningCall, Scoped};
+use crate::rows::scope::{self, Active, Running, RunningCall, Scoped};
 use crate::rows::session::SessionId;
 use crate::rows::text::{MAX_ERROR_LEN, MAX_NAME_LEN, bounded};
 
@@ -67,29 +67,17 @@ impl Call {
         self.details.get_or_insert_default()
     }
 
-    /// What a log line written inside this call needs of it, when running calls are tracked.
-    fn running(&self) -> Option<RunningCall> {
-        scope::tracking_calls().then(|| RunningCall {
-            callsite: self.callsite,
-            name: self
-                .details
-                .as_ref()
-                .and_then(|details| details.name.clone()),
-            session: self.session.clone(),
-        })
-    }
-
     /// Marks this call as the one running on this thread, until the guard drops: a sync
     /// handler's body runs under it.
     #[inline]
     pub fn activate(&self) -> Active {
-        Active::enter(self.running())
+        Active::enter(self)
     }
 
     /// An async handler's body, polled with this call marked as running.
     #[inline]
-    pub fn scoped<F>(&self, body: F) -> Scoped<F> {
-        Scoped::running(self.running(), body)
+    pub fn scoped<F>(&self, body: F) -> Scoped<'_, F> {
+        Scoped::call(self, body)
     }
 
     /// `name = <expr>`: the call's own name, evaluated on entry.
@@ -140,6 +128,16 @@ impl Call {
             duration_ns,
             outcome,
         });
+    }
+}
+
+impl Running for Call {
+    fn running(&self) -> RunningCall {
+        RunningCall {
+            callsite: self.callsite,
+            name: self.details.as_ref().and_then(|details| details.name.clone()),
+            session: self.session.clone(),
+        }
     }
 }
 
