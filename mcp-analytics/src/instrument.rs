@@ -135,7 +135,10 @@ impl Running for Call {
     fn running(&self) -> RunningCall {
         RunningCall {
             callsite: self.callsite,
-            name: self.details.as_ref().and_then(|details| details.name.clone()),
+            name: self
+                .details
+                .as_ref()
+                .and_then(|details| details.name.clone()),
             session: self.session.clone(),
         }
     }

@@ -60,19 +60,12 @@ fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
-/// `cargo xtask msrv`: reads `cargo metadata` (all features, every target) and checks every
-/// published crate's dependencies against its `rust-version`.
-fn msrv() -> Result<()> {
-    let root = workspace_root();
+/// `cargo metadata --format-version 1` with `args`, run in the workspace, parsed.
+fn cargo_metadata(args: &[&str]) -> Result<Value> {
     let output = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .current_dir(&root)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--all-features",
-            "--locked",
-        ])
+        .current_dir(workspace_root())
+        .args(["metadata", "--format-version", "1"])
+        .args(args)
         .output()
         .map_err(|error| format!("cannot run cargo metadata: {error}"))?;
     if !output.status.success() {
@@ -82,8 +75,13 @@ fn msrv() -> Result<()> {
             String::from_utf8_lossy(&output.stderr)
         ));
     }
-    let metadata: Value = serde_json::from_slice(&output.stdout)
-        .map_err(|error| format!("cargo metadata: {error}"))?;
+    serde_json::from_slice(&output.stdout).map_err(|error| format!("cargo metadata: {error}"))
+}
+
+/// `cargo xtask msrv`: reads `cargo metadata` (all features, every target) and checks every
+/// published crate's dependencies against its `rust-version`.
+fn msrv() -> Result<()> {
+    let metadata = cargo_metadata(&["--all-features", "--locked"])?;
     let (text, passed) = msrv::render(&msrv::check(&metadata)?);
     print!("{text}");
     if passed {

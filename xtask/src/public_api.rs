@@ -100,7 +100,7 @@ fn listing(root: &Path) -> Result<String> {
 /// Builds the crate's rustdoc JSON and says where it is.
 fn rustdoc_json(root: &Path) -> Result<PathBuf> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let target_dir = target_directory(root, &cargo)?.join("public-api");
+    let target_dir = target_directory()?.join("public-api");
     let status = Command::new(&cargo)
         .current_dir(root)
         .env("RUSTC_BOOTSTRAP", "1")
@@ -124,22 +124,8 @@ fn rustdoc_json(root: &Path) -> Result<PathBuf> {
 }
 
 /// The workspace's target directory, wherever `CARGO_TARGET_DIR` or a config put it.
-fn target_directory(root: &Path, cargo: &std::ffi::OsStr) -> Result<PathBuf> {
-    let output = Command::new(cargo)
-        .current_dir(root)
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .output()
-        .map_err(|error| format!("cannot run cargo metadata: {error}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "cargo metadata failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    let metadata: Value = serde_json::from_slice(&output.stdout)
-        .map_err(|error| format!("cargo metadata: {error}"))?;
-    metadata["target_directory"]
+fn target_directory() -> Result<PathBuf> {
+    crate::cargo_metadata(&["--no-deps"])?["target_directory"]
         .as_str()
         .map(PathBuf::from)
         .ok_or_else(|| "cargo metadata: no target_directory".to_owned())

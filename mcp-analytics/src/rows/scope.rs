@@ -153,7 +153,11 @@ impl Active {
     /// Pushes `call`'s frame, while calls are tracked.
     #[inline]
     pub(crate) fn enter(call: &dyn Running) -> Self {
-        Self(tracking_calls().then(|| Entered::push(Frame::running(call), None)).flatten())
+        Self(
+            tracking_calls()
+                .then(|| Entered::push(Frame::running(call), None))
+                .flatten(),
+        )
     }
 }
 
