@@ -1,5 +1,5 @@
-//! An rmcp server over streamable HTTP on 127.0.0.1, every call recorded by mcp-analytics
-//! with the session id of its HTTP session.
+//! An rmcp server over streamable HTTP on 127.0.0.1, every request recorded by mcp-analytics
+//! (`mcp_analytics::rmcp::instrument!`) with the session id of its HTTP session.
 //!
 //! ```text
 //! TB_API_URL=http://127.0.0.1:7181 TB_WRITE_TOKEN=test-token cargo run --example rmcp_http -- 8080
@@ -8,7 +8,9 @@
 //! Serves `http://127.0.0.1:PORT/mcp` until SIGINT or SIGTERM, then stops accepting, closes the
 //! sessions, and delivers the queued events before exiting. With `--stateless` it keeps no
 //! sessions (rmcp's `legacy_session_mode` off): every request is served on its own, whatever the
-//! protocol version; 2026-07-28 requests are served that way in either mode.
+//! protocol version; 2026-07-28 requests are served that way in either mode. Such requests carry
+//! no session (the `session` column is empty), and their client is what each request says in
+//! its `_meta`.
 
 mod demo_server;
 
@@ -30,7 +32,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let stop = CancellationToken::new();
     let mcp = StreamableHttpService::new(
-        || Ok(demo_server::Demo),
+        // rmcp makes one server per session (per request when stateless): wrap each.
+        || Ok(mcp_analytics::rmcp::instrument!(demo_server::Demo)),
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default()
             .with_legacy_session_mode(!stateless)

@@ -1,4 +1,5 @@
-//! An rmcp server over stdio, every call recorded by mcp-analytics.
+//! An rmcp server over stdio, every request recorded by mcp-analytics: one line wraps the server
+//! (`mcp_analytics::rmcp::instrument!`).
 //!
 //! ```text
 //! cargo run -p mcp-analytics-receiver -- 7181 &   # or your Tinybird workspace
@@ -17,7 +18,9 @@ use rmcp::ServiceExt;
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _analytics = mcp_analytics::init();
-    let server = demo_server::Demo.serve(rmcp::transport::stdio()).await?;
+    let server = mcp_analytics::rmcp::instrument!(demo_server::Demo)
+        .serve(rmcp::transport::stdio())
+        .await?;
     server.waiting().await?;
     Ok(())
 }

@@ -1,12 +1,11 @@
-//! The MCP server both rmcp examples serve: five tools, two prompts and two resources, each
-//! call recorded by mcp-analytics.
+//! The MCP server the rmcp examples serve: five tools, two prompts and two resources. The
+//! examples wrap it with `mcp_analytics::rmcp::instrument!`, which records every request; the
+//! attributes here add what only the handler knows, in the same rows (one row per call):
 //!
-//! - Tools: one attribute on `call_tool` records every tool call, including those rmcp rejects
-//!   before a tool runs (unknown tool, bad arguments); the tool's name, the session and the
-//!   client come from the request.
+//! - Tools: `#[mcp_tool]` on `call_tool` (its outcome read off the return type).
 //! - Prompts: `#[mcp_prompt]` stacked with rmcp's `#[prompt]`, above on one and below on the
 //!   other: both record the same.
-//! - Resources: `#[mcp_resource]` on `read_resource`, named by the URI read.
+//! - Resources: `#[mcp_resource]` on `read_resource`.
 
 use std::time::Duration;
 

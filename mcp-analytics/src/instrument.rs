@@ -1,18 +1,24 @@
-//! What the attribute macros put around a handler: the [`Call`] guard that records one call.
+//! What the attribute macros put around a handler: the [`Call`] guard that records one call;
+//! and what the server wrapper puts around a request: a [`ServingCall`].
 //!
 //! The hot path is [`Call::start`] plus [`Call::finish`]: two raw clock reads, a clone of the
 //! scoped session (if any), and one push onto the lock-free queue. Everything else (wall-clock
 //! time, formatting, JSON, compression) happens later, on the worker thread.
+//!
+//! Inside a request the server wrapper serves, the first attribute call of the request's kind
+//! (the tool of a `tools/call`) makes no row of its own: it reports to the wrapper's, which
+//! then carries both views, so that each call is one row.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::clock;
 use crate::global;
-use crate::rows::call::Outcome;
-use crate::rows::call::{CallRow, Callsite, Details};
+use crate::rows::call::{CallRow, Callsite, Details, ErrorType, HandlerReport, Kind, Outcome};
 use crate::rows::outcome::{ErrorText, Observed};
 use crate::rows::request::RequestFacts;
-use crate::rows::scope::{self, Active, Running, RunningCall, Scoped};
+use crate::rows::scope::{self, Active, Running, RunningCall, Scoped, Serving};
+use crate::rows::served::ServedRequest;
 use crate::rows::session::SessionId;
 use crate::rows::text::{MAX_ERROR_LEN, MAX_NAME_LEN, bounded};
 
@@ -30,32 +36,54 @@ pub struct Call {
     /// Raw clock ticks.
     started: u64,
     finished: bool,
+    /// The request of the server wrapper this call is the handler of: it reports there.
+    joined: Option<Arc<ServedRequest>>,
 }
 
 impl Call {
     #[inline]
     pub fn start(callsite: &'static Callsite) -> Self {
-        Self {
+        let (session, served) = scope::inherited();
+        let mut call = Self {
             callsite,
-            session: scope::current_session(),
+            session,
             details: None,
             started: clock::ticks(),
             finished: false,
+            joined: None,
+        };
+        if let Some(served) = served {
+            call.inherit(served);
+        }
+        call
+    }
+
+    /// Inside a request the wrapper serves: join its row, or take what it knows of the request.
+    fn inherit(&mut self, served: Arc<ServedRequest>) {
+        if served.claim(self.callsite.kind) {
+            self.joined = Some(served);
+        } else {
+            self.details().origin = Some(Arc::clone(&served.origin));
         }
     }
 
     /// What a handler argument says of its request (see `request`): its session and client,
     /// and, when the attribute names nothing (`name_by_request`), the resource or prompt asked
-    /// for. Applied before `named` and `in_session`, which override it.
+    /// for. What the scope says (a session scope, the request the wrapper serves) comes first;
+    /// `named` and `in_session`, applied after, override both.
     pub fn with_request(mut self, facts: Option<&dyn RequestFacts>, name_by_request: bool) -> Self {
         let Some(facts) = facts else {
             return self;
         };
-        if let Some(session) = facts.session() {
+        if self.session.is_none()
+            && let Some(session) = facts.session()
+        {
             self.session = Some(session);
         }
-        if let Some(client) = facts.client() {
-            self.details().client = Some(client);
+        let origin_known =
+            self.joined.is_some() || self.details.as_ref().is_some_and(|d| d.origin.is_some());
+        if !origin_known && let Some(origin) = facts.origin() {
+            self.details().origin = Some(Arc::new(origin));
         }
         if name_by_request && let Some(name) = facts.handler_name() {
             self.details().name = Some(bounded(&name, MAX_NAME_LEN).into());
@@ -117,17 +145,32 @@ impl Call {
 
     fn record(&mut self, outcome: Outcome, error: Option<Box<str>>, duration_ns: u64) {
         self.finished = true;
+        if let Some(served) = self.joined.take() {
+            served.report(HandlerReport {
+                callsite: self.callsite,
+                name: self.details.take().and_then(|details| details.name),
+                outcome,
+                error,
+                duration_ns,
+            });
+            return;
+        }
         if error.is_some() {
             self.details().error = error;
         }
-        global::push_call(CallRow {
+        global::push_call(self.row(outcome, duration_ns));
+    }
+
+    fn row(&mut self, outcome: Outcome, duration_ns: u64) -> CallRow {
+        self.finished = true;
+        CallRow {
             callsite: self.callsite,
             session: self.session.take(),
             details: self.details.take(),
             started: self.started,
             duration_ns,
             outcome,
-        });
+        }
     }
 }
 
@@ -154,6 +197,136 @@ impl Drop for Call {
                 Outcome::Cancelled
             };
             self.record(outcome, None, duration_ns);
+        }
+    }
+}
+
+/// How a request the server wrapper served ended, as the wrapper saw it.
+// The rows of the server wrapper (`rmcp` feature).
+#[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+#[derive(Debug)]
+pub(crate) struct Ending {
+    pub(crate) outcome: Outcome,
+    pub(crate) error: Option<Box<str>>,
+    pub(crate) error_type: Option<ErrorType>,
+}
+
+#[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+impl Ending {
+    pub(crate) const OK: Ending = Ending {
+        outcome: Outcome::Ok,
+        error: None,
+        error_type: None,
+    };
+}
+
+/// The row of one request the server wrapper serves. The request's handler runs inside it
+/// ([`ServingCall::serve`]), where calls inherit its session and origin, and the handler's
+/// attribute, if any, reports to it instead of making a row of its own.
+#[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+#[derive(Debug)]
+pub(crate) struct ServingCall {
+    call: Call,
+    served: Arc<ServedRequest>,
+}
+
+#[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+impl ServingCall {
+    /// Starts the row of a request: `name` is what the request names (a tool, a prompt, a URI),
+    /// when it names one.
+    pub(crate) fn start(
+        callsite: &'static Callsite,
+        served: Arc<ServedRequest>,
+        name: Option<&str>,
+    ) -> Self {
+        let call = Call {
+            callsite,
+            session: served.session.clone(),
+            details: Some(Box::new(Details {
+                name: name.map(|name| bounded(&name, MAX_NAME_LEN).into()),
+                origin: Some(Arc::clone(&served.origin)),
+                ..Details::default()
+            })),
+            started: clock::ticks(),
+            finished: false,
+            joined: None,
+        };
+        Self { call, served }
+    }
+
+    /// `body`, run inside the request.
+    pub(crate) fn serve<F>(&self, body: F) -> Scoped<'_, F> {
+        Scoped::served(self, body)
+    }
+
+    /// Ends the request as `ending` says, with what the handler's attribute reported, and
+    /// returns its row.
+    pub(crate) fn end(mut self, ending: Ending) -> CallRow {
+        let duration_ns = self.call.elapsed_ns();
+        let outcome = self.merge(ending);
+        self.call.row(outcome, duration_ns)
+    }
+
+    /// The wrapper's view, completed by the handler's: the handler's outcome (read off its
+    /// return type) unless the request failed otherwise, its name and error text first.
+    fn merge(&mut self, ending: Ending) -> Outcome {
+        let report = self.served.take_report();
+        let callsite = report
+            .as_ref()
+            .map_or(self.call.callsite, |report| report.callsite);
+        let details = self.call.details();
+        details.error_type = ending.error_type;
+        let mut outcome = ending.outcome;
+        let mut error = ending.error;
+        if let Some(report) = report {
+            if outcome == Outcome::Ok {
+                outcome = report.outcome;
+            }
+            if report.error.is_some() {
+                error = report.error;
+            }
+            if report.name.is_some() {
+                details.name = report.name;
+            }
+            details.handler_duration_ns = Some(report.duration_ns);
+        }
+        if outcome == Outcome::Error && details.error_type.is_none() && callsite.kind == Kind::Tool
+        {
+            details.error_type = Some(ErrorType::Tool);
+        }
+        details.error = error;
+        self.call.callsite = callsite;
+        outcome
+    }
+}
+
+impl Running for ServingCall {
+    fn running(&self) -> RunningCall {
+        self.call.running()
+    }
+}
+
+impl Serving for ServingCall {
+    fn served(&self) -> &Arc<ServedRequest> {
+        &self.served
+    }
+}
+
+impl Drop for ServingCall {
+    fn drop(&mut self) {
+        if !self.call.finished {
+            let duration_ns = self.call.elapsed_ns();
+            let (outcome, error_type) = if std::thread::panicking() {
+                (Outcome::Panic, Some(ErrorType::Panic))
+            } else {
+                (Outcome::Cancelled, None)
+            };
+            let outcome = self.merge(Ending {
+                outcome,
+                error: None,
+                error_type,
+            });
+            global::push_call(self.call.row(outcome, duration_ns));
         }
     }
 }

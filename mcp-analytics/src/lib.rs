@@ -62,7 +62,8 @@ mod instrument;
 mod lifecycle;
 mod queue;
 #[cfg(feature = "rmcp")]
-mod rmcp;
+#[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
+pub mod rmcp;
 mod rows;
 mod stats;
 #[cfg(feature = "testing")]

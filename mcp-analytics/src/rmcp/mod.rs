@@ -1,8 +1,35 @@
-//! rmcp, the official Rust MCP SDK (feature `rmcp`): failed tool results, and the session,
-//! client and names its request types carry.
+//! rmcp, the official Rust MCP SDK (feature `rmcp`): one wrapper that records every request a
+//! server serves, [`instrument!`]; and, for the attributes, failed tool results and what rmcp's
+//! request types say of their request.
+//!
+//! ```
+//! use rmcp::{ServerHandler, model::ServerConfig};
+//!
+//! #[derive(Clone)]
+//! struct Server;
+//!
+//! impl ServerHandler for Server {
+//!     fn get_info(&self) -> ServerConfig {
+//!         ServerConfig::default()
+//!     }
+//! }
+//!
+//! let _analytics = mcp_analytics::init();
+//! let server = mcp_analytics::rmcp::instrument!(Server);
+//! // Serve `server` as you would `Server`: `server.serve(rmcp::transport::stdio())`, or
+//! // `StreamableHttpService::new(move || Ok(server.clone()), ..)`.
+//! # drop(server);
+//! ```
+
+mod connection;
+mod facts;
+mod handler;
+mod listing;
+mod server;
+mod sites;
+mod spanning;
 
 use std::fmt;
-use std::sync::Arc;
 
 use rmcp::handler::server::tool::Extension;
 use rmcp::model::{
@@ -13,11 +40,56 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Peer, RoleServer};
 
 use crate::rows::outcome::CallOutcome;
-use crate::rows::request::{ClientInfo, RequestFacts};
+use crate::rows::request::{ClientInfo, Origin, RequestFacts};
 use crate::rows::session::SessionId;
 
-/// The header streamable HTTP carries the session id in.
-const SESSION_HEADER: &str = "mcp-session-id";
+pub use server::Instrumented;
+#[doc(hidden)]
+pub use sites::ServerSites;
+
+/// Wraps an rmcp server (any `ServerHandler`) so that every request it serves is recorded:
+/// `mcp_analytics::rmcp::instrument!(server)` is an [`Instrumented`] server, served in its
+/// place. A macro, so that the rows carry your crate's name and version, read where you write
+/// it, as the attributes do.
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+/// use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+/// use rmcp::{ServerHandler, model::ServerConfig};
+///
+/// #[derive(Clone)]
+/// struct Server;
+///
+/// impl ServerHandler for Server {
+///     fn get_info(&self) -> ServerConfig {
+///         ServerConfig::default()
+///     }
+/// }
+///
+/// // rmcp makes one server per session: wrap each.
+/// let service = StreamableHttpService::new(
+///     || Ok(mcp_analytics::rmcp::instrument!(Server)),
+///     Arc::new(LocalSessionManager::default()),
+///     StreamableHttpServerConfig::default(),
+/// );
+/// # drop(service);
+/// ```
+#[doc(inline)]
+pub use crate::__rmcp_instrument as instrument;
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __rmcp_instrument {
+    ($server:expr $(,)?) => {{
+        static SITES: $crate::rmcp::ServerSites = $crate::rmcp::ServerSites::new(
+            ::core::env!("CARGO_PKG_NAME"),
+            ::core::env!("CARGO_PKG_VERSION"),
+        );
+        $crate::rmcp::Instrumented::__new($server, &SITES)
+    }};
+}
 
 /// A tool result with `is_error: Some(true)` is a failed call; its text content is the error.
 impl CallOutcome for CallToolResult {
@@ -73,42 +145,32 @@ impl ClientInfo for InitializeRequestParams {
     }
 }
 
-fn session_of(parts: &http::request::Parts) -> Option<SessionId> {
-    let id = parts.headers.get(SESSION_HEADER)?.to_str().ok()?;
-    (!id.is_empty()).then(|| SessionId::from(id))
-}
-
-fn client_of(peer: &Peer<RoleServer>) -> Option<Arc<dyn ClientInfo>> {
-    peer.peer_info().map(|info| info as Arc<dyn ClientInfo>)
-}
-
+/// The context says all: see `facts` for the rules.
 impl RequestFacts for RequestContext<RoleServer> {
-    /// Over streamable HTTP, rmcp puts the request's `http::request::Parts` in the context's
-    /// extensions; over stdio there are none, and the process session applies.
     fn session(&self) -> Option<SessionId> {
-        session_of(self.extensions.get::<http::request::Parts>()?)
+        facts::session(facts::http_parts(self))
     }
 
-    fn client(&self) -> Option<Arc<dyn ClientInfo>> {
-        client_of(&self.peer)
+    fn origin(&self) -> Option<Origin> {
+        Some(facts::origin(self))
     }
 }
 
 impl RequestFacts for Peer<RoleServer> {
-    fn client(&self) -> Option<Arc<dyn ClientInfo>> {
-        client_of(self)
+    fn origin(&self) -> Option<Origin> {
+        facts::peer_origin(self)
     }
 }
 
 impl RequestFacts for http::request::Parts {
     fn session(&self) -> Option<SessionId> {
-        session_of(self)
+        Some(facts::http_session(self))
     }
 }
 
 impl RequestFacts for Extension<http::request::Parts> {
     fn session(&self) -> Option<SessionId> {
-        session_of(&self.0)
+        self.0.session()
     }
 }
 
@@ -150,7 +212,7 @@ mod tests {
     #[test]
     fn the_session_is_the_mcp_session_id_header() {
         let (mut parts, ()) = http::Request::new(()).into_parts();
-        assert!(parts.session().is_none());
+        assert!(parts.session().unwrap().is_none_session());
         parts
             .headers
             .insert("Mcp-Session-Id", http::HeaderValue::from_static("abc-123"));

@@ -1,19 +1,30 @@
-//! The row of one handler call: what the attribute macros know at compile time (the
-//! [`Callsite`]) and what a call adds when it ends (a [`CallRow`]).
+//! The row of one call: what is known at compile time (the [`Callsite`]: an attribute's
+//! handler, or one method of the server wrapper) and what a call adds when it ends (a
+//! [`CallRow`]). Handler calls, the server's other requests, notifications, session starts and
+//! ends, and finished tasks all travel as call rows: they differ in their [`Kind`].
 
 use std::fmt;
 use std::sync::Arc;
 
-use super::request::ClientInfo;
+use super::request::{ClientInfo, Origin};
 use super::session::SessionId;
 
-/// Which kind of MCP handler was called.
+/// What a row is about. The first three are handler calls, the rows the template counts as
+/// requests; the others come from the server wrapper.
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Tool,
     Resource,
     Prompt,
+    /// Any other request: `initialize`, `tools/list`, `ping`, ...
+    Request,
+    /// A notification from the client: `notifications/initialized`, `notifications/cancelled`.
+    Notification,
+    /// A session's start (`name` "start") or end ("end", with the session's duration).
+    Session,
+    /// A task (SEP-2663) that reached its final status.
+    Task,
 }
 
 impl Kind {
@@ -22,17 +33,36 @@ impl Kind {
             Kind::Tool => "tool",
             Kind::Resource => "resource",
             Kind::Prompt => "prompt",
+            Kind::Request => "request",
+            Kind::Notification => "notification",
+            Kind::Session => "session",
+            Kind::Task => "task",
+        }
+    }
+
+    /// The MCP method of a handler call of this kind.
+    pub(crate) const fn handler_method(self) -> Option<&'static str> {
+        match self {
+            Kind::Tool => Some("tools/call"),
+            Kind::Resource => Some("resources/read"),
+            Kind::Prompt => Some("prompts/get"),
+            _ => None,
         }
     }
 }
 
-/// How a call ended.
+/// How a call ended. The server wrapper's rows (`rmcp` feature) have the last two.
+#[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
     Ok,
     Error,
     Panic,
     Cancelled,
+    /// The server asked the client for input; the call resumes in a later request (2026-07-28).
+    InputRequired,
+    /// The server made a task of the call, which the client polls (SEP-2663).
+    Task,
 }
 
 impl Outcome {
@@ -42,6 +72,35 @@ impl Outcome {
             Outcome::Error => "error",
             Outcome::Panic => "panic",
             Outcome::Cancelled => "cancelled",
+            Outcome::InputRequired => "input_required",
+            Outcome::Task => "task",
+        }
+    }
+
+    /// Whether the server failed: the template counts these rows as errors.
+    pub(crate) const fn is_failure(self) -> bool {
+        matches!(self, Outcome::Error | Outcome::Panic)
+    }
+}
+
+/// What kind of error ended a call, as OpenTelemetry's `error.type` (server wrapper rows).
+#[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorType {
+    /// A tool result with `isError`.
+    Tool,
+    /// A JSON-RPC error answered to the request, by its code.
+    JsonRpc(i32),
+    /// The handler panicked.
+    Panic,
+}
+
+impl fmt::Display for ErrorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorType::Tool => f.write_str("tool_error"),
+            ErrorType::JsonRpc(code) => write!(f, "{code}"),
+            ErrorType::Panic => f.write_str("panic"),
         }
     }
 }
@@ -49,7 +108,7 @@ impl Outcome {
 /// What is known of an instrumented function at compile time. The macros emit one `static` of
 /// it per function, so a row carries a single pointer instead of four strings.
 #[doc(hidden)]
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Callsite {
     pub(crate) kind: Kind,
     pub(crate) name: &'static str,
@@ -92,14 +151,49 @@ pub(crate) struct CallRow {
     pub(crate) outcome: Outcome,
 }
 
-/// What only some calls have: a name computed at call time, an error text, a known client.
+/// What only some calls have: a name computed at call time, an error text, what is known of
+/// the request, and what only the server wrapper's rows carry.
 #[derive(Debug, Default)]
 pub(crate) struct Details {
     /// `name = <expr>` or the request's name, replacing `callsite.name`. Shared, so that the
     /// log lines of the call can name it without a copy.
     pub(crate) name: Option<Arc<str>>,
     pub(crate) error: Option<Box<str>>,
-    pub(crate) client: Option<Arc<dyn ClientInfo>>,
+    pub(crate) error_type: Option<ErrorType>,
+    pub(crate) origin: Option<Arc<Origin>>,
+    /// The handler's own duration, when an attribute's call joined the wrapper's row (whose
+    /// duration covers the whole request).
+    pub(crate) handler_duration_ns: Option<u64>,
+    /// What a listing returned (names of tools, prompts, resources), when it changed.
+    pub(crate) listed: Option<Box<[Box<str>]>>,
+    /// Links between the rows of one call that spans requests (input required, tasks).
+    pub(crate) link: Option<Box<Link>>,
+}
+
+/// Ties together the requests of one call: an answer that asks for input and the request that
+/// resumes it, a task and its final status.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Link {
+    /// A short digest of the `requestState` an `input_required` answer gave the client.
+    pub(crate) continuation: Option<Box<str>>,
+    /// The digest of the `requestState` this request brought back: the call it resumes.
+    pub(crate) resumes: Option<Box<str>>,
+    /// The task a call became, or whose end this row records.
+    pub(crate) task_id: Option<Box<str>>,
+    /// From the start of the first request of the call to this row's end, when it spans
+    /// requests.
+    pub(crate) total_duration_ns: Option<u64>,
+}
+
+/// What an attribute's call reports to the server wrapper's row it joined.
+#[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+#[derive(Debug)]
+pub(crate) struct HandlerReport {
+    pub(crate) callsite: &'static Callsite,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) outcome: Outcome,
+    pub(crate) error: Option<Box<str>>,
+    pub(crate) duration_ns: u64,
 }
 
 impl CallRow {
@@ -117,13 +211,11 @@ impl CallRow {
             .unwrap_or("")
     }
 
-    pub(crate) fn client(&self) -> Option<&dyn ClientInfo> {
-        self.details.as_ref()?.client.as_deref()
+    pub(crate) fn origin(&self) -> Option<&Origin> {
+        self.details.as_ref()?.origin.as_deref()
     }
-}
 
-impl fmt::Debug for dyn ClientInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.name(), self.version())
+    pub(crate) fn client(&self) -> Option<&dyn ClientInfo> {
+        self.origin()?.client.as_deref()
     }
 }

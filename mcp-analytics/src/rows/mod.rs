@@ -1,6 +1,6 @@
 //! What the pipeline carries: one [`Row`] per thing worth a line in the datasource, each kind
-//! with its own type. A handler call ([`call`]) and a log line ([`log`]) today; server-level
-//! events join them as variants of their own.
+//! with its own type: a call ([`call`]: a handler call, or one of the server wrapper's requests,
+//! notifications, sessions and tasks) and a log line ([`log`]).
 //!
 //! Rows are made on the caller's thread and hold only what is cheap to take there: pointers to
 //! statics, reference-counted ids, raw clock ticks. Turning them into text is the worker's job
@@ -13,6 +13,7 @@ pub(crate) mod log;
 pub(crate) mod outcome;
 pub(crate) mod request;
 pub(crate) mod scope;
+pub(crate) mod served;
 pub(crate) mod session;
 pub(crate) mod text;
 
@@ -22,7 +23,7 @@ pub(crate) use log::LogRow;
 /// One row on its way to the datasource: the element type of the queue.
 #[derive(Debug)]
 pub(crate) enum Row {
-    /// A handler call: the template counts these as requests.
+    /// A call: the template counts handler calls as requests (see `call::Kind`).
     Call(CallRow),
     /// A log line of the `tracing` layer; boxed, being rarer and larger than a call.
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]

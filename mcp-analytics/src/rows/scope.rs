@@ -1,7 +1,7 @@
 //! What the code running on a thread is inside of: one stack of scopes per thread, innermost
 //! last. A scope carries what the calls made inside it inherit: the session (set with
 //! [`with_session`] or [`in_session`]), the instrumented call that is running (for the log
-//! lines written inside it), and room for more per-call context.
+//! lines written inside it), and the request the server wrapper is serving ([`ServedRequest`]).
 //!
 //! A sync scope is pushed and popped around a closure; an async one is pushed for each poll of
 //! its future ([`Scoped`]), since between polls the thread runs other tasks. Either is popped
@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
 use super::call::Callsite;
+use super::served::ServedRequest;
 use super::session::SessionId;
 
 /// One scope: what the code inside it inherits.
@@ -23,6 +24,7 @@ use super::session::SessionId;
 struct Frame {
     session: Option<SessionId>,
     call: Option<RunningCall>,
+    served: Option<Arc<ServedRequest>>,
 }
 
 /// What a log line needs of the instrumented call it was written in.
@@ -68,9 +70,39 @@ fn innermost<T>(pick: impl Fn(&Frame) -> Option<T>) -> Option<T> {
         .flatten()
 }
 
-/// The session of the innermost scope that sets one, if any.
+/// The session of the innermost scope that sets one, if any: a session scope, or a request
+/// the server wrapper serves.
+// Only the `tracing` layer asks.
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 pub(crate) fn current_session() -> Option<SessionId> {
-    innermost(|frame| frame.session.clone())
+    innermost(Frame::session_set)
+}
+
+/// What a call starting now inherits: the innermost session, and the innermost request the
+/// server wrapper is serving, read in one pass.
+#[inline]
+pub(crate) fn inherited() -> (Option<SessionId>, Option<Arc<ServedRequest>>) {
+    STACK
+        .try_with(|stack| {
+            let Ok(stack) = stack.try_borrow() else {
+                return (None, None);
+            };
+            let mut session = None;
+            let mut served = None;
+            for frame in stack.iter().rev() {
+                if session.is_none() {
+                    session = frame.session_set();
+                }
+                if served.is_none() {
+                    served = frame.served.clone();
+                }
+                if session.is_some() && served.is_some() {
+                    break;
+                }
+            }
+            (session, served)
+        })
+        .unwrap_or_default()
 }
 
 /// The innermost instrumented call running on this thread, if calls are tracked.
@@ -95,19 +127,39 @@ pub(crate) trait Running {
     fn running(&self) -> RunningCall;
 }
 
+/// A request the server wrapper serves: a running call that lends the calls inside it what it
+/// knows of the request.
+pub(crate) trait Serving: Running + Sync {
+    fn served(&self) -> &Arc<ServedRequest>;
+}
+
 impl Frame {
     fn session(session: SessionId) -> Self {
         Self {
             session: Some(session),
-            call: None,
+            ..Self::default()
         }
     }
 
     fn running(call: &dyn Running) -> Self {
         Self {
-            session: None,
             call: Some(call.running()),
+            ..Self::default()
         }
+    }
+
+    fn serving(request: &dyn Serving) -> Self {
+        Self {
+            call: tracking_calls().then(|| request.running()),
+            served: Some(Arc::clone(request.served())),
+            ..Self::default()
+        }
+    }
+
+    fn session_set(&self) -> Option<SessionId> {
+        self.session
+            .clone()
+            .or_else(|| self.served.as_ref()?.session.clone())
     }
 }
 
@@ -168,6 +220,9 @@ enum Scope<'a> {
     /// An instrumented call, entered while calls are tracked. Borrowed, not copied: a call's
     /// future stays as small as it can, since it is moved on every call.
     Call(&'a (dyn Running + Sync)),
+    /// A request the server wrapper serves, always entered.
+    #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+    Served(&'a dyn Serving),
 }
 
 pin_project_lite::pin_project! {
@@ -196,6 +251,15 @@ impl<'a, F> Scoped<'a, F> {
             future: body,
         }
     }
+
+    /// `body`, polled inside the request the server wrapper serves.
+    #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+    pub(crate) fn served(request: &'a dyn Serving, body: F) -> Self {
+        Self {
+            scope: Scope::Served(request),
+            future: body,
+        }
+    }
 }
 
 impl<F: Future> Future for Scoped<'_, F> {
@@ -210,6 +274,7 @@ impl<F: Future> Future for Scoped<'_, F> {
                 .and_then(|session| Entered::push(Frame::session(session), Some(slot))),
             Scope::Call(call) if tracking_calls() => Entered::push(Frame::running(*call), None),
             Scope::Call(_) => None,
+            Scope::Served(request) => Entered::push(Frame::serving(*request), None),
         };
         this.future.poll(cx)
     }
@@ -219,7 +284,7 @@ impl<F> fmt::Debug for Scoped<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let session = match &self.scope {
             Scope::Session(session) => session.as_ref(),
-            Scope::Call(_) => None,
+            Scope::Call(_) | Scope::Served(_) => None,
         };
         f.debug_struct("Scoped")
             .field("session", &session)

@@ -26,6 +26,20 @@ impl SessionId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+    /// No session: what a request that belongs to none has (streamable HTTP without a session
+    /// header). Written as an empty `session`, never replaced by the process's.
+    pub(crate) fn none() -> Self {
+        static NONE: LazyLock<SessionId> = LazyLock::new(|| SessionId(Arc::from("")));
+        NONE.clone()
+    }
+
+    /// Whether this is [`SessionId::none`].
+    #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+    pub(crate) fn is_none_session(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 impl From<&str> for SessionId {

@@ -7,9 +7,10 @@
 //!
 //! `record` is a JSON object serialized into a string. A call's holds the keys the template's
 //! pipes read (`appName`, `funcName`, `tool`, `prompt`, `resource`, `version`, `message`) plus
-//! ours (`kind`, `outcome`, `duration_ms`, `error`, `client_name`, `client_version`); a log
-//! line's holds `kind = "log"`, its message, target and fields, and the handler it was written
-//! in under keys the template does not count (`handler_kind`, `handler`).
+//! ours (`kind`, `method`, `outcome`, `duration_ms`, `error`, `error_type`, the client, the
+//! protocol, the transport, ...: the README's table); a log line's holds `kind = "log"`, its
+//! message, target and fields, and the handler it was written in under keys the template does
+//! not count (`handler_kind`, `handler`).
 
 mod timestamp;
 
@@ -18,9 +19,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 
-use crate::rows::call::{Kind, Outcome};
+use crate::rows::call::ErrorType;
+use crate::rows::call::{Kind, Link, Outcome};
 use crate::rows::log::{FieldValue, Fields};
-use crate::rows::request::ClientInfo;
+use crate::rows::request::{ClientInfo, RequestId};
 use crate::rows::session::{SessionId, process_session_id};
 use crate::rows::{CallRow, LogRow, Row};
 use timestamp::TimestampWriter;
@@ -62,19 +64,31 @@ impl Encoder {
 
     fn call(&mut self, call: &CallRow, clock: &WallClock, out: &mut Vec<u8>) {
         let site = call.callsite;
+        let kind = site.kind;
         let name = call.name();
         let error = call.error();
-        let of_kind = |kind: Kind| if site.kind == kind { name } else { "" };
+        let of_kind = |of: Kind| if kind == of { name } else { "" };
+        let details = call.details.as_deref();
+        let origin = call.origin();
+        // A session row has no outcome: its name says what happened ("start", "end").
+        let outcome = if kind == Kind::Session {
+            ""
+        } else {
+            call.outcome.as_str()
+        };
 
         let mut message = std::mem::take(&mut self.message);
         message.clear();
-        for part in [site.kind.as_str(), " ", name, ": ", call.outcome.as_str()] {
+        for part in [kind.as_str(), " ", name] {
             message.push_str(part);
         }
-        if !error.is_empty() {
-            message.push_str(": ");
-            message.push_str(error);
+        for part in [outcome, error] {
+            if !part.is_empty() {
+                message.push_str(": ");
+                message.push_str(part);
+            }
         }
+        let link = details.and_then(|details| details.link.as_deref());
         let record = CallRecord {
             app_name: site.crate_name,
             func_name: site.fn_name,
@@ -83,12 +97,35 @@ impl Encoder {
             resource: of_kind(Kind::Resource),
             version: site.crate_version,
             message: &message,
-            kind: site.kind.as_str(),
-            outcome: call.outcome.as_str(),
-            duration_ms: duration_ms(Duration::from_nanos(call.duration_ns)),
+            kind: kind.as_str(),
+            method: match kind {
+                Kind::Request | Kind::Notification => name,
+                _ => kind.handler_method().unwrap_or(""),
+            },
+            name: if kind == Kind::Task { name } else { "" },
+            event: if kind == Kind::Session { name } else { "" },
+            outcome,
+            // A session's start has no duration; its end has the session's.
+            duration_ms: (kind != Kind::Session || call.duration_ns > 0)
+                .then(|| duration_ms(call.duration_ns)),
+            handler_duration_ms: details
+                .and_then(|details| details.handler_duration_ns)
+                .map(duration_ms),
             error,
+            error_type: details.and_then(|details| details.error_type).map(AsText),
             client_name: call.client().map_or("", ClientInfo::name),
             client_version: call.client().map_or("", ClientInfo::version),
+            protocol_version: origin
+                .and_then(|origin| origin.protocol_version.as_deref())
+                .unwrap_or(""),
+            transport: origin
+                .and_then(|origin| origin.transport)
+                .map_or("", |transport| transport.as_str()),
+            request_id: origin
+                .and_then(|origin| origin.request_id.as_ref())
+                .map(AsText),
+            link: link.map(LinkRecord),
+            listed: details.and_then(|details| details.listed.as_deref()),
         };
         let columns = Columns {
             started: call.started,
@@ -162,14 +199,68 @@ struct CallRecord<'a> {
     version: &'a str,
     message: &'a str,
     kind: &'static str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    method: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    event: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
     outcome: &'static str,
-    duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    handler_duration_ms: Option<f64>,
     #[serde(skip_serializing_if = "str::is_empty")]
     error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_type: Option<AsText<ErrorType>>,
     #[serde(skip_serializing_if = "str::is_empty")]
     client_name: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     client_version: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    protocol_version: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    transport: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<AsText<&'a RequestId>>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    link: Option<LinkRecord<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    listed: Option<&'a [Box<str>]>,
+}
+
+/// The keys that tie the rows of one call together, when it spans requests.
+struct LinkRecord<'a>(&'a Link);
+
+impl Serialize for LinkRecord<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let link = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in [
+            ("continuation", &link.continuation),
+            ("resumes", &link.resumes),
+            ("task_id", &link.task_id),
+        ] {
+            if let Some(value) = value {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        if let Some(total) = link.total_duration_ns {
+            map.serialize_entry("total_duration_ms", &duration_ms(total))?;
+        }
+        map.end()
+    }
+}
+
+/// Serializes a value as the string its `Display` writes.
+struct AsText<T>(T);
+
+impl<T: std::fmt::Display> Serialize for AsText<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
 }
 
 /// A log line's `record`. As for calls, keys without a value are left out.
@@ -237,19 +328,21 @@ impl std::io::Write for StringContents<'_> {
 }
 
 /// The template counts a row as an error when its level is `error`: a failed or panicked call is
-/// one; a cancelled call (the client went away) is not the server's failure.
+/// one; a cancelled call (the client went away) is not the server's failure, nor is a call
+/// waiting for input or running as a task.
 fn level(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Ok | Outcome::Cancelled => "info",
-        Outcome::Error | Outcome::Panic => "error",
+    if outcome.is_failure() {
+        "error"
+    } else {
+        "info"
     }
 }
 
 /// Milliseconds with microsecond precision. Integer microseconds divided by a power of ten print
 /// as the short decimal they are (`1.234`), not as a long binary expansion.
-fn duration_ms(duration: Duration) -> f64 {
-    let micros = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
-    micros as f64 / 1000.0
+fn duration_ms(nanos: u64) -> f64 {
+    let micros = Duration::from_nanos(nanos).as_micros();
+    u64::try_from(micros).unwrap_or(u64::MAX) as f64 / 1000.0
 }
 
 #[cfg(test)]

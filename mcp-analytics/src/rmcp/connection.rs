@@ -1,0 +1,267 @@
+//! One connection of the wrapped server: what rmcp builds a server for. Over stdio that is the
+//! process; over stateful streamable HTTP one `mcp-session-id` session; over stateless HTTP (and
+//! every 2026-07-28 HTTP request) a single request. It remembers the client's handshake, records
+//! the session's start and end, and gives every request its origin.
+
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use rmcp::model::{Extensions, MetaObject};
+use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::{Peer, RoleServer};
+
+use super::facts;
+use super::sites::{Method, ServerSites};
+use crate::clock;
+use crate::global;
+use crate::instrument::ServingCall;
+use crate::rows::call::{CallRow, Details, Outcome};
+use crate::rows::request::{Client, ClientInfo, Origin, Transport};
+use crate::rows::served::ServedRequest;
+use crate::rows::session::SessionId;
+
+/// Picks the session of a request from its extensions (where rmcp puts the HTTP request's parts,
+/// and auth middleware its claims): see `Instrumented::session_by`.
+pub(super) type SessionBy = dyn Fn(&Extensions) -> Option<String> + Send + Sync;
+
+pub(super) struct Connection {
+    sites: &'static ServerSites,
+    session_by: Option<Arc<SessionBy>>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The client that introduced itself in this connection's `initialize`.
+    handshake: Option<Arc<Client>>,
+    /// The protocol revision this connection's `initialize` negotiated.
+    negotiated: Option<Cow<'static, str>>,
+    /// The last client a request's `_meta` named, shared by the next requests of that client.
+    meta_client: Option<Arc<Client>>,
+    /// Once the connection is known to be a session: its id and start.
+    session: Option<Started>,
+    /// The `initialize` of a stateful HTTP session, whose id the server gives the client only
+    /// in the answer: held until the next request brings the id.
+    pending: Option<CallRow>,
+}
+
+struct Started {
+    /// `None`: the process session (a pipe).
+    id: Option<SessionId>,
+    started: u64,
+    origin: Arc<Origin>,
+}
+
+/// What a request or notification offers, read before rmcp's context moves on to the server.
+pub(super) struct Incoming<'a> {
+    pub(super) extensions: &'a Extensions,
+    pub(super) meta: &'a MetaObject,
+    pub(super) peer: &'a Peer<RoleServer>,
+    pub(super) id: Option<&'a rmcp::model::RequestId>,
+}
+
+impl<'a> From<&'a RequestContext<RoleServer>> for Incoming<'a> {
+    fn from(context: &'a RequestContext<RoleServer>) -> Self {
+        Self {
+            extensions: &context.extensions,
+            meta: &context.meta.0,
+            peer: &context.peer,
+            id: Some(&context.id),
+        }
+    }
+}
+
+impl<'a> Incoming<'a> {
+    pub(super) fn notification(context: &'a NotificationContext<RoleServer>) -> Self {
+        Self {
+            extensions: &context.extensions,
+            meta: &context.meta.0,
+            peer: &context.peer,
+            id: None,
+        }
+    }
+}
+
+impl Connection {
+    pub(super) fn new(sites: &'static ServerSites, session_by: Option<Arc<SessionBy>>) -> Self {
+        Self {
+            sites,
+            session_by,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    pub(super) fn sites(&self) -> &'static ServerSites {
+        self.sites
+    }
+
+    pub(super) fn session_by(&self) -> Option<&Arc<SessionBy>> {
+        self.session_by.as_ref()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts the row of a request (or notification) of `method`, naming `name` if it names a
+    /// tool, prompt or resource.
+    pub(super) fn begin(
+        &self,
+        method: Method,
+        incoming: Incoming<'_>,
+        name: Option<&str>,
+    ) -> ServingCall {
+        let parts = incoming.extensions.get::<http::request::Parts>();
+        let session = match self
+            .session_by
+            .as_deref()
+            .and_then(|by| by(incoming.extensions))
+        {
+            Some(id) if !id.is_empty() => Some(SessionId::from(id)),
+            _ => facts::session(parts),
+        };
+        let mut state = self.state();
+        let meta_client = facts::meta_client(incoming.meta, state.meta_client.as_ref());
+        if let Some(client) = &meta_client {
+            state.meta_client = Some(Arc::clone(client));
+        }
+        let client: Option<Arc<dyn ClientInfo>> = match meta_client {
+            Some(client) => Some(client),
+            None if facts::handshake_applies(parts) => match &state.handshake {
+                Some(client) => Some(Arc::clone(client) as Arc<dyn ClientInfo>),
+                // A session restored from a session store, by another server instance: rmcp
+                // restored the handshake, this connection did not see it.
+                None => incoming
+                    .peer
+                    .peer_info()
+                    .map(|info| info as Arc<dyn ClientInfo>),
+            },
+            None => None,
+        };
+        let protocol_version = facts::meta_protocol(incoming.meta)
+            .or_else(|| state.negotiated.clone())
+            .or_else(|| {
+                let info = incoming.peer.peer_info()?;
+                Some(facts::protocol_text(info.protocol_version.as_str()))
+            });
+        let transport = facts::transport(parts);
+        let origin = Arc::new(Origin {
+            client,
+            protocol_version,
+            transport: Some(transport),
+            request_id: incoming.id.map(facts::request_id),
+        });
+        let in_session = transport == Transport::Pipe
+            || session.as_ref().is_some_and(|id| !id.is_none_session());
+        // An `initialize` starts its session once it is answered, knowing the client.
+        if in_session && method != Method::Initialize {
+            self.session_known(&mut state, session.clone(), &origin);
+        }
+        drop(state);
+        let kind = self.sites.site(method).kind;
+        let served = Arc::new(ServedRequest::new(session, origin, Some(kind)));
+        ServingCall::start(self.sites.site(method), served, name)
+    }
+
+    /// The connection turned out to be a session: its start is recorded once, with a held
+    /// `initialize` now that its session is known.
+    fn session_known(&self, state: &mut State, id: Option<SessionId>, origin: &Arc<Origin>) {
+        if state.session.is_some() {
+            return;
+        }
+        let pending = state.pending.take();
+        let started = pending
+            .as_ref()
+            .map_or_else(clock::ticks, |row| row.started);
+        // The session's rows name its client and protocol, not the request that started it.
+        let origin = Arc::new(Origin {
+            request_id: None,
+            ..Origin::clone(origin)
+        });
+        let start = Started {
+            id,
+            started,
+            origin,
+        };
+        global::push_call(session_row(self.sites, Method::SessionStart, &start, 0));
+        if let Some(mut initialize) = pending {
+            initialize.session = start.id.clone();
+            global::push_call(initialize);
+        }
+        state.session = Some(start);
+    }
+
+    /// Records the row of a request that ended.
+    pub(super) fn record(&self, row: CallRow) {
+        global::push_call(row);
+    }
+
+    /// Records the row of an `initialize` that ended, and remembers who the client is. Over
+    /// HTTP without a session id yet, the row waits for the session's next request.
+    pub(super) fn record_initialize(
+        &self,
+        row: CallRow,
+        client: Arc<Client>,
+        negotiated: Option<Cow<'static, str>>,
+    ) {
+        let mut state = self.state();
+        state.handshake = Some(client);
+        state.negotiated = negotiated;
+        let origin = row
+            .details
+            .as_ref()
+            .and_then(|details| details.origin.clone());
+        let without_session = row.session.as_ref().is_some_and(SessionId::is_none_session);
+        match origin {
+            Some(origin) if !without_session => {
+                self.session_known(&mut state, row.session.clone(), &origin);
+                global::push_call(row);
+            }
+            // Over HTTP, no session id yet: stateful HTTP gives it in the answer, and the
+            // client's next request brings it; a stateless request never has one.
+            _ if state.session.is_none() => state.pending = Some(row),
+            _ => global::push_call(row),
+        }
+    }
+}
+
+impl Drop for Connection {
+    /// The connection ended: rmcp dropped the server it built for it. A session's end is
+    /// recorded with its duration; an `initialize` still held was a stateless request's.
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let Some(initialize) = state.pending.take() {
+            global::push_call(initialize);
+        }
+        if let Some(session) = &state.session {
+            let clock = clock::clock();
+            let duration_ns = clock.delta_as_nanos(session.started, clock.raw());
+            global::push_call(session_row(
+                self.sites,
+                Method::SessionEnd,
+                session,
+                duration_ns,
+            ));
+        }
+    }
+}
+
+/// The row of a session's start or end.
+fn session_row(
+    sites: &'static ServerSites,
+    method: Method,
+    session: &Started,
+    duration_ns: u64,
+) -> CallRow {
+    CallRow {
+        callsite: sites.site(method),
+        session: session.id.clone(),
+        details: Some(Box::new(Details {
+            origin: Some(Arc::clone(&session.origin)),
+            ..Details::default()
+        })),
+        started: session.started,
+        duration_ns,
+        outcome: Outcome::Ok,
+    }
+}

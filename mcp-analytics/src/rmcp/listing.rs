@@ -1,0 +1,86 @@
+//! What a server advertises: the names a `tools/list` (or `prompts/list`, `resources/list`,
+//! `resources/templates/list`) returned, recorded with the listing's row when they differ from
+//! what the same listing of the same server returned last in this process. So the data project
+//! knows every tool, prompt and resource a server offers, called or not, at the cost of one
+//! digest per listing.
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Mutex, PoisonError};
+
+use super::sites::{Method, ServerSites};
+use crate::rows::text::{MAX_NAME_LEN, bounded};
+
+/// Most names kept of one listing: a server advertising more is cut, visibly (`…` as the last).
+pub(super) const MAX_LISTED: usize = 1000;
+
+/// The digest of each listing's last names, by server, listing and page.
+static LAST: Mutex<Option<HashMap<(usize, Method, Option<String>), u64>>> = Mutex::new(None);
+
+/// The names to record with a listing's row: `Some` when they changed since the last time.
+pub(super) fn changed<'a>(
+    sites: &'static ServerSites,
+    method: Method,
+    page: Option<&str>,
+    names: impl Iterator<Item = &'a str> + Clone,
+) -> Option<Box<[Box<str>]>> {
+    let mut hasher = DefaultHasher::new();
+    for name in names.clone() {
+        name.hash(&mut hasher);
+    }
+    let digest = hasher.finish();
+    let key = (
+        std::ptr::from_ref(sites) as usize,
+        method,
+        page.map(str::to_owned),
+    );
+    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+    if last.get_or_insert_with(HashMap::new).insert(key, digest) == Some(digest) {
+        return None;
+    }
+    drop(last);
+    let mut listed: Vec<Box<str>> = names
+        .take(MAX_LISTED + 1)
+        .map(|name| bounded(&name, MAX_NAME_LEN))
+        .collect();
+    if listed.len() > MAX_LISTED {
+        listed.truncate(MAX_LISTED);
+        listed.push("…".into());
+    }
+    Some(listed.into_boxed_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static SITES: ServerSites = ServerSites::new("listing-test", "0.0.0");
+
+    #[test]
+    fn a_listing_is_recorded_when_it_changes() {
+        let names = ["add", "divide"];
+        let first = changed(&SITES, Method::ListTools, None, names.iter().copied());
+        assert_eq!(first.as_deref().map(<[_]>::len), Some(2));
+        assert!(changed(&SITES, Method::ListTools, None, names.iter().copied()).is_none());
+        let other = ["add"];
+        assert!(changed(&SITES, Method::ListTools, None, other.iter().copied()).is_some());
+        assert!(
+            changed(&SITES, Method::ListPrompts, None, other.iter().copied()).is_some(),
+            "each listing on its own"
+        );
+    }
+
+    #[test]
+    fn a_huge_listing_is_cut_visibly() {
+        let names: Vec<String> = (0..MAX_LISTED + 5).map(|i| format!("tool-{i}")).collect();
+        let listed = changed(
+            &SITES,
+            Method::ListResources,
+            None,
+            names.iter().map(String::as_str),
+        )
+        .unwrap();
+        assert_eq!(listed.len(), MAX_LISTED + 1);
+        assert_eq!(&*listed[MAX_LISTED], "…");
+    }
+}

@@ -1,0 +1,295 @@
+//! [`Instrumented`]: any rmcp `ServerHandler`, with every request it serves recorded.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use rmcp::ErrorData;
+use rmcp::model::{
+    CallToolResponse, Extensions, GetPromptResponse, InputRequiredResult, ReadResourceResponse,
+};
+
+use super::connection::{Connection, Incoming, SessionBy};
+use super::sites::{Method, ServerSites};
+use super::spanning;
+use crate::clock;
+use crate::instrument::{Ending, ServingCall};
+use crate::rows::call::{CallRow, ErrorType, Link, Outcome};
+use crate::rows::outcome::{CallOutcome, ErrorText};
+use crate::rows::text::{MAX_ERROR_LEN, bounded};
+
+/// An rmcp server with every request it serves recorded: made by
+/// [`instrument!`](crate::rmcp::instrument).
+///
+/// It is a `ServerHandler` itself, and answers every request exactly as the server it wraps:
+/// serve it wherever the server was served (stdio, streamable HTTP). Each request becomes one row
+/// (see the README's table): handler calls (`tools/call`, `prompts/get`, `resources/read`) as
+/// calls of their tool, prompt or resource, the other requests and the client's notifications as
+/// rows of their own, and, where the transport has sessions, each session's start and end.
+///
+/// rmcp makes one server per connection (stdio: the process; stateful HTTP: each session;
+/// stateless HTTP: each request), and so does a clone of an `Instrumented`: a clone shares the
+/// server's settings, not its connection.
+///
+/// ```
+/// use rmcp::{ServerHandler, model::ServerConfig};
+///
+/// #[derive(Clone)]
+/// struct Server;
+///
+/// impl ServerHandler for Server {
+///     fn get_info(&self) -> ServerConfig {
+///         ServerConfig::default()
+///     }
+/// }
+///
+/// let server: mcp_analytics::rmcp::Instrumented<Server> = mcp_analytics::rmcp::instrument!(Server);
+/// assert!(server.inner().get_info().capabilities.tools.is_none());
+/// ```
+pub struct Instrumented<S> {
+    inner: S,
+    connection: Connection,
+}
+
+impl<S> Instrumented<S> {
+    /// Called by [`instrument!`](crate::rmcp::instrument) only.
+    #[doc(hidden)]
+    pub fn __new(inner: S, sites: &'static ServerSites) -> Self {
+        Self {
+            inner,
+            connection: Connection::new(sites, None),
+        }
+    }
+
+    /// Groups requests into sessions by what `session` reads off a request's extensions, where
+    /// rmcp puts the HTTP request's `http::request::Parts` (and, in them, what your auth
+    /// middleware inserted): an authenticated subject, a header of your own. Consulted first, for
+    /// every request; `None` or an empty id falls back to the transport's rule (the
+    /// `mcp-session-id` header, the process on stdio, else no session).
+    ///
+    /// Stateless streamable HTTP servers, and every request of a 2026-07-28 client over HTTP,
+    /// have no session otherwise.
+    ///
+    /// ```
+    /// use rmcp::{ServerHandler, model::ServerConfig};
+    ///
+    /// # #[derive(Clone)]
+    /// # struct Server;
+    /// # impl ServerHandler for Server {
+    /// #     fn get_info(&self) -> ServerConfig { ServerConfig::default() }
+    /// # }
+    /// let server = mcp_analytics::rmcp::instrument!(Server).session_by(|extensions| {
+    ///     let parts = extensions.get::<http::request::Parts>()?;
+    ///     let user = parts.headers.get("x-user-id")?.to_str().ok()?;
+    ///     Some(format!("user-{user}"))
+    /// });
+    /// # drop(server);
+    /// ```
+    pub fn session_by(
+        mut self,
+        session: impl Fn(&Extensions) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        let session: Arc<SessionBy> = Arc::new(session);
+        self.connection = Connection::new(self.connection.sites(), Some(session));
+        self
+    }
+
+    /// The wrapped server.
+    ///
+    /// ```
+    /// # use rmcp::{ServerHandler, model::ServerConfig};
+    /// # #[derive(Clone, Debug, PartialEq)]
+    /// # struct Server;
+    /// # impl ServerHandler for Server {
+    /// #     fn get_info(&self) -> ServerConfig { ServerConfig::default() }
+    /// # }
+    /// assert_eq!(mcp_analytics::rmcp::instrument!(Server).inner(), &Server);
+    /// ```
+    pub fn inner(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped server, unwrapped. The connection ends here: a session started is recorded
+    /// as ended.
+    ///
+    /// ```
+    /// # use rmcp::{ServerHandler, model::ServerConfig};
+    /// # #[derive(Clone, Debug, PartialEq)]
+    /// # struct Server;
+    /// # impl ServerHandler for Server {
+    /// #     fn get_info(&self) -> ServerConfig { ServerConfig::default() }
+    /// # }
+    /// assert_eq!(mcp_analytics::rmcp::instrument!(Server).into_inner(), Server);
+    /// ```
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    pub(super) fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// Runs `body` as the request `call` records, and records it when it ends; `more` adds to
+    /// the row what only this request's answer tells.
+    pub(super) async fn serve<T: Answer>(
+        &self,
+        call: ServingCall,
+        body: impl Future<Output = Result<T, ErrorData>>,
+        more: impl FnOnce(&T, &mut CallRow),
+    ) -> Result<T, ErrorData> {
+        let result = call.serve(body).await;
+        let ending = match &result {
+            Ok(answer) => answer.ending(),
+            Err(error) => failed(error),
+        };
+        let mut row = call.end(ending);
+        if let Ok(answer) = &result {
+            more(answer, &mut row);
+        }
+        self.connection.record(row);
+        result
+    }
+
+    /// Runs a notification's `body`, recorded as `call`.
+    pub(super) async fn notified(&self, call: ServingCall, body: impl Future<Output = ()>) {
+        call.serve(body).await;
+        self.connection.record(call.end(Ending::OK));
+    }
+
+    /// Starts the row of a request.
+    pub(super) fn begin(
+        &self,
+        method: Method,
+        incoming: Incoming<'_>,
+        name: Option<&str>,
+    ) -> ServingCall {
+        self.connection.begin(method, incoming, name)
+    }
+}
+
+impl<S: Clone> Clone for Instrumented<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            connection: Connection::new(
+                self.connection.sites(),
+                self.connection.session_by().cloned(),
+            ),
+        }
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Instrumented<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Instrumented")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request answered with a JSON-RPC error.
+pub(super) fn failed(error: &ErrorData) -> Ending {
+    Ending {
+        outcome: Outcome::Error,
+        error: Some(bounded(&error.message, MAX_ERROR_LEN)),
+        error_type: Some(ErrorType::JsonRpc(error.code.0)),
+    }
+}
+
+/// What an answer says of how its request ended: most are plain successes.
+pub(super) trait Answer {
+    fn ending(&self) -> Ending {
+        Ending::OK
+    }
+}
+
+fn input_required() -> Ending {
+    Ending {
+        outcome: Outcome::InputRequired,
+        ..Ending::OK
+    }
+}
+
+impl Answer for CallToolResponse {
+    fn ending(&self) -> Ending {
+        match self {
+            CallToolResponse::Complete(result) if result.is_error() => Ending {
+                outcome: Outcome::Error,
+                error: Some(bounded(&ErrorText(result), MAX_ERROR_LEN)),
+                error_type: Some(ErrorType::Tool),
+            },
+            CallToolResponse::Complete(_) => Ending::OK,
+            CallToolResponse::InputRequired(_) => input_required(),
+            CallToolResponse::Task(_) => Ending {
+                outcome: Outcome::Task,
+                ..Ending::OK
+            },
+            _ => Ending::OK,
+        }
+    }
+}
+
+impl Answer for GetPromptResponse {
+    fn ending(&self) -> Ending {
+        match self {
+            GetPromptResponse::Complete(_) => Ending::OK,
+            GetPromptResponse::InputRequired(_) => input_required(),
+            _ => Ending::OK,
+        }
+    }
+}
+
+impl Answer for ReadResourceResponse {
+    fn ending(&self) -> Ending {
+        match self {
+            ReadResourceResponse::Complete(_) => Ending::OK,
+            ReadResourceResponse::InputRequired(_) => input_required(),
+            _ => Ending::OK,
+        }
+    }
+}
+
+macro_rules! plain_answers {
+    ($($answer:ty),* $(,)?) => {
+        $(impl Answer for $answer {})*
+    };
+}
+
+plain_answers!(
+    (),
+    rmcp::model::InitializeResult,
+    rmcp::model::DiscoverResult,
+    rmcp::model::CompleteResult,
+    rmcp::model::ListPromptsResult,
+    rmcp::model::ListResourcesResult,
+    rmcp::model::ListResourceTemplatesResult,
+    rmcp::model::ListToolsResult,
+    rmcp::model::CustomResult,
+    rmcp::model::GetTaskResult,
+    rmcp::model::ListSkillsResult,
+    rmcp::model::GetSkillResult,
+);
+
+/// A handler-call request that may span requests: links its row to the others of its call.
+/// `resumes` is the `requestState` the request brought back, `asks` the one its answer gives.
+pub(super) fn link_spanning(
+    row: &mut CallRow,
+    resumes: Option<&str>,
+    asks: Option<&InputRequiredResult>,
+) {
+    if resumes.is_none() && asks.is_none() {
+        return;
+    }
+    let started = spanning::call_started(resumes, row.started);
+    let mut link = Link::default();
+    if let Some(asks) = asks {
+        let state = asks.request_state.as_deref().unwrap_or_default();
+        spanning::asked_for_input(&mut link, state, started);
+    }
+    if let Some(resumes) = resumes {
+        spanning::resumed(&mut link, resumes, asks.is_none(), clock::ticks());
+    }
+    if let Some(details) = row.details.as_deref_mut() {
+        details.link = Some(Box::new(link));
+    }
+}
