@@ -14,8 +14,11 @@ use crate::rows::text::{MAX_NAME_LEN, bounded};
 /// Most names kept of one listing: a server advertising more is cut, visibly (`…` as the last).
 pub(super) const MAX_LISTED: usize = 1000;
 
-/// The digest of each listing's last names, by server, listing and page.
-static LAST: Mutex<Option<HashMap<(usize, Method, Option<String>), u64>>> = Mutex::new(None);
+/// A listing: which server (its callsites' address), which method, which page (the cursor).
+type Listing = (usize, Method, Option<String>);
+
+/// The digest of each listing's last names.
+static LAST: Mutex<Option<HashMap<Listing, u64>>> = Mutex::new(None);
 
 /// The names to record with a listing's row: `Some` when they changed since the last time.
 pub(super) fn changed<'a>(
