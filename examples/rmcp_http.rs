@@ -6,7 +6,9 @@
 //! ```
 //!
 //! Serves `http://127.0.0.1:PORT/mcp` until SIGINT or SIGTERM, then stops accepting, closes the
-//! sessions, and delivers the queued events before exiting.
+//! sessions, and delivers the queued events before exiting. With `--stateless` it keeps no
+//! sessions (rmcp's `legacy_session_mode` off): every request is served on its own, whatever the
+//! protocol version; 2026-07-28 requests are served that way in either mode.
 
 mod demo_server;
 
@@ -18,12 +20,11 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = match std::env::args().nth(1).map(|port| port.parse()) {
-        Some(Ok(port)) => port,
-        _ => {
-            eprintln!("usage: rmcp_http PORT");
-            std::process::exit(2);
-        }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (port, stateless): (u16, bool) = match args.as_slice() {
+        [port] => (port.parse().unwrap_or_else(|_| usage()), false),
+        [port, flag] if flag == "--stateless" => (port.parse().unwrap_or_else(|_| usage()), true),
+        _ => usage(),
     };
     let _analytics = mcp_analytics::init();
 
@@ -31,7 +32,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mcp = StreamableHttpService::new(
         || Ok(demo_server::Demo),
         Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default().with_cancellation_token(stop.child_token()),
+        StreamableHttpServerConfig::default()
+            .with_legacy_session_mode(!stateless)
+            .with_cancellation_token(stop.child_token()),
     );
     let app = axum::Router::new().nest_service("/mcp", mcp);
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
@@ -48,6 +51,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("analytics: {error}");
     }
     Ok(())
+}
+
+fn usage() -> ! {
+    eprintln!("usage: rmcp_http PORT [--stateless]");
+    std::process::exit(2);
 }
 
 /// SIGINT (Ctrl-C) or SIGTERM (what process managers send).
