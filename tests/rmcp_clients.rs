@@ -782,3 +782,107 @@ fn http_stateless_2025_11_25() {
         Era::Handshake,
     ));
 }
+
+/// Rows that keep the contract, as a correct instrumentation would deliver them for `cell`'s
+/// clients: what [`check`] must accept.
+fn contract_rows(cell: &CellRun) -> Vec<Row> {
+    let process = mcp_analytics::session::process_session_id().to_string();
+    let mut lines = Vec::new();
+    for client in &cell.clients {
+        let session = match cell.transport {
+            Transport::Pipe => process.clone(),
+            _ if has_sessions(cell) => client.http_sessions.first().cloned().unwrap(),
+            _ => String::new(),
+        };
+        for (n, shape) in expected_rows(cell, client).into_iter().enumerate() {
+            let mut record = serde_json::Map::new();
+            let mut put = |key: &str, value: &Option<String>| {
+                if let Some(value) = value {
+                    record.insert(key.into(), Value::String(value.clone()));
+                }
+            };
+            put("kind", &shape.kind);
+            put("method", &shape.method);
+            put("event", &shape.event);
+            put("outcome", &shape.outcome);
+            put("error_type", &shape.error_type);
+            put("client_name", &shape.client_name);
+            put("client_version", &shape.client_version);
+            put("protocol_version", &shape.protocol_version);
+            put("transport", &shape.transport);
+            let kind = shape.kind.clone().unwrap_or_default();
+            if let Some(handler) = &shape.handler {
+                record.insert(kind.clone(), Value::String(handler.clone()));
+            }
+            if !matches!(kind.as_str(), "notification" | "session") {
+                record.insert("request_id".into(), Value::from(n));
+            }
+            lines.push(
+                serde_json::json!({
+                    "timestamp": "2026-12-02 12:00:00.000",
+                    "session": session,
+                    "level": if shape.outcome.as_deref() == Some("error") { "error" } else { "info" },
+                    "record": Value::Object(record).to_string(),
+                })
+                .to_string(),
+            );
+        }
+    }
+    Row::parse_lines(
+        mcp_analytics::Builder::DEFAULT_DATASOURCE,
+        lines.iter().map(String::as_str),
+    )
+    .expect("contract rows fit the datasource")
+}
+
+/// The checks can pass: rows that keep the contract pass them in every cell, and a row naming
+/// `rmcp` as its client fails them. No pipeline or server here, only [`check`].
+#[test]
+fn the_checks_accept_the_contract_and_refuse_rmcp_as_a_client() {
+    let cells = [
+        (Transport::Pipe, Era::Handshake),
+        (Transport::Pipe, Era::Discover),
+        (Transport::Http { sessions: true }, Era::Handshake),
+        (Transport::Http { sessions: true }, Era::Discover),
+        (Transport::Http { sessions: false }, Era::Handshake),
+        (Transport::Http { sessions: false }, Era::Discover),
+    ];
+    for (transport, era) in cells {
+        let clients = match transport {
+            Transport::Pipe => &CLIENTS[..1],
+            Transport::Http { .. } => &CLIENTS[..],
+        };
+        let mut cell = CellRun {
+            transport,
+            era,
+            clients: Vec::new(),
+            rows: Vec::new(),
+        };
+        let sessions = transport == (Transport::Http { sessions: true }) && era == Era::Handshake;
+        cell.clients = clients
+            .iter()
+            .map(|&(name, version)| ClientRun {
+                name,
+                version,
+                negotiated: era.version().to_string(),
+                unknown_tool_code: -32602,
+                http_sessions: sessions
+                    .then(|| format!("session-of-{name}"))
+                    .into_iter()
+                    .collect(),
+            })
+            .collect();
+        cell.rows = contract_rows(&cell);
+        check(&cell);
+
+        let mut rmcp = cell.rows[0].clone();
+        rmcp.record
+            .insert("client_name".into(), Value::String("rmcp".into()));
+        cell.rows.push(rmcp);
+        let refused = std::panic::catch_unwind(|| check(&cell));
+        assert!(
+            refused.is_err(),
+            "{transport:?} / {era:?}: a row naming rmcp passes"
+        );
+    }
+}
