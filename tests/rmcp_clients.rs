@@ -76,7 +76,7 @@ use tokio_util::sync::CancellationToken;
 ///
 /// Instrumenting it is this one line: `mcp_analytics::rmcp::instrument!(demo_server::Demo)`.
 fn server() -> impl ServerHandler {
-    demo_server::Demo
+    mcp_analytics::rmcp::instrument!(demo_server::Demo)
 }
 
 /// The clients of a cell: one on a pipe (a pipe is one connection), two at once on HTTP.

@@ -106,9 +106,9 @@ impl ServerHandler for Server {
     ) -> Result<CallToolResponse, ErrorData> {
         match &*request.name {
             // Asks for input, then completes when the client brings the state back.
-            "ask" if request.request_state.as_deref() == Some(ASK_STATE) => Ok(
-                CallToolResult::success(vec![ContentBlock::text("answered")]).into(),
-            ),
+            "ask" if request.request_state.as_deref() == Some(ASK_STATE) => {
+                Ok(CallToolResult::success(vec![ContentBlock::text("answered")]).into())
+            }
             "ask" => Ok(InputRequiredResult::new(None, Some(ASK_STATE.into())).into()),
             "long" => Ok(CallToolResponse::Task(CreateTaskResult::new(Task::new(
                 TASK_ID,
@@ -228,7 +228,10 @@ fn one<'a>(rows: &'a [Row], kind: &str, method_or_name: &str) -> &'a Row {
         found => panic!(
             "expected one {kind} row for {method_or_name}, found {}:\n{}",
             found.len(),
-            rows.iter().map(|row| row.raw.as_str()).collect::<Vec<_>>().join("\n")
+            rows.iter()
+                .map(|row| row.raw.as_str())
+                .collect::<Vec<_>>()
+                .join("\n")
         ),
     }
 }
@@ -246,8 +249,14 @@ fn every_request_is_one_row_and_an_attributed_handler_still_one() {
                 .unwrap();
             assert_eq!(result.is_error, Some(text == "fail"));
         }
-        client.call_tool(CallToolRequestParams::new("plain")).await.unwrap();
-        client.call_tool(CallToolRequestParams::new("outer")).await.unwrap();
+        client
+            .call_tool(CallToolRequestParams::new("plain"))
+            .await
+            .unwrap();
+        client
+            .call_tool(CallToolRequestParams::new("outer"))
+            .await
+            .unwrap();
         let unknown = client.call_tool(CallToolRequestParams::new("nope")).await;
         assert!(unknown.is_err(), "rmcp rejects an unknown tool");
         let args = arguments(serde_json::json!({ "name": "Ada" }));
@@ -284,13 +293,20 @@ fn every_request_is_one_row_and_an_attributed_handler_still_one() {
         let handler = echo.record["handler_duration_ms"].as_f64().unwrap();
         assert!(handler <= echo.duration_ms().unwrap(), "{}", echo.raw);
     }
-    let failed = echoes.iter().find(|row| by(row, "outcome") == "error").unwrap();
+    let failed = echoes
+        .iter()
+        .find(|row| by(row, "outcome") == "error")
+        .unwrap();
     assert_eq!(by(failed, "error"), "refused", "the attribute's error text");
     assert_eq!(by(failed, "error_type"), "tool_error");
     assert_eq!(failed.level, "error");
 
     let plain = one(&rows, "tool", "plain");
-    assert_eq!(by(plain, "funcName"), "call_tool", "no attribute: the wrapper's own view");
+    assert_eq!(
+        by(plain, "funcName"),
+        "call_tool",
+        "no attribute: the wrapper's own view"
+    );
     assert!(plain.record.get("handler_duration_ms").is_none());
 
     // A second instrumented call inside a tool is a call of its own.
@@ -310,7 +326,12 @@ fn every_request_is_one_row_and_an_attributed_handler_still_one() {
         assert_eq!(by(row, "protocol_version"), "2025-11-25", "{}", row.raw);
         // Sessions and notifications have no JSON-RPC id; requests and calls do.
         let without_id = ["session", "notification"].contains(&row.record_str("kind"));
-        assert_eq!(row.record.get("request_id").is_none(), without_id, "{}", row.raw);
+        assert_eq!(
+            row.record.get("request_id").is_none(),
+            without_id,
+            "{}",
+            row.raw
+        );
     }
 }
 
@@ -351,7 +372,10 @@ fn a_2026_client_is_named_by_each_request_and_spanning_calls_link_their_rows() {
             .unwrap();
     });
     let by = |row: &Row, key: &str| row.record_str(key).to_owned();
-    assert!(of(&rows, "request", "initialize").is_empty(), "no handshake in 2026-07-28");
+    assert!(
+        of(&rows, "request", "initialize").is_empty(),
+        "no handshake in 2026-07-28"
+    );
     for row in &rows {
         assert_eq!(by(row, "protocol_version"), "2026-07-28", "{}", row.raw);
         assert_eq!(by(row, "client_version"), "7.0.0", "{}", row.raw);
@@ -359,11 +383,18 @@ fn a_2026_client_is_named_by_each_request_and_spanning_calls_link_their_rows() {
 
     let asks = of(&rows, "tool", "ask");
     assert_eq!(asks.len(), 2, "two requests, two rows");
-    let first = asks.iter().find(|row| by(row, "outcome") == "input_required").unwrap();
+    let first = asks
+        .iter()
+        .find(|row| by(row, "outcome") == "input_required")
+        .unwrap();
     let last = asks.iter().find(|row| by(row, "outcome") == "ok").unwrap();
     assert_eq!(first.level, "info");
     assert!(!by(first, "continuation").is_empty());
-    assert_eq!(by(last, "resumes"), by(first, "continuation"), "the resumed call links");
+    assert_eq!(
+        by(last, "resumes"),
+        by(first, "continuation"),
+        "the resumed call links"
+    );
     let total = last.record["total_duration_ms"].as_f64().unwrap();
     assert!(total >= last.duration_ms().unwrap(), "{}", last.raw);
 
@@ -373,7 +404,11 @@ fn a_2026_client_is_named_by_each_request_and_spanning_calls_link_their_rows() {
     one(&rows, "request", "tasks/get");
     let ended = one(&rows, "task", "long");
     assert_eq!(by(ended, "task_id"), TASK_ID);
-    assert_eq!(by(ended, "outcome"), "error", "the task's result was an error");
+    assert_eq!(
+        by(ended, "outcome"),
+        "error",
+        "the task's result was an error"
+    );
     assert_eq!(by(ended, "error_type"), "tool_error");
     assert_eq!(ended.level, "error");
     assert!(ended.record["total_duration_ms"].as_f64().is_some());

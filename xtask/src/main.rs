@@ -1,8 +1,9 @@
 //! The workspace's own automation (the `cargo xtask` pattern: plain Rust, no extra tool).
 //!
-//! `cargo xtask bench` runs every benchmark (`hot_path`, `pipeline`, `outage`) in one run and
-//! writes `BENCHMARKS.md` at the workspace root: the machine, the date, every figure as a median,
-//! the ratios to the baseline and to each peer from that same run, and each target met or missed.
+//! `cargo xtask bench` runs every benchmark (`hot_path`, `rmcp_server`, `pipeline`, `outage`) in
+//! one run and writes `BENCHMARKS.md` at the workspace root: the machine, the date, every figure
+//! as a median, the ratios to the baseline and to each peer from that same run, and each target
+//! met or missed.
 //!
 //! `cargo xtask msrv` checks that no dependency of a published crate needs a newer Rust than the
 //! workspace's `rust-version` (see `msrv.rs`); `cargo xtask public-api` compares the public API of
@@ -130,7 +131,7 @@ fn bench() -> Result<()> {
     Ok(())
 }
 
-const BENCHES: [&str; 3] = ["hot_path", "pipeline", "outage"];
+const BENCHES: [&str; 4] = ["hot_path", "rmcp_server", "pipeline", "outage"];
 
 /// What the figures were measured on.
 struct Machine {
@@ -219,6 +220,17 @@ const SUBJECTS: [(&str, &str); 4] = [
         "fastrace `#[trace]` + collector + discarding reporter",
     ),
 ];
+/// The `rmcp_server` benchmark's subjects (group `rmcp`, variant `tools_call`).
+const RMCP_SUBJECTS: [(&str, &str); 4] = [
+    ("baseline", "unrecorded (baseline)"),
+    ("mcp_tool", "`#[mcp_tool]` on `call_tool`"),
+    ("wrapper", "`instrument!(server)`"),
+    (
+        "wrapper_and_mcp_tool",
+        "both (one row: the attribute joins the wrapper's)",
+    ),
+];
+
 const COLUMNS: [(&str, &str, &str); 4] = [
     ("one_thread", "sync", "1 thread, sync"),
     ("one_thread", "async", "1 thread, async"),
@@ -320,6 +332,20 @@ impl Results {
             "at least 5 times cheaper than tracing's `#[instrument]` with a recording layer",
             format!("tracing's added cost ÷ ours: {shown}"),
             met,
+        ));
+        let rmcp = |subject| self.added("rmcp", "tools_call", subject);
+        let (wrapper, attribute) = (rmcp("wrapper"), rmcp("mcp_tool"));
+        targets.push(Target::new(
+            "the server wrapper adds to a `tools/call` no more than `#[mcp_tool]` does (20 ns \
+             margin)",
+            format!(
+                "added ns: wrapper {}, attribute {}",
+                number(wrapper, 1),
+                number(attribute, 1)
+            ),
+            wrapper
+                .zip(attribute)
+                .is_some_and(|(wrapper, attribute)| wrapper <= attribute + 20.0),
         ));
         let rate = self.pipeline("/gzip/events_per_second");
         let cores = self.pipeline("/gzip/worker_cores");
@@ -434,7 +460,8 @@ fn render(machine: &Machine, results: &Results) -> String {
     let _ = writeln!(
         w,
         "Written by `cargo xtask bench`, which runs every benchmark in one run (`cargo bench \
-         --bench hot_path --bench pipeline --bench outage`) and reads the medians back. Every \
+         --bench hot_path --bench rmcp_server --bench pipeline --bench outage`) and reads the \
+         medians back. Every \
          figure below comes from that one run: compare figures within this page, not across \
          runs or machines.\n"
     );
@@ -518,6 +545,24 @@ fn render(machine: &Machine, results: &Results) -> String {
         "| `#[mcp_tool]` ÷ baseline, whole call | {} |",
         per_call_ratio.join(" | ")
     );
+
+    let _ = writeln!(
+        w,
+        "\n## Through rmcp: ns per `tools/call` (criterion median, one thread)\n\nA whole \
+         request on rmcp's server side (routing, the tool, the answer), recorded four ways; added: \
+         over the unrecorded request.\n"
+    );
+    let _ = writeln!(w, "| | ns per request | added |\n| --- | ---: | ---: |");
+    for (subject, label) in RMCP_SUBJECTS {
+        let added = results.added("rmcp", "tools_call", subject);
+        let added = if subject == "baseline" {
+            "".to_owned()
+        } else {
+            number(added, 1)
+        };
+        let ns = number(results.ns("rmcp", "tools_call", subject), 1);
+        let _ = writeln!(w, "| {label} | {ns} | {added} |");
+    }
 
     let p = |path: &str, decimals| number(results.pipeline(path), decimals);
     let _ = writeln!(
