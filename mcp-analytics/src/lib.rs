@@ -35,6 +35,10 @@
 //! The library writes nothing to stdout (the MCP stdio transport): its few diagnostics go to
 //! stderr, each said once.
 //!
+//! With the `rmcp` feature, `mcp_analytics::rmcp::instrument!(server)` records every request an
+//! rmcp server serves (handshakes, listings, rejected calls, notifications, sessions), and puts
+//! each request's client and session in view of the attributes inside it.
+//!
 //! Log lines too, with the `tracing` feature: see the `mcp_analytics::tracing` module (three
 //! lines in `main`).
 //!
@@ -85,11 +89,12 @@ pub use stats::Stats;
 
 /// Which MCP session a call belongs to.
 ///
-/// Resolution order, most specific first: the attribute's `session = <expr>`, then what the
-/// handler's request says (streamable HTTP's `mcp-session-id`), then a scope set with
-/// [`with_session`](session::with_session) (around a future) or
-/// [`in_session`](session::in_session) (around a closure), then one id per process: a stdio
-/// MCP server process serves exactly one session.
+/// Resolution order, most specific first: the attribute's `session = <expr>`; then the innermost
+/// scope, set with [`with_session`](session::with_session) (around a future) or
+/// [`in_session`](session::in_session) (around a closure), or by the rmcp server wrapper around
+/// each request; then what the handler's request says (streamable HTTP's `mcp-session-id`; over
+/// HTTP without one, no session: an empty `session`); then one id per process: a stdio MCP
+/// server process serves exactly one session.
 pub mod session {
     pub use crate::rows::scope::{Scoped, in_session, with_session};
     pub use crate::rows::session::{SessionId, process_session_id};
