@@ -268,7 +268,9 @@ impl ServingCall {
     }
 
     /// The wrapper's view, completed by the handler's: the handler's outcome (read off its
-    /// return type) unless the request failed otherwise, its name and error text first.
+    /// return type) unless the request failed otherwise, its name first, and its error text
+    /// unless the answer was a JSON-RPC error (whose message the wrapper has without the code,
+    /// which `error_type` holds).
     fn merge(&mut self, ending: Ending) -> Outcome {
         let report = self.served.take_report();
         let callsite = report
@@ -282,7 +284,8 @@ impl ServingCall {
             if outcome == Outcome::Ok {
                 outcome = report.outcome;
             }
-            if report.error.is_some() {
+            let json_rpc = matches!(ending.error_type, Some(ErrorType::JsonRpc(_)));
+            if report.error.is_some() && !json_rpc {
                 error = report.error;
             }
             if report.name.is_some() {

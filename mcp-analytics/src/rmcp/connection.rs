@@ -155,7 +155,7 @@ impl Connection {
             || session.as_ref().is_some_and(|id| !id.is_none_session());
         // An `initialize` starts its session once it is answered, knowing the client.
         if in_session && method != Method::Initialize {
-            self.session_known(&mut state, session.clone(), &origin);
+            self.session_known(&mut state, session.clone(), &origin, None);
         }
         drop(state);
         let kind = self.sites.site(method).kind;
@@ -164,15 +164,24 @@ impl Connection {
     }
 
     /// The connection turned out to be a session: its start is recorded once, with a held
-    /// `initialize` now that its session is known.
-    fn session_known(&self, state: &mut State, id: Option<SessionId>, origin: &Arc<Origin>) {
+    /// `initialize` now that its session is known. A session starts with its `initialize`
+    /// (held, or `handshake`, the start of the one being recorded), else now.
+    fn session_known(
+        &self,
+        state: &mut State,
+        id: Option<SessionId>,
+        origin: &Arc<Origin>,
+        handshake: Option<u64>,
+    ) {
         if state.session.is_some() {
             return;
         }
         let pending = state.pending.take();
         let started = pending
             .as_ref()
-            .map_or_else(clock::ticks, |row| row.started);
+            .map(|row| row.started)
+            .or(handshake)
+            .unwrap_or_else(clock::ticks);
         // The session's rows name its client and protocol, not the request that started it.
         let origin = Arc::new(Origin {
             request_id: None,
@@ -214,7 +223,7 @@ impl Connection {
         let without_session = row.session.as_ref().is_some_and(SessionId::is_none_session);
         match origin {
             Some(origin) if !without_session => {
-                self.session_known(&mut state, row.session.clone(), &origin);
+                self.session_known(&mut state, row.session.clone(), &origin, Some(row.started));
                 global::push_call(row);
             }
             // Over HTTP, no session id yet: stateful HTTP gives it in the answer, and the

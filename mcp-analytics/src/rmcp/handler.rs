@@ -21,7 +21,7 @@ use rmcp::model::{
     ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProtocolVersion,
     ReadResourceDirectoryRequestParams, ReadResourceDirectoryResult, ReadResourceRequestParams,
     ReadResourceResponse, ServerConfig, SetLevelRequestParams, SubscribeRequestParams,
-    SubscriptionFilter, TaskPayload, Tool, UnsubscribeRequestParams, UpdateTaskParams,
+    SubscriptionFilter, Tool, UnsubscribeRequestParams, UpdateTaskParams,
 };
 use rmcp::service::{MaybeSendFuture, NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -32,9 +32,8 @@ use super::listing;
 use super::server::{Instrumented, link_spanning};
 use super::sites::Method;
 use super::spanning;
-use crate::rows::call::{CallRow, ErrorType, Outcome};
+use crate::rows::call::CallRow;
 use crate::rows::request::{Client, Origin};
-use crate::rows::text::{MAX_ERROR_LEN, bounded};
 
 /// Adds what a listing advertised to its row, when it changed.
 fn listed<'a>(
@@ -401,41 +400,7 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
             call,
             self.inner().get_task(request, context),
             move |answer, _| {
-                let task = &answer.task;
-                let (outcome, error) = match &task.payload {
-                    TaskPayload::Completed { result } => {
-                        let failed = result.get("isError").and_then(serde_json::Value::as_bool);
-                        match failed {
-                            Some(true) => (Outcome::Error, Some(ErrorType::Tool)),
-                            _ => (Outcome::Ok, None),
-                        }
-                    }
-                    TaskPayload::Failed { error } => {
-                        let code = error.get("code").and_then(serde_json::Value::as_i64);
-                        let code = code.and_then(|code| i32::try_from(code).ok());
-                        (
-                            Outcome::Error,
-                            Some(code.map_or(ErrorType::Tool, ErrorType::JsonRpc)),
-                        )
-                    }
-                    TaskPayload::Cancelled => (Outcome::Cancelled, None),
-                    // Still running, or a status this version does not know.
-                    _ => return,
-                };
-                let message = task
-                    .task
-                    .status_message
-                    .as_deref()
-                    .filter(|_| outcome.is_failure());
-                let error_text = message.map(|message| bounded(&message, MAX_ERROR_LEN));
-                if let Some(mut ended) =
-                    spanning::task_ended(&task.task.task_id, outcome, error_text, end_site)
-                {
-                    if let Some(details) = ended.details.as_deref_mut() {
-                        details.error_type = error;
-                    }
-                    crate::global::push_call(ended);
-                }
+                spanning::task_polled(answer, end_site);
             },
         )
     }

@@ -12,9 +12,13 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::rows::call::{CallRow, Details, Link, Outcome};
+use rmcp::model::{GetTaskResult, TaskPayload};
+use serde_json::Value;
+
+use crate::rows::call::{CallRow, Callsite, Details, ErrorType, Link, Outcome};
 use crate::rows::request::Origin;
 use crate::rows::session::SessionId;
+use crate::rows::text::{MAX_ERROR_LEN, bounded};
 
 /// How many open continuations and open tasks are remembered, each.
 const REMEMBERED: usize = 4096;
@@ -62,7 +66,7 @@ pub(super) fn digest(state: &str) -> Box<str> {
 
 /// A call that became a task, until its end is seen.
 struct OpenTask {
-    callsite: &'static crate::rows::call::Callsite,
+    callsite: &'static Callsite,
     tool: Option<Arc<str>>,
     started: u64,
     session: Option<SessionId>,
@@ -130,13 +134,45 @@ pub(super) fn task_started(task_id: &str, row: &CallRow) {
     with(&TASKS, |map| map.insert(task_id.to_owned(), open));
 }
 
+/// What `tasks/get` answered: when it reports a task's final status for the first time, the row
+/// of the task's end, with its outcome (a completed task whose tool result has `isError` is an
+/// error), is recorded.
+pub(super) fn task_polled(answer: &GetTaskResult, end_site: &'static Callsite) {
+    let task = &answer.task;
+    let (outcome, error_type) = match &task.payload {
+        TaskPayload::Completed { result } => match result.get("isError").and_then(Value::as_bool) {
+            Some(true) => (Outcome::Error, Some(ErrorType::Tool)),
+            _ => (Outcome::Ok, None),
+        },
+        TaskPayload::Failed { error } => {
+            let code = error.get("code").and_then(Value::as_i64);
+            let code = code.and_then(|code| i32::try_from(code).ok());
+            let kind = code.map_or(ErrorType::Tool, ErrorType::JsonRpc);
+            (Outcome::Error, Some(kind))
+        }
+        TaskPayload::Cancelled => (Outcome::Cancelled, None),
+        // Still running, or a status this version does not know.
+        _ => return,
+    };
+    let message = task.task.status_message.as_deref();
+    let error = message
+        .filter(|_| outcome.is_failure())
+        .map(|message| bounded(&message, MAX_ERROR_LEN));
+    if let Some(mut ended) = task_ended(&task.task.task_id, outcome, error, end_site) {
+        if let Some(details) = ended.details.as_deref_mut() {
+            details.error_type = error_type;
+        }
+        crate::global::push_call(ended);
+    }
+}
+
 /// `tasks/get` reported a final status of `task_id`: the row of the task's end, once, if the
 /// task was started here.
-pub(super) fn task_ended(
+fn task_ended(
     task_id: &str,
     outcome: Outcome,
     error: Option<Box<str>>,
-    end_site: &'static crate::rows::call::Callsite,
+    end_site: &'static Callsite,
 ) -> Option<CallRow> {
     let open = with(&TASKS, |map| map.remove(&task_id.to_owned()))?;
     let clock = crate::clock::clock();

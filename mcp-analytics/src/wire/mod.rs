@@ -188,7 +188,8 @@ impl Encoder {
 struct CallRecord<'a> {
     #[serde(rename = "appName")]
     app_name: &'a str,
-    #[serde(rename = "funcName")]
+    /// Empty only on a session's rows, which no function serves.
+    #[serde(rename = "funcName", skip_serializing_if = "str::is_empty")]
     func_name: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     tool: &'a str,
