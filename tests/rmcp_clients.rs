@@ -1,6 +1,10 @@
 //! rmcp's own client drives the demo server (`examples/demo_server`) on every transport and in
 //! both protocol eras, and the rows that reach the loopback Events API say who called what, over
-//! which transport, in which session:
+//! which transport, in which session. Every cell runs in two setups ([`Setup`]): the demo
+//! wrapped with the server wrapper, `mcp_analytics::rmcp::instrument!(demo_server::Demo)` (the
+//! cells below), and the demo as it is, recorded by its attributes alone (`#[mcp_tool]` on
+//! `call_tool`, `#[mcp_prompt]` on the prompts, `#[mcp_resource]` on `read_resource`: the same
+//! cells named `attributes_only_*`):
 //!
 //! | cell                               | transport                            | era        |
 //! |------------------------------------|--------------------------------------|------------|
@@ -40,6 +44,13 @@
 //!   `mcp-session-id` the client got; on HTTP without (stateless, and every 2026-07-28
 //!   request), the empty string.
 //!
+//! With the attributes alone, the server records only what its attributed handlers see: the
+//! handler-call rows above, one per `tools/call` / `prompts/get` / `resources/read`, and no
+//! request, notification or session row. They name the client, protocol, transport, request
+//! and session by the same rules (read off the handler's `RequestContext`), their `outcome` is
+//! read off the return type (an `isError` result and a JSON-RPC error are both `error`), but
+//! without the wrapper no row has an `error_type` or a `handler_duration_ms`.
+//!
 //! Each cell is one test on a pipeline of its own against a receiver of its own, the cells taking
 //! turns ([`common::Scenario`]): a cell's rows are everything its receiver got. The servers and
 //! clients run on a runtime of the cell's own, dropped (every task with it) before the pipeline
@@ -63,20 +74,71 @@ use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, GetPromptRequestParams,
     Implementation, ProtocolVersion, ReadResourceRequestParams,
 };
-use rmcp::service::{RunningService, ServiceError};
+use rmcp::service::{RunningService, ServerInitializeError, ServiceError};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ClientLifecycleMode, ClientServiceExt, RoleClient, ServerHandler, ServiceExt};
 use serde_json::Value;
+use tokio::io::DuplexStream;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-/// The server every cell serves, one per connection or HTTP session (or request, stateless).
-///
-/// Instrumenting it is this one line: `mcp_analytics::rmcp::instrument!(demo_server::Demo)`.
-fn server() -> impl ServerHandler {
-    mcp_analytics::rmcp::instrument!(demo_server::Demo)
+/// How the demo server is instrumented: the server a cell serves, one per connection or HTTP
+/// session (or request, stateless).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Setup {
+    /// The server wrapper, this one line: `mcp_analytics::rmcp::instrument!(demo_server::Demo)`,
+    /// over the demo's attributes.
+    Wrapper,
+    /// `demo_server::Demo` as it is: only its attributes (`#[mcp_tool]` on `call_tool`,
+    /// `#[mcp_prompt]` on the prompts, `#[mcp_resource]` on `read_resource`) record.
+    AttributesOnly,
+}
+
+impl Setup {
+    /// Serves the setup's server on `io` until the client closes it.
+    fn serve_pipe(self, io: DuplexStream) -> JoinHandle<Result<(), ServerInitializeError>> {
+        async fn serve(
+            server: impl ServerHandler,
+            io: DuplexStream,
+        ) -> Result<(), ServerInitializeError> {
+            let running = server.serve(io).await?;
+            // The server sees its input end, as a stdio server sees stdin close.
+            let _ = running.waiting().await;
+            Ok(())
+        }
+        match self {
+            Setup::Wrapper => tokio::spawn(serve(
+                mcp_analytics::rmcp::instrument!(demo_server::Demo),
+                io,
+            )),
+            Setup::AttributesOnly => tokio::spawn(serve(demo_server::Demo, io)),
+        }
+    }
+
+    /// rmcp's streamable HTTP service making the setup's servers, under `/mcp`.
+    fn http_router(self, config: StreamableHttpServerConfig) -> axum::Router {
+        fn router<S: ServerHandler>(
+            server: fn() -> S,
+            config: StreamableHttpServerConfig,
+        ) -> axum::Router {
+            let service = StreamableHttpService::new(
+                move || Ok(server()),
+                Arc::new(LocalSessionManager::default()),
+                config,
+            );
+            axum::Router::new().nest_service("/mcp", service)
+        }
+        match self {
+            Setup::Wrapper => router(
+                || mcp_analytics::rmcp::instrument!(demo_server::Demo),
+                config,
+            ),
+            Setup::AttributesOnly => router(|| demo_server::Demo, config),
+        }
+    }
 }
 
 /// The clients of a cell: one on a pipe (a pipe is one connection), two at once on HTTP.
@@ -138,6 +200,7 @@ struct ClientRun {
 
 /// A cell's run: its clients, and every row its receiver got.
 struct CellRun {
+    setup: Setup,
     transport: Transport,
     era: Era,
     clients: Vec<ClientRun>,
@@ -160,7 +223,7 @@ impl CellRun {
 
 /// Runs a cell: its server, its clients (each doing [`workload`]), then flushes the pipeline
 /// and returns what the receiver got.
-fn run_cell(transport: Transport, era: Era) -> CellRun {
+fn run_cell(setup: Setup, transport: Transport, era: Era) -> CellRun {
     let scenario = Scenario::start(Receiver::start(), |builder| builder);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -170,8 +233,8 @@ fn run_cell(transport: Transport, era: Era) -> CellRun {
     let clients = runtime.block_on(async {
         tokio::time::timeout(Duration::from_secs(120), async {
             match transport {
-                Transport::Pipe => vec![over_pipe(era, CLIENTS[0]).await],
-                Transport::Http { sessions } => over_http(era, sessions).await,
+                Transport::Pipe => vec![over_pipe(setup, era, CLIENTS[0]).await],
+                Transport::Http { sessions } => over_http(setup, era, sessions).await,
             }
         })
         .await
@@ -182,6 +245,7 @@ fn run_cell(transport: Transport, era: Era) -> CellRun {
     scenario.flush();
     let rows = scenario.receiver.rows();
     CellRun {
+        setup,
         transport,
         era,
         clients,
@@ -224,19 +288,20 @@ where
 }
 
 /// One client on a pipe to a server of its own: the stdio cells.
-async fn over_pipe(era: Era, (name, version): (&'static str, &'static str)) -> ClientRun {
+async fn over_pipe(
+    setup: Setup,
+    era: Era,
+    (name, version): (&'static str, &'static str),
+) -> ClientRun {
     let (server_io, client_io) = tokio::io::duplex(64 * 1024);
-    let server = tokio::spawn(async move { server().serve(server_io).await });
+    let server = setup.serve_pipe(server_io);
     let client = connect(client_config((name, version), era), client_io, era).await;
     let run = workload(&client, name, version).await;
-    // Without a handshake, rmcp's `serve` returns once the first request after discovery came.
-    let server = server
+    client.cancel().await.expect("the client closes");
+    server
         .await
         .expect("the server task")
         .expect("the server starts");
-    client.cancel().await.expect("the client closes");
-    // The server sees its input end, as a stdio server sees stdin close.
-    let _ = server.waiting().await;
     run
 }
 
@@ -265,19 +330,19 @@ async fn record_sessions(
 }
 
 /// Two clients at once against one streamable HTTP server on 127.0.0.1.
-async fn over_http(era: Era, sessions: bool) -> Vec<ClientRun> {
+async fn over_http(setup: Setup, era: Era, sessions: bool) -> Vec<ClientRun> {
     let stop = CancellationToken::new();
-    let service = StreamableHttpService::new(
-        || Ok(server()),
-        Arc::new(LocalSessionManager::default()),
-        StreamableHttpServerConfig::default()
-            .with_legacy_session_mode(sessions)
-            .with_cancellation_token(stop.child_token()),
-    );
     let seen = SeenSessions::default();
-    let app = axum::Router::new().nest_service("/mcp", service).layer(
-        axum::middleware::from_fn_with_state(seen.clone(), record_sessions),
-    );
+    let app = setup
+        .http_router(
+            StreamableHttpServerConfig::default()
+                .with_legacy_session_mode(sessions)
+                .with_cancellation_token(stop.child_token()),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            seen.clone(),
+            record_sessions,
+        ));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .expect("a loopback listener");
@@ -478,6 +543,7 @@ impl Shape {
 fn expected_rows(cell: &CellRun, client: &ClientRun) -> Vec<Shape> {
     let stateless_handshake =
         cell.era == Era::Handshake && cell.transport == Transport::Http { sessions: false };
+    let wrapper = cell.setup == Setup::Wrapper;
     let shape = |kind: &str, method: &str, handler: Option<&str>, outcome: Option<&str>| {
         // Stateless HTTP after a handshake: only `initialize` knows its client.
         let named = !stateless_handshake || method == "initialize";
@@ -494,32 +560,42 @@ fn expected_rows(cell: &CellRun, client: &ClientRun) -> Vec<Shape> {
             transport: Some(cell.transport.column().into()),
         }
     };
+    // The wrapper classifies errors; an attribute alone reads only the outcome.
+    let error_type = |error_type: String| wrapper.then_some(error_type);
     let ok = Some("ok");
     let mut rows = Vec::new();
-    match cell.era {
-        Era::Handshake => {
-            rows.push(shape("request", "initialize", None, ok));
-            // Stateless HTTP answers notifications with 202 without handing them to the
-            // server (rmcp's `StreamableHttpService`): no row can see them.
-            if !stateless_handshake {
-                rows.push(shape(
-                    "notification",
-                    "notifications/initialized",
-                    None,
-                    None,
-                ));
+    // Only the wrapper sees requests other than handler calls, notifications and sessions.
+    if wrapper {
+        match cell.era {
+            Era::Handshake => {
+                rows.push(shape("request", "initialize", None, ok));
+                // Stateless HTTP answers notifications with 202 without handing them to the
+                // server (rmcp's `StreamableHttpService`): no row can see them.
+                if !stateless_handshake {
+                    rows.push(shape(
+                        "notification",
+                        "notifications/initialized",
+                        None,
+                        None,
+                    ));
+                }
             }
+            Era::Discover => rows.push(shape("request", "server/discover", None, ok)),
         }
-        Era::Discover => rows.push(shape("request", "server/discover", None, ok)),
+        rows.push(shape("request", "tools/list", None, ok));
+        // A session per pipe, and per client on HTTP with sessions (handshake era only).
+        if has_sessions(cell) {
+            rows.push(shape("session", "start", None, None));
+            rows.push(shape("session", "end", None, None));
+        }
     }
-    rows.push(shape("request", "tools/list", None, ok));
     rows.push(shape("tool", "tools/call", Some("add"), ok));
     rows.push(Shape {
-        error_type: Some("tool_error".into()),
+        error_type: error_type("tool_error".into()),
         ..shape("tool", "tools/call", Some("divide"), Some("error"))
     });
     rows.push(Shape {
-        error_type: Some(client.unknown_tool_code.to_string()),
+        error_type: error_type(client.unknown_tool_code.to_string()),
         ..shape("tool", "tools/call", Some(UNKNOWN_TOOL), Some("error"))
     });
     rows.push(shape("prompt", "prompts/get", Some("greet"), ok));
@@ -529,11 +605,6 @@ fn expected_rows(cell: &CellRun, client: &ClientRun) -> Vec<Shape> {
         Some("mem://readme"),
         ok,
     ));
-    // A session per pipe, and per client on HTTP with sessions (handshake era only).
-    if has_sessions(cell) {
-        rows.push(shape("session", "start", None, None));
-        rows.push(shape("session", "end", None, None));
-    }
     rows
 }
 
@@ -599,6 +670,12 @@ fn check(cell: &CellRun) {
         let what = shape.short();
         if shape.client_name.as_deref() == Some("rmcp") {
             failures.push(format!("names rmcp as its client: {what}"));
+        }
+        // The handler's own time is what the wrapper measures around it.
+        if cell.setup == Setup::AttributesOnly && row.record.contains_key("handler_duration_ms") {
+            failures.push(format!(
+                "a handler_duration_ms without the wrapper on {what}"
+            ));
         }
         // request ids: on requests and handler calls, not on notifications or sessions.
         let request_id = value(row, "request_id").filter(|id| !id.is_empty());
@@ -700,7 +777,8 @@ fn multiset_difference(expected: &[Shape], seen: &[Shape]) -> (Vec<Shape>, Vec<S
 
 fn report(cell: &CellRun, expected: &[Shape], failures: &[String]) -> String {
     let mut text = format!(
-        "{:?} / {:?}: {} failure(s)\n",
+        "{:?} / {:?} / {:?}: {} failure(s)\n",
+        cell.setup,
         cell.transport,
         cell.era,
         failures.len()
@@ -744,43 +822,71 @@ fn report(cell: &CellRun, expected: &[Shape], failures: &[String]) -> String {
     text
 }
 
+fn cell(setup: Setup, transport: Transport, era: Era) {
+    check(&run_cell(setup, transport, era));
+}
+
+const STATEFUL: Transport = Transport::Http { sessions: true };
+const STATELESS: Transport = Transport::Http { sessions: false };
+
 #[test]
 fn stdio_2025_11_25() {
-    check(&run_cell(Transport::Pipe, Era::Handshake));
+    cell(Setup::Wrapper, Transport::Pipe, Era::Handshake);
 }
 
 #[test]
 fn http_stateful_2025_11_25() {
-    check(&run_cell(
-        Transport::Http { sessions: true },
-        Era::Handshake,
-    ));
+    cell(Setup::Wrapper, STATEFUL, Era::Handshake);
 }
 
 #[test]
 fn stdio_2026_07_28() {
-    check(&run_cell(Transport::Pipe, Era::Discover));
+    cell(Setup::Wrapper, Transport::Pipe, Era::Discover);
 }
 
 #[test]
 fn http_stateful_server_2026_07_28() {
-    check(&run_cell(Transport::Http { sessions: true }, Era::Discover));
+    cell(Setup::Wrapper, STATEFUL, Era::Discover);
 }
 
 #[test]
 fn http_stateless_server_2026_07_28() {
-    check(&run_cell(
-        Transport::Http { sessions: false },
-        Era::Discover,
-    ));
+    cell(Setup::Wrapper, STATELESS, Era::Discover);
 }
 
 #[test]
 fn http_stateless_2025_11_25() {
-    check(&run_cell(
-        Transport::Http { sessions: false },
-        Era::Handshake,
-    ));
+    cell(Setup::Wrapper, STATELESS, Era::Handshake);
+}
+
+#[test]
+fn attributes_only_stdio_2025_11_25() {
+    cell(Setup::AttributesOnly, Transport::Pipe, Era::Handshake);
+}
+
+#[test]
+fn attributes_only_http_stateful_2025_11_25() {
+    cell(Setup::AttributesOnly, STATEFUL, Era::Handshake);
+}
+
+#[test]
+fn attributes_only_stdio_2026_07_28() {
+    cell(Setup::AttributesOnly, Transport::Pipe, Era::Discover);
+}
+
+#[test]
+fn attributes_only_http_stateful_server_2026_07_28() {
+    cell(Setup::AttributesOnly, STATEFUL, Era::Discover);
+}
+
+#[test]
+fn attributes_only_http_stateless_server_2026_07_28() {
+    cell(Setup::AttributesOnly, STATELESS, Era::Discover);
+}
+
+#[test]
+fn attributes_only_http_stateless_2025_11_25() {
+    cell(Setup::AttributesOnly, STATELESS, Era::Handshake);
 }
 
 /// Rows that keep the contract, as a correct instrumentation would deliver them for `cell`'s
@@ -835,54 +941,75 @@ fn contract_rows(cell: &CellRun) -> Vec<Row> {
     .expect("contract rows fit the datasource")
 }
 
-/// The checks can pass: rows that keep the contract pass them in every cell, and a row naming
-/// `rmcp` as its client fails them. No pipeline or server here, only [`check`].
+/// The checks can pass: rows that keep the contract pass them in every cell of both setups,
+/// and fail them in the other setup's cell (the wrapper's rows are not the attributes' alone);
+/// a row naming `rmcp` as its client fails them. No pipeline or server here, only [`check`].
 #[test]
 fn the_checks_accept_the_contract_and_refuse_rmcp_as_a_client() {
     let cells = [
         (Transport::Pipe, Era::Handshake),
         (Transport::Pipe, Era::Discover),
-        (Transport::Http { sessions: true }, Era::Handshake),
-        (Transport::Http { sessions: true }, Era::Discover),
-        (Transport::Http { sessions: false }, Era::Handshake),
-        (Transport::Http { sessions: false }, Era::Discover),
+        (STATEFUL, Era::Handshake),
+        (STATEFUL, Era::Discover),
+        (STATELESS, Era::Handshake),
+        (STATELESS, Era::Discover),
     ];
-    for (transport, era) in cells {
+    let refuses = |cell: &CellRun| std::panic::catch_unwind(|| check(cell)).is_err();
+    for (setup, (transport, era)) in [Setup::Wrapper, Setup::AttributesOnly]
+        .into_iter()
+        .flat_map(|setup| cells.map(|cell| (setup, cell)))
+    {
         let clients = match transport {
             Transport::Pipe => &CLIENTS[..1],
             Transport::Http { .. } => &CLIENTS[..],
         };
+        let sessions = transport == STATEFUL && era == Era::Handshake;
         let mut cell = CellRun {
+            setup,
             transport,
             era,
-            clients: Vec::new(),
+            clients: clients
+                .iter()
+                .map(|&(name, version)| ClientRun {
+                    name,
+                    version,
+                    negotiated: era.version().to_string(),
+                    unknown_tool_code: -32602,
+                    http_sessions: sessions
+                        .then(|| format!("session-of-{name}"))
+                        .into_iter()
+                        .collect(),
+                })
+                .collect(),
             rows: Vec::new(),
         };
-        let sessions = transport == (Transport::Http { sessions: true }) && era == Era::Handshake;
-        cell.clients = clients
-            .iter()
-            .map(|&(name, version)| ClientRun {
-                name,
-                version,
-                negotiated: era.version().to_string(),
-                unknown_tool_code: -32602,
-                http_sessions: sessions
-                    .then(|| format!("session-of-{name}"))
-                    .into_iter()
-                    .collect(),
-            })
-            .collect();
         cell.rows = contract_rows(&cell);
         check(&cell);
+
+        let other = CellRun {
+            setup: match setup {
+                Setup::Wrapper => Setup::AttributesOnly,
+                Setup::AttributesOnly => Setup::Wrapper,
+            },
+            transport,
+            era,
+            clients: std::mem::take(&mut cell.clients),
+            rows: cell.rows.clone(),
+        };
+        assert!(
+            refuses(&other),
+            "{setup:?} / {transport:?} / {era:?}: the rows pass as {:?}'s",
+            other.setup
+        );
+        cell.clients = other.clients;
 
         let mut rmcp = cell.rows[0].clone();
         rmcp.record
             .insert("client_name".into(), Value::String("rmcp".into()));
         cell.rows.push(rmcp);
-        let refused = std::panic::catch_unwind(|| check(&cell));
         assert!(
-            refused.is_err(),
-            "{transport:?} / {era:?}: a row naming rmcp passes"
+            refuses(&cell),
+            "{setup:?} / {transport:?} / {era:?}: a row naming rmcp passes"
         );
     }
 }
