@@ -176,6 +176,7 @@ async function main() {
     try {
         await client.connect(transport, { timeout: options.timeoutMs });
         connectStep.outcome = 'result';
+        report.connected_at_ms = Date.now();
     } catch (error) {
         connectStep.outcome = 'failed';
         connectStep.error_message = errorText(error);
@@ -265,6 +266,7 @@ async function main() {
         // stdio: closes the server's stdin, waits for it to exit (SIGTERM after 2 s, then SIGKILL).
         await client.close();
         closeStep.outcome = 'closed';
+        report.closed_at_ms = Date.now();
     } catch (error) {
         closeStep.outcome = 'failed';
         closeStep.error_message = errorText(error);
