@@ -755,7 +755,7 @@ def check_row_invariants(
         assert kind in KINDS, f"unknown kind {kind!r}{where}"
         required, allowed = KIND_KEYS[kind]
         keys = set(record)
-        assert ALWAYS_KEYS | required <= keys, f"{kind} row without {sorted(ALWAYS_KEYS | required - keys)}{where}"
+        assert ALWAYS_KEYS | required <= keys, f"{kind} row without {sorted((ALWAYS_KEYS | required) - keys)}{where}"
         assert keys <= ALWAYS_KEYS | required | allowed, (
             f"keys {sorted(keys - ALWAYS_KEYS - required - allowed)} on a {kind} row{where}"
         )

@@ -3,14 +3,19 @@
 analytics contract of `mcp_analytics::rmcp::instrument!`:
 
 - one row per handler call (`kind` tool / prompt / resource, `method` tools/call / prompts/get /
-  resources/read, the handler's name in `tool` / `prompt` / `resource`), `outcome` ok / error /
-  panic, `error_type` `tool_error` for an `isError` result, the JSON-RPC code (a string) for a
-  JSON-RPC error, `panic` for a panic;
-- one `kind: request` row per other request (`method` initialize, tools/list, ...), one
-  `kind: notification` row per client notification, `kind: session` rows `event` start / end;
+  resources/read, the handler's name in `tool` / `prompt` / `resource`), however many attributes
+  the server also has (`#[mcp_tool]` on call_tool, `#[mcp_prompt]`, `#[mcp_resource]` join the
+  wrapper's row: `funcName` is theirs, `handler_duration_ms` their body's time, at most
+  `duration_ms`); `outcome` ok / error / panic; `error_type` `tool_error` for an `isError`
+  result, the JSON-RPC code (a string) for a JSON-RPC error, `panic` for a panic;
+- one `kind: request` row per other request (`method` initialize, tools/list, ...; a listing's
+  row has `listed` the first time the process serves that listing), one `kind: notification`
+  row per client notification, `kind: session` rows `event` start / end (no outcome, no
+  request id; the end has the session's `duration_ms`);
 - on every row the client's `client_name` / `client_version`, the negotiated `protocol_version`,
-  `transport` (`pipe` on stdio, `tcp` on HTTP), the request's JSON-RPC id in `request_id`, and
-  the `session` column: the process's one id on stdio, the client's `mcp-session-id` on HTTP;
+  `transport` (`pipe` on stdio, `tcp` on HTTP), the request's JSON-RPC id in `request_id`
+  (requests only), and the `session` column: the process's one id on stdio, the client's
+  `mcp-session-id` on HTTP;
 - level `error` for outcome error / panic, `info` otherwise.
 
 The client's own report (what it sent, what each step got) is checked first: when that fails the
@@ -34,12 +39,21 @@ from pathlib import Path
 import pytest
 
 from e2e_support import (
+    ALWAYS_KEYS,
     APP_NAME,
-    RECORD_KEYS,
+    HANDLER_KINDS,
+    KIND_KEYS,
+    KIND_OF_METHOD,
+    LEVEL_OF_OUTCOME,
+    LISTINGS,
+    PRESENT,
     TOKEN,
+    ExpectedRow,
     Receiver,
     Row,
-    match_events,
+    await_rows,
+    contains,
+    mismatch_report,
 )
 from test_http import HttpServer
 
@@ -51,16 +65,8 @@ CLIENT_TIMEOUT_S = 40
 CRASH_TIMEOUT_MS = 3000
 ROWS_TIMEOUT_S = 5.0
 
-HANDLER_KIND = {"tools/call": "tool", "prompts/get": "prompt", "resources/read": "resource"}
-CONTRACT_KEYS = RECORD_KEYS | {
-    "method",
-    "error_type",
-    "protocol_version",
-    "transport",
-    "request_id",
-    "event",
-}
-LEVEL_OF_OUTCOME = {"ok": "info", "cancelled": "info", "error": "error", "panic": "error"}
+# The function whose attribute joins a handler call's row, in examples/demo_server.
+FUNC_NAME = {"tools/call": lambda name: "call_tool", "prompts/get": lambda name: name, "resources/read": lambda uri: "read_resource"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,10 +203,10 @@ def check_client_saw(report: dict) -> None:
     assert want("add(2, 3)", {"result"}).get("text") == "5", steps["add(2, 3)"]
     assert want("divide(1, 0)", {"is_error"}).get("text") == "division by zero", steps["divide(1, 0)"]
     want("lookup(cobol)", {"error"}, code=-32602)
-    want("no_such_tool()", {"error"})
-    # The contract's own wording expects a JSON-RPC error; rmcp may answer with an isError result
-    # instead: either way the row must say what the client saw (see expected_rows).
-    want("add(x)", {"error", "is_error"})
+    # rmcp 3.11 answers an unknown tool with a JSON-RPC error -32602, arguments that do not
+    # deserialize with an isError result.
+    want("no_such_tool()", {"error"}, code=-32602)
+    assert "deserializ" in (want("add(x)", {"is_error"}).get("text") or "").lower(), steps["add(x)"]
     want("greet(Ada)", {"result"})
     want("read mem://readme", {"result"})
     want("crash()", {"timeout"})
@@ -215,78 +221,79 @@ def check_client_saw(report: dict) -> None:
 # Expected rows
 
 
-@dataclass
-class ExpectedRow:
-    """One row the contract requires; `fields` are record keys that must hold exactly these
-    values (None: the key must be absent)."""
-
-    label: str
-    fields: dict[str, object]
-    session: str | None = None
-
-    def mismatches(self, row: Row) -> list[str]:
-        problems = []
-        for key, want in self.fields.items():
-            got = row.record.get(key)
-            if isinstance(want, str) and got is not None and not isinstance(got, str):
-                got = str(got)  # e.g. a numeric request_id
-            if got != want:
-                problems.append(f"{key} {got!r} != {want!r}")
-        if self.session is not None and row.session != self.session:
-            problems.append(f"session {row.session!r} != {self.session!r}")
-        return problems
-
-    def short(self) -> str:
-        fields = " ".join(f"{key}={value!r}" for key, value in self.fields.items())
-        return f"{fields}  <- {self.label}"
+def answer(report: dict, request_id: object) -> dict | None:
+    """What the client received in answer to its request `request_id`."""
+    return next((m for m in report["received"] if m.get("id") == request_id and m["type"] != "request"), None)
 
 
 def expected_rows(report: dict, session: str | None) -> list[ExpectedRow]:
     """The rows one client's session must have produced, from what it sent and saw."""
     rows = []
+    client = report["client_info"]
+    origin = {
+        "client_name": client["name"],
+        "client_version": client["version"],
+        "protocol_version": report["protocol_version"],
+    }
     for step in report["steps"]:
         method = step["method"]
         if method is None:
             continue
         request_id = step.get("request_id")
-        fields: dict[str, object] = {"method": method}
-        if request_id is not None:
-            fields["request_id"] = str(request_id)
+        assert request_id is not None, f"no request id for step {step}"
+        fields: dict[str, object] = {"method": method, "request_id": str(request_id), **origin}
         seen = step["outcome"]
-        if method in HANDLER_KIND:
-            kind = HANDLER_KIND[method]
-            fields["kind"] = kind
+        got = answer(report, request_id)
+        if seen == "error":
+            # The row's error is the one the client got (its text may add the code).
+            error = got["error"] if got and got["type"] == "error" else {}
+            failed = {"outcome": "error", "error_type": str(step["error_code"]), "error": contains(error.get("message", "?"))}
+        kind = KIND_OF_METHOD.get(method, "request")
+        fields["kind"] = kind
+        if kind in HANDLER_KINDS:
             params = step["params"]
-            fields[kind] = params["uri"] if kind == "resource" else params["name"]
+            name = params["uri"] if kind == "resource" else params["name"]
+            fields[kind] = name
+            # The demo server's attributes join every handler call's row.
+            fields |= {"funcName": FUNC_NAME[method](name), "handler_duration_ms": PRESENT}
             if seen == "result":
-                fields.update(outcome="ok", error_type=None)
+                fields |= {"outcome": "ok", "error_type": None, "error": None}
             elif seen == "is_error":
-                fields.update(outcome="error", error_type="tool_error")
+                fields |= {"outcome": "error", "error_type": "tool_error", "error": step["text"]}
             elif seen == "error":
-                fields.update(outcome="error", error_type=str(step["error_code"]))
+                fields |= failed
             elif seen == "timeout" and params.get("name") == "crash":
-                fields.update(outcome="panic", error_type="panic")
+                fields |= {"outcome": "panic", "error_type": "panic", "error": None}
             else:
                 raise AssertionError(f"no expectation for a {seen!r} step: {step}")
         else:
-            fields["kind"] = "request"
             if seen == "result":
-                fields.update(outcome="ok", error_type=None)
+                fields |= {"outcome": "ok", "error_type": None, "error": None}
+            elif seen == "error":
+                fields |= failed
             else:
-                fields.update(outcome="error", error_type=str(step.get("error_code")))
+                raise AssertionError(f"no expectation for a {seen!r} step: {step}")
         rows.append(ExpectedRow(f"{step['step']} ({seen})", fields, session))
     for message in report["sent"]:
         if message["type"] == "notification":
-            rows.append(
-                ExpectedRow(
-                    f"sent {message['method']}",
-                    {"kind": "notification", "method": message["method"]},
-                    session,
-                )
-            )
+            fields = {"kind": "notification", "method": message["method"], "outcome": "ok", "request_id": None}
+            rows.append(ExpectedRow(f"sent {message['method']}", fields | origin, session))
     for event in ("start", "end"):
-        rows.append(ExpectedRow(f"session {event}", {"kind": "session", "event": event}, session))
+        fields = {"kind": "session", "event": event, "method": None, "outcome": None, "request_id": None}
+        fields["duration_ms"] = PRESENT if event == "end" else None
+        rows.append(ExpectedRow(f"session {event}", fields | origin, session))
     return rows
+
+
+def listed_by(report: dict) -> dict[str, list[str]]:
+    """What each listing gave the client, in order."""
+    listed = {}
+    for step in report["steps"]:
+        if step["method"] in LISTINGS and step["outcome"] == "result":
+            result = answer(report, step["request_id"])["result"]
+            items = result.get("tools") or result.get("prompts") or result.get("resources") or []
+            listed[step["method"]] = [item.get("uri") or item["name"] for item in items]
+    return listed
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,21 +301,7 @@ def expected_rows(report: dict, session: str | None) -> list[ExpectedRow]:
 
 
 def describe_row(row: Row) -> str:
-    record = row.record
-    kind = record.get("kind", "")
-    name = record.get(kind, "") if kind in ("tool", "prompt", "resource") else record.get("event", "")
-    parts = [
-        f"{kind}:{record.get('method', '-')}:{name or '-'}",
-        f"outcome={record.get('outcome')}",
-        f"error_type={record.get('error_type')}",
-        f"level={row.level}",
-        f"session={row.session}",
-        f"client={record.get('client_name')}/{record.get('client_version')}",
-        f"transport={record.get('transport')}",
-        f"protocol={record.get('protocol_version')}",
-        f"request_id={record.get('request_id')}",
-    ]
-    return " ".join(parts)
+    return row.short()
 
 
 def rows_listing(rows: list[Row]) -> str:
@@ -358,67 +351,68 @@ class Problems:
         )
 
 
-def row_key(fields: dict) -> tuple[str, str]:
-    """(kind, method), or (session, event) for session rows: what rows are counted by."""
-    kind = str(fields.get("kind") or "")
-    return kind, str(fields.get("event" if kind == "session" else "method") or "-")
-
-
-def same_call(exp: ExpectedRow, row: Row) -> bool:
-    """`row` looks like `exp`'s call (to show beside a missing row): same handler, or same method."""
-    kind = exp.fields.get("kind")
-    if row.record.get("kind") != kind:
-        return False
-    if kind in HANDLER_KIND.values():
-        return row.record.get(kind) == exp.fields.get(kind)
-    if kind == "session":
-        return row.record.get("event") == exp.fields.get("event")
-    return row.record.get("method") == exp.fields.get("method")
-
-
 def check_one_row_per_call(
     problems: Problems, who: str, expected: list[ExpectedRow], rows: list[Row]
 ) -> None:
     """Each expected row matched by a distinct row, nothing left over; the counts per
     (kind, method) first, which say at a glance what is missing."""
-    want = Counter(row_key(e.fields) for e in expected)
-    got = Counter(row_key(r.record) for r in rows)
-    for key in sorted(set(want) | set(got), key=str):
+    for line in mismatch_report(expected, rows, who):
+        problems.add(line)
+
+
+def check_listings(problems: Problems, rows: list[Row], listed: dict[str, list[str]]) -> None:
+    """A fresh server process names what a listing listed on the first such listing it serves,
+    and not again while it lists the same: exactly one row per listing method has `listed`, and
+    it is what the clients were given."""
+    for method, names in listed.items():
+        with_names = [row for row in rows if row.method == method and row.listed is not None]
         problems.check(
-            want[key] == got[key],
-            f"{who}: {want[key]} rows of kind/{'event' if key[0] == 'session' else 'method'} "
-            f"{key[0]}/{key[1]} expected (one per call), {got[key]} received",
+            len(with_names) == 1 and with_names[0].listed == names,
+            f"{method}: one row listing {names} expected (the process's first), got "
+            + ("; ".join(describe_row(row) for row in with_names) or "none"),
         )
-    missing, extra = match_events(expected, rows)
-    for exp in missing:
-        near = [row for row in rows if same_call(exp, row)]
-        detail = "".join(
-            f"\n      closest: {describe_row(r)}: {'; '.join(exp.mismatches(r))}" for r in near[:3]
-        )
-        problems.add(f"{who}: MISSING {exp.short()}{detail}")
-    for row in extra:
-        problems.add(f"{who}: UNEXPECTED {describe_row(row)}")
 
 
 def check_row_fields(
     problems: Problems, who: str, rows: list[Row], report: dict, version: str, transport: str
 ) -> None:
-    """What every row of one client's session must carry."""
+    """What every row of one client's session must carry, by its kind."""
     client = (report["client_info"]["name"], report["client_info"]["version"])
     protocol = report["protocol_version"]
     for row in rows:
         record = row.record
-        kind = record.get("kind")
-        unknown = sorted(set(record) - CONTRACT_KEYS)
-        problems.on_row(not unknown, who, f"only the contract's keys {sorted(CONTRACT_KEYS)}", unknown, row)
-        empty = sorted(key for key, value in record.items() if value == "")
-        problems.on_row(not empty, who, "no key sent empty (missing = unknown)", empty, row)
+        kind = row.kind
+        if kind not in KIND_KEYS:
+            problems.on_row(False, who, f"a kind among {sorted(KIND_KEYS)}", kind, row)
+            continue
+        required, allowed = KIND_KEYS[kind]
+        missing = sorted((ALWAYS_KEYS | required) - set(record))
+        problems.on_row(not missing, who, f"the keys a {kind} row always has", missing, row)
+        unknown = sorted(set(record) - ALWAYS_KEYS - required - allowed)
+        problems.on_row(not unknown, who, f"only the keys a {kind} row may have", unknown, row)
+        # funcName is always there; a session row, which no function serves, has it empty.
+        empty = sorted(key for key, value in record.items() if value in ("", None, []))
+        problems.on_row(
+            empty == (["funcName"] if kind == "session" else []), who, "no key sent empty (missing = unknown)", empty, row
+        )
         problems.on_row(record.get("appName") == APP_NAME, who, f"appName {APP_NAME!r}", record.get("appName"), row)
         problems.on_row(record.get("version") == version, who, f"version {version!r}", record.get("version"), row)
         outcome = record.get("outcome")
-        problems.on_row(
-            outcome is None or outcome in LEVEL_OF_OUTCOME, who, "a known outcome", outcome, row
-        )
+        if kind == "session":
+            problems.on_row(outcome is None, who, "no outcome on session rows", outcome, row)
+            problems.on_row(row.event in ("start", "end"), who, "session event start or end", row.event, row)
+            problems.on_row(
+                ("duration_ms" in record) == (row.event == "end"),
+                who,
+                "duration_ms on a session's end, not on its start",
+                (row.event, record.get("duration_ms")),
+                row,
+            )
+            message = f"session {row.event}"
+        else:
+            problems.on_row(outcome in LEVEL_OF_OUTCOME, who, "a known outcome", outcome, row)
+            message = f"{kind} {row.name}: {outcome}" + (f": {row.error}" if row.error else "")
+        problems.on_row(record.get("message") == message, who, "message KIND NAME: OUTCOME[: ERROR]", record.get("message"), row)
         problems.on_row(
             row.level == LEVEL_OF_OUTCOME.get(outcome, "info"),
             who,
@@ -426,56 +420,35 @@ def check_row_fields(
             (outcome, row.level),
             row,
         )
-        got_client = (record.get("client_name"), record.get("client_version"))
-        problems.on_row(record.get("client_name") != "rmcp", who, "never client_name 'rmcp'", got_client, row)
-        # A session may start before the client introduced itself: there the client may be absent.
-        if kind != "session" or got_client != (None, None):
-            problems.on_row(got_client == client, who, f"client_name/client_version {client}", got_client, row)
-        if kind != "session" or record.get("protocol_version") is not None:
-            problems.on_row(
-                record.get("protocol_version") == protocol,
-                who,
-                f"protocol_version {protocol!r} (negotiated by the client)",
-                record.get("protocol_version"),
-                row,
-            )
+        problems.on_row(row.client == client, who, f"client_name/client_version {client}", row.client, row)
         problems.on_row(
-            record.get("transport") == transport, who, f"transport {transport!r}", record.get("transport"), row
+            row.protocol_version == protocol,
+            who,
+            f"protocol_version {protocol!r} (negotiated by the client)",
+            row.protocol_version,
+            row,
         )
-        if kind == "session" and record.get("event") == "end":
-            duration = record.get("duration_ms")
+        problems.on_row(row.transport == transport, who, f"transport {transport!r}", row.transport, row)
+        if "handler_duration_ms" in record:
             problems.on_row(
-                isinstance(duration, (int, float)) and duration >= 0,
+                record["handler_duration_ms"] <= record.get("duration_ms", -1),
                 who,
-                "duration_ms >= 0 on session end",
-                duration,
+                "handler_duration_ms <= duration_ms",
+                (record["handler_duration_ms"], record.get("duration_ms")),
                 row,
             )
+        if "listed" in record:
+            problems.on_row(row.method in LISTINGS, who, "listed on listing rows only", row.method, row)
         if outcome in ("error", "panic"):
+            problems.on_row(bool(row.error_type), who, "error_type on error/panic rows", row.error_type, row)
+        else:
             problems.on_row(
-                bool(record.get("error_type")), who, "error_type on error/panic rows", record.get("error_type"), row
+                "error" not in record and "error_type" not in record,
+                who,
+                "no error or error_type unless the outcome is error or panic",
+                (row.error, row.error_type),
+                row,
             )
-
-
-def all_matched(expected: list[ExpectedRow]):
-    def every_expected_row_arrived(rows: list[Row]) -> bool:
-        missing, _ = match_events(expected, rows)
-        return not missing
-
-    return every_expected_row_arrived
-
-
-def await_rows(receiver: Receiver, expected: list[ExpectedRow]) -> list[Row]:
-    """Waits until every expected row arrived, then until nothing more comes. When they do not
-    all arrive in time, goes on with what came: the checks then say precisely what is missing."""
-    try:
-        receiver.wait_for(all_matched(expected), timeout=ROWS_TIMEOUT_S)
-    except AssertionError:
-        pass
-    rows = receiver.settle()
-    assert not receiver.malformed, receiver.describe()
-    assert not receiver.rejections, receiver.describe()
-    return rows
 
 
 # --------------------------------------------------------------------------------------------
@@ -504,7 +477,7 @@ def test_typescript_sdk_stdio(
     )
 
     expected = expected_rows(report, session=None)
-    rows = await_rows(receiver, expected)
+    rows = await_rows(receiver, expected, timeout=ROWS_TIMEOUT_S)
 
     problems = Problems()
     sessions = {row.session for row in rows}
@@ -512,6 +485,7 @@ def test_typescript_sdk_stdio(
     problems.check(all(sessions), "a row with an empty session")
     check_one_row_per_call(problems, run.name, expected, rows)
     check_row_fields(problems, run.name, rows, report, version, transport="pipe")
+    check_listings(problems, rows, listed_by(report))
     problems.raise_if_any(rows, receiver)
     print(f"\nts stdio: {len(expected)} rows as the contract says (protocol {report['protocol_version']})")
 
@@ -563,7 +537,7 @@ def test_typescript_sdk_http_two_clients(
     assert status == 0, f"rmcp_http exited with {status} after SIGTERM\n{http_server.stderr}"
 
     expected_by_client = {sid: expected_rows(report, session=sid) for report, sid in zip(reports, ids)}
-    rows = await_rows(receiver, [e for exp in expected_by_client.values() for e in exp])
+    rows = await_rows(receiver, [e for exp in expected_by_client.values() for e in exp], timeout=ROWS_TIMEOUT_S)
 
     problems = Problems()
     strays = [row for row in rows if row.session not in ids]
@@ -580,5 +554,9 @@ def test_typescript_sdk_http_two_clients(
         wrong = [row for row in rows if row.record.get("client_name") == name and row.session != sid]
         for row in wrong:
             problems.add(f"{name}'s row outside its session {sid}: {describe_row(row)}")
+    # One server process: of the two clients' listings, the first of each kind names what it listed.
+    listed = [listed_by(report) for report in reports]
+    assert listed[0] == listed[1] and listed[0], f"the two clients were listed different things: {listed}"
+    check_listings(problems, rows, listed[0])
     problems.raise_if_any(rows, receiver)
     print(f"\nts http: 2 sessions {ids}, {sum(map(len, expected_by_client.values()))} rows as the contract says")
