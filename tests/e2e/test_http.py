@@ -263,6 +263,10 @@ async def crash(session: ClientSession, calls: Expectations) -> None:
         await session.call_tool("crash", {}, read_timeout_seconds=CRASH_TIMEOUT_S)
     assert caught.value.code == REQUEST_TIMEOUT, f"crash was answered instead of timing out: {caught.value!r}"
     tool(calls, "crash()", "crash", "panic", error_type="panic", error=None)
+    # The server goes on serving. The SDK posted notifications/cancelled before this request
+    # (one message at a time), so the session has it before the client ends the session.
+    await session.send_ping()
+    calls.request("ping after the crash", "ping")
 
 
 async def run_client(
@@ -360,7 +364,7 @@ def test_http_two_concurrent_sessions(receiver: Receiver, http_server: HttpServe
     for client, sid in zip(clients, ids):
         problems += mismatch_report(expected[sid], [row for row in rows if row.session == sid], client.name)
     assert not problems, "\n".join(problems) + "\nrows received:\n" + "\n".join(f"  {r.short()}" for r in rows)
-    assert clients[0].listed_tools == clients[1].listed_tools
+    assert clients[0].listed_tools == clients[1].listed_tools, [client.listed_tools for client in clients]
     check_listings(rows, {"tools/list": clients[0].listed_tools})
 
     slow = [row for row in rows if row.name == "slow_echo"]

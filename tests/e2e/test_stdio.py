@@ -238,10 +238,18 @@ def test_stdio_every_request_records_exactly_one_row(
     assert len(sessions) == 1, f"one stdio process is one session, got {sessions}"
     (session_id,) = sessions
     assert is_uuid_v4(session_id), f"session {session_id!r} is not a UUID v4"
-    # The session's rows frame the others.
+    # The session's rows frame the others. On a pipe the session starts once `initialize` is
+    # answered: only that row may start before it, by its duration at most (timestamps are in
+    # whole milliseconds).
     start, end = (next(row for row in rows if row.event == event) for event in ("start", "end"))
-    assert all(start.started_at() <= row.started_at() for row in rows), "a row before the session started"
-    assert end.duration_ms >= max(row.duration_ms for row in rows if row.kind != "session"), end.short()
+    initialize = next(row for row in rows if row.method == "initialize")
+    early = [row.short() for row in rows if row is not initialize and row.started_at() < start.started_at()]
+    initialize_lead_ms = (start.started_at() - initialize.started_at()).total_seconds() * 1000
+    if initialize_lead_ms > initialize.duration_ms + 1:
+        early.append(initialize.short())
+    assert not early, f"rows started before the session ({start.short()}):\n" + "\n".join(early)
+    longest = max(rows, key=lambda row: row.duration_ms if row.kind != "session" else -1)
+    assert end.duration_ms >= longest.duration_ms, f"the session ended before a request did:\n{end.short()}\n{longest.short()}"
 
     print(
         f"\nstdio: {len(calls.sent.requests())} requests, {len(calls.sent.notifications())} notifications, "

@@ -210,6 +210,7 @@ def check_client_saw(report: dict) -> None:
     want("greet(Ada)", {"result"})
     want("read mem://readme", {"result"})
     want("crash()", {"timeout"})
+    want("ping after crash()", {"result"})
     assert steps["close"]["outcome"] == "closed", f"{who}: close gave {steps['close']}"
     # Every request the client sent had its step (nothing sent behind the script's back).
     requests = Counter(m["method"] for m in report["sent"] if m["type"] == "request")

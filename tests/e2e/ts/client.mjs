@@ -73,12 +73,21 @@ function errorText(error) {
     return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
+/** Notifications the transport has not delivered yet (over HTTP: their POST not answered). */
+const pendingNotifications = new Set();
+
 /** Records every JSON-RPC message through the transport, both ways. */
 function tapTransport(transport, report) {
     const send = transport.send.bind(transport);
-    transport.send = async (message, options) => {
+    transport.send = (message, options) => {
         report.sent.push(summarizeMessage(message));
-        return send(message, options);
+        const sending = send(message, options);
+        if ('method' in message && !('id' in message)) {
+            pendingNotifications.add(sending);
+            const settled = () => pendingNotifications.delete(sending);
+            sending.then(settled, settled);
+        }
+        return sending;
     };
     // The Client sets onmessage in connect(), after this: wrap it when it is set.
     let handler;
@@ -251,8 +260,13 @@ async function main() {
     await step('read mem://readme', 'resources/read', { uri: 'mem://readme' }, () =>
         client.readResource({ uri: 'mem://readme' }, timeout)
     );
-    // The server panics: rmcp never answers; the SDK gives up and sends notifications/cancelled.
+    // The server panics: rmcp never answers; the SDK gives up and sends notifications/cancelled,
+    // without waiting for it to be delivered. Wait for that (over HTTP, its POST answered), then
+    // make one more request: the server has the notification before the session ends, and it
+    // goes on serving.
     await tool('crash', {}, 'crash()', { timeout: options.crashTimeoutMs });
+    await Promise.allSettled([...pendingNotifications]);
+    await step('ping after crash()', 'ping', {}, () => client.ping(timeout));
 
     // --- close
     const closeStep = { step: 'close', method: null };
