@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The README's test command: the Rust tests, then the end-to-end suite, which drives the rmcp
-# example servers with the official MCP Python SDK and checks what reached a loopback Events API.
+# example servers with the official MCP Python and TypeScript SDKs and checks what reached a
+# loopback Events API.
 #
 #   tests/run.sh
 #
 # Needs cargo and python3 (3.11 or later, with the venv module). The Python dependencies go to
 # .venv (created when missing; reinstalled only when tests/e2e/requirements.txt changes).
+# Needs node and npm (Node.js 20 or later) for the TypeScript SDK client of the suite: its npm
+# packages go to tests/e2e/ts/node_modules (`npm ci`, again only when package-lock.json changes).
 # Needs promtool too (checks the Tinybird project's Prometheus output): when it is missing, run
 # as root on Debian or Ubuntu, the script installs the `prometheus` package that brings it.
 # Exits non-zero as soon as a step fails.
@@ -32,6 +35,29 @@ if [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$wanted" ]]; then
     echo "$wanted" >"$STAMP"
 else
     echo "requirements unchanged, nothing to install"
+fi
+
+TS_DIR=tests/e2e/ts
+TS_STAMP="$TS_DIR/node_modules/.e2e-package-lock.sha256"
+
+step "node packages ($TS_DIR/node_modules)"
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "node or npm is missing: install Node.js 20 or later with npm (Debian or Ubuntu:" \
+        "sudo apt-get install nodejs npm, if the distribution's is recent enough; or a release" \
+        "from https://nodejs.org); then run this again" >&2
+    exit 1
+fi
+if ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)'; then
+    echo "Node.js $(node --version) is too old: the MCP TypeScript SDK needs 20 or later" >&2
+    exit 1
+fi
+wanted="$(sha256sum "$TS_DIR/package-lock.json" | cut -d' ' -f1)"
+if [[ "$(cat "$TS_STAMP" 2>/dev/null || true)" != "$wanted" ]]; then
+    # Exactly what package-lock.json pins (npm ci empties node_modules first).
+    npm ci --prefix "$TS_DIR" --no-audit --no-fund --loglevel=error
+    echo "$wanted" >"$TS_STAMP"
+else
+    echo "package-lock.json unchanged, nothing to install"
 fi
 
 step "promtool"

@@ -1,5 +1,7 @@
 """Shared helpers of the end-to-end suite: the example binaries, the loopback Events API receiver,
-the rows it prints, and matching the events it received against the calls a test made.
+the rows it prints, the rows of `mcp_analytics::rmcp::instrument!`'s contract (what every row
+satisfies, by kind), and matching the rows received against those the requests, notifications
+and sessions of a test's clients must have produced.
 
 Every wait here is bounded and polls a condition (no bare sleeps); every process started here is
 stopped by its owner's `stop()`, which the fixtures in `conftest.py` always call.
@@ -15,6 +17,7 @@ import threading
 import time
 import tomllib
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,27 +29,53 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token"
 APP_NAME = "mcp-analytics-dev"
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$")
-# Every key a record may have; a key without a value is left out, not sent empty.
-RECORD_KEYS = {
-    "appName",
-    "funcName",
-    "tool",
-    "prompt",
-    "resource",
-    "version",
-    "message",
-    "kind",
-    "outcome",
-    "duration_ms",
-    "error",
-    "client_name",
-    "client_version",
-}
+
+# The row kinds of `mcp_analytics::rmcp::instrument!` (the README's table). Handler calls are
+# rows of their tool, prompt or resource, one per `tools/call`, `prompts/get`, `resources/read`
+# request; every other request, each client notification, each session's start and end and
+# each finished task are rows of their own.
+HANDLER_KINDS = ("tool", "prompt", "resource")
+HANDLER_METHOD = {"tool": "tools/call", "prompt": "prompts/get", "resource": "resources/read"}
+KIND_OF_METHOD = {method: kind for kind, method in HANDLER_METHOD.items()}
+KINDS = (*HANDLER_KINDS, "request", "notification", "session", "task")
+OUTCOMES = ("ok", "error", "panic", "cancelled", "input_required", "task")
+# The template counts failed and panicked calls as errors; nothing else is the server's failure.
+LEVEL_OF_OUTCOME = {outcome: "error" if outcome in ("error", "panic") else "info" for outcome in OUTCOMES}
+TRANSPORTS = ("pipe", "tcp")
+ERROR_TYPE_RE = re.compile(r"^(tool_error|panic|-?\d+)$")
+
 # The keys every record has.
-ALWAYS_KEYS = {"appName", "funcName", "version", "message", "kind", "outcome", "duration_ms"}
-KINDS = ("tool", "prompt", "resource")
-# The template counts failed and panicked calls as errors; a cancelled call is not the server's.
-LEVEL_OF_OUTCOME = {"ok": "info", "cancelled": "info", "error": "error", "panic": "error"}
+ALWAYS_KEYS = frozenset({"appName", "funcName", "version", "message", "kind"})
+# Who asked, in which protocol, over what: on every kind of row, when known.
+ORIGIN_KEYS = frozenset({"client_name", "client_version", "protocol_version", "transport"})
+# What ties the rows of a call that spans requests (input required, tasks) together.
+LINK_KEYS = frozenset({"continuation", "resumes", "task_id", "total_duration_ms"})
+# Per kind: the keys a record must have besides ALWAYS_KEYS, and those it may have. A key
+# without a value is left out, never sent empty.
+KIND_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    **{
+        kind: (
+            frozenset({kind, "method", "outcome", "duration_ms", "transport", "request_id"}),
+            ORIGIN_KEYS | LINK_KEYS | {"handler_duration_ms", "error", "error_type"},
+        )
+        for kind in HANDLER_KINDS
+    },
+    "request": (
+        frozenset({"method", "outcome", "duration_ms", "transport", "request_id"}),
+        ORIGIN_KEYS | {"error", "error_type", "listed"},
+    ),
+    "notification": (frozenset({"method", "outcome", "duration_ms", "transport"}), ORIGIN_KEYS),
+    # A session row has no outcome and no request; its end has the session's duration.
+    "session": (frozenset({"event", "transport"}), ORIGIN_KEYS | {"duration_ms"}),
+    "task": (
+        frozenset({"name", "outcome", "duration_ms"}),
+        ORIGIN_KEYS | LINK_KEYS | {"request_id", "error", "error_type"},
+    ),
+}
+# Every key a record may have.
+RECORD_KEYS = ALWAYS_KEYS.union(*(required | allowed for required, allowed in KIND_KEYS.values()))
+# The listings whose rows say what they listed.
+LISTINGS = ("tools/list", "prompts/list", "resources/list", "resources/templates/list")
 
 
 def workspace_version() -> str:
@@ -114,8 +143,24 @@ class Row:
 
     @property
     def name(self) -> str:
-        """The handler's name: the record field named after the event's kind."""
-        return self.record.get(self.kind, "") if self.kind in KINDS else ""
+        """What the row is about: the handler's name (the record field named after its kind),
+        the method of a request or notification, the event of a session, the task's name."""
+        kind = self.kind
+        if kind in HANDLER_KINDS:
+            return self.record.get(kind, "")
+        if kind == "session":
+            return self.record.get("event", "")
+        if kind == "task":
+            return self.record.get("name", "")
+        return self.record.get("method", "")
+
+    @property
+    def method(self) -> str:
+        return self.record.get("method", "")
+
+    @property
+    def event(self) -> str:
+        return self.record.get("event", "")
 
     @property
     def outcome(self) -> str:
@@ -126,21 +171,63 @@ class Row:
         return self.record.get("error", "")
 
     @property
+    def error_type(self) -> str:
+        return self.record.get("error_type", "")
+
+    @property
     def duration_ms(self) -> float:
         return self.record.get("duration_ms", -1.0)
+
+    @property
+    def handler_duration_ms(self) -> float | None:
+        return self.record.get("handler_duration_ms")
 
     @property
     def client(self) -> tuple[str, str]:
         return self.record.get("client_name", ""), self.record.get("client_version", "")
 
+    @property
+    def protocol_version(self) -> str:
+        return self.record.get("protocol_version", "")
+
+    @property
+    def transport(self) -> str:
+        return self.record.get("transport", "")
+
+    @property
+    def request_id(self) -> str:
+        return self.record.get("request_id", "")
+
+    @property
+    def listed(self) -> list[str] | None:
+        return self.record.get("listed")
+
     def started_at(self) -> datetime:
         return datetime.strptime(self.timestamp, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=UTC)
 
     def short(self) -> str:
-        return (
-            f"{self.kind}/{self.name}/{self.outcome} level={self.level} error={self.error!r} "
-            f"session={self.session} client={self.client} duration_ms={self.duration_ms}"
-        )
+        record = self.record
+        name = self.name if self.name != self.method else ""
+        parts = [f"{self.kind}:{self.method or '-'}:{name or '-'}", f"outcome={self.outcome or '-'}"]
+        for key in ("error_type", "error"):
+            if key in record:
+                parts.append(f"{key}={record[key]!r}")
+        parts += [
+            f"level={self.level}",
+            f"session={self.session!r}",
+            f"client={'/'.join(self.client) if any(self.client) else '-'}",
+            f"transport={self.transport or '-'}",
+            f"protocol={self.protocol_version or '-'}",
+            f"request_id={self.request_id or '-'}",
+            f"funcName={record.get('funcName')!r}",
+        ]
+        if "duration_ms" in record:
+            parts.append(f"duration_ms={record['duration_ms']}")
+        if "handler_duration_ms" in record:
+            parts.append(f"handler_duration_ms={record['handler_duration_ms']}")
+        if "listed" in record:
+            parts.append(f"listed={record['listed']}")
+        return " ".join(parts)
 
 
 def parse_row(line: str) -> Row:
@@ -314,68 +401,84 @@ class Receiver:
 
 
 # --------------------------------------------------------------------------------------------
-# Expected events and matching
+# Expected rows and matching
+
+
+class Check:
+    """A condition on one record value (`None`: the key is absent), for `ExpectedRow.fields`."""
+
+    def __init__(self, text: str, predicate: Callable[[object], bool]) -> None:
+        self.text, self.predicate = text, predicate
+
+    def __call__(self, value: object) -> bool:
+        return self.predicate(value)
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def contains(fragment: str) -> Check:
+    return Check(f"<text containing {fragment!r}>", lambda v: isinstance(v, str) and fragment in v)
+
+
+def at_least(ms: float) -> Check:
+    return Check(f"<>= {ms}>", lambda v: isinstance(v, (int, float)) and v >= ms)
+
+
+PRESENT = Check("<present>", lambda v: v is not None)
+IGNORED = Check("<anything>", lambda v: True)
 
 
 @dataclass
-class Expected:
-    """The event one call must have recorded."""
+class ExpectedRow:
+    """One row the contract requires. `fields` are record keys: a plain value must be there,
+    exactly (a string compares with the value's text: a request id may be a number); None:
+    the key must be absent; a `Check`: the value must pass it. `session` is the session column,
+    when known."""
 
-    label: str  # the call, for failure messages
-    kind: str
-    name: str
-    outcome: str
-    error: str | None = ""  # the exact error text; None: see error_contains
-    error_contains: str | None = None  # a fragment the error text must contain (non-empty)
-    min_duration_ms: float = 0.0
-    session: str | None = None  # the session the event must carry, when known
-    client: tuple[str, str] | None = None
+    label: str  # what the client did, for failure messages
+    fields: dict[str, object]
+    session: str | None = None
 
     def mismatches(self, row: Row) -> list[str]:
         problems = []
-        for what, want, got in (
-            ("kind", self.kind, row.kind),
-            ("name", self.name, row.name),
-            ("outcome", self.outcome, row.outcome),
-        ):
-            if want != got:
-                problems.append(f"{what} {got!r} != {want!r}")
-        if self.error is not None and row.error != self.error:
-            problems.append(f"error {row.error!r} != {self.error!r}")
-        if self.error_contains is not None and (not row.error or self.error_contains not in row.error):
-            problems.append(f"error {row.error!r} lacks {self.error_contains!r}")
-        if row.duration_ms < self.min_duration_ms:
-            problems.append(f"duration_ms {row.duration_ms} < {self.min_duration_ms}")
+        for key, want in self.fields.items():
+            got = row.record.get(key)
+            if isinstance(want, Check):
+                if not want(got):
+                    problems.append(f"{key} {got!r} is not {want!r}")
+                continue
+            if isinstance(want, str) and got is not None and not isinstance(got, str):
+                got = str(got)
+            if got != want:
+                problems.append(f"{key} {got!r} != {want!r}")
         if self.session is not None and row.session != self.session:
             problems.append(f"session {row.session!r} != {self.session!r}")
-        if self.client is not None and row.client != self.client:
-            problems.append(f"client {row.client!r} != {self.client!r}")
         return problems
 
+    @property
+    def kind(self) -> str:
+        return str(self.fields.get("kind") or "")
+
+    def like(self, row: Row) -> bool:
+        """`row` is about the same thing (shown beside a missing row): same kind and name."""
+        kind = self.kind
+        if row.kind != kind:
+            return False
+        if kind in HANDLER_KINDS:
+            return row.name == self.fields.get(kind)
+        if kind == "session":
+            return row.event == self.fields.get("event")
+        return row.method == self.fields.get("method")
+
     def short(self) -> str:
-        error = repr(self.error) if self.error is not None else f"containing {self.error_contains!r}"
-        return f"{self.kind}/{self.name}/{self.outcome} error {error}  <- {self.label}"
+        fields = " ".join(f"{key}={value!r}" for key, value in self.fields.items())
+        session = f" session={self.session!r}" if self.session is not None else ""
+        return f"{fields}{session}  <- {self.label}"
 
 
-@dataclass
-class Expectations:
-    """The calls a test made, in order, each with the event it must have recorded."""
-
-    client: tuple[str, str]
-    session: str | None = None
-    items: list[Expected] = field(default_factory=list)
-
-    def expect(self, label: str, kind: str, name: str, outcome: str, **kwargs) -> None:
-        kwargs.setdefault("client", self.client)
-        kwargs.setdefault("session", self.session)
-        self.items.append(Expected(label, kind, name, outcome, **kwargs))
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-
-def match_events(expected: Sequence[Expected], rows: Sequence[Row]) -> tuple[list[Expected], list[Row]]:
-    """Pairs each expected event with a distinct row (a maximum bipartite matching, so that the
+def match_events(expected: Sequence[ExpectedRow], rows: Sequence[Row]) -> tuple[list[ExpectedRow], list[Row]]:
+    """Pairs each expected row with a distinct row (a maximum bipartite matching, so that the
     order of arrival does not matter); returns what is left on either side."""
     candidates = [[j for j, row in enumerate(rows) if not exp.mismatches(row)] for exp in expected]
     owner: dict[int, int] = {}  # row index -> expected index
@@ -398,53 +501,316 @@ def match_events(expected: Sequence[Expected], rows: Sequence[Row]) -> tuple[lis
     return missing, extra
 
 
-def assert_exactly_one_event_per_call(expected: Sequence[Expected], rows: Sequence[Row]) -> None:
+def row_key(kind: str, method: str, event: str) -> tuple[str, str]:
+    """(kind, method), or (session, event): what rows are counted by."""
+    return kind, (event if kind == "session" else method) or "-"
+
+
+def mismatch_report(expected: Sequence[ExpectedRow], rows: Sequence[Row], who: str = "") -> list[str]:
+    """Every difference between the rows expected and those received: the counts per
+    (kind, method) first, which say at a glance what is missing, then each expected row
+    without its row (with the closest rows and how they differ), then each row left over."""
+    prefix = f"{who}: " if who else ""
+    lines = []
+    want = Counter(row_key(e.kind, str(e.fields.get("method") or ""), str(e.fields.get("event") or "")) for e in expected)
+    got = Counter(row_key(r.kind, r.method, r.event) for r in rows)
+    for key in sorted(set(want) | set(got)):
+        if want[key] != got[key]:
+            lines.append(f"{prefix}{want[key]} rows of {key[0]} {key[1]} expected, {got[key]} received")
     missing, extra = match_events(expected, rows)
-    if not missing and not extra:
-        return
-    lines = [f"{len(expected)} calls made, {len(rows)} events received"]
     for exp in missing:
-        lines.append(f"MISSING   {exp.short()}")
-        near = [row for row in rows if (row.kind, row.name) == (exp.kind, exp.name)]
-        for row in near:
-            lines.append(f"          closest: {row.short()}: {'; '.join(exp.mismatches(row))}")
+        lines.append(f"{prefix}MISSING    {exp.short()}")
+        for row in [row for row in rows if exp.like(row)][:4]:
+            lines.append(f"             closest: {row.short()}\n               differs: {'; '.join(exp.mismatches(row))}")
     for row in extra:
-        lines.append(f"UNEXPECTED {row.short()}")
-    raise AssertionError("\n".join(lines))
+        lines.append(f"{prefix}UNEXPECTED {row.short()}")
+    return lines
+
+
+def assert_rows_as_expected(expected: Sequence[ExpectedRow], rows: Sequence[Row], who: str = "") -> None:
+    """Exactly one row per expected row, nothing else; fails listing expected and seen rows."""
+    problems = mismatch_report(expected, rows, who)
+    if problems:
+        raise AssertionError(
+            f"{len(expected)} rows expected, {len(rows)} received\n"
+            + "\n".join(problems)
+            + "\nrows received:\n"
+            + ("\n".join(f"  {row.short()}" for row in rows) or "  (none)")
+        )
+
+
+def all_matched(expected: Sequence[ExpectedRow]) -> Callable[[list[Row]], bool]:
+    """A `Receiver.wait_for` condition: every expected row arrived."""
+
+    def every_expected_row_arrived(rows: list[Row]) -> bool:
+        missing, _ = match_events(expected, rows)
+        return not missing
+
+    return every_expected_row_arrived
+
+
+def await_rows(receiver: "Receiver", expected: Sequence[ExpectedRow], timeout: float = 5.0) -> list[Row]:
+    """Waits until every expected row arrived, then until nothing more comes. When they do not
+    all arrive in time, goes on with what came: the checks then say precisely what is missing."""
+    try:
+        receiver.wait_for(all_matched(expected), timeout=timeout)
+    except AssertionError:
+        pass
+    rows = receiver.settle()
+    assert not receiver.malformed, receiver.describe()
+    assert not receiver.rejections, receiver.describe()
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+# What a client sent (official Python SDK)
+
+
+class SentLog:
+    """Wraps the write stream a Python SDK `ClientSession` sends on, and keeps a summary of every
+    JSON-RPC message it sends (type, id, method, params), so that a test knows each request's id
+    and every notification the SDK sent on its own (`notifications/initialized`,
+    `notifications/cancelled`, ...)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self.messages: list[dict] = []
+
+    async def send(self, item, /) -> None:
+        message = item.message
+        summary: dict = {}
+        if hasattr(message, "method"):
+            summary["type"] = "request" if hasattr(message, "id") else "notification"
+            summary["method"] = message.method
+            summary["params"] = getattr(message, "params", None)
+        else:
+            summary["type"] = "response"
+        if hasattr(message, "id"):
+            summary["id"] = message.id
+        self.messages.append(summary)
+        await self._stream.send(item)
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+    async def __aenter__(self) -> "SentLog":
+        await self._stream.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc) -> bool | None:
+        return await self._stream.__aexit__(*exc)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+    def requests(self) -> list[dict]:
+        return [m for m in self.messages if m["type"] == "request"]
+
+    def notifications(self) -> list[dict]:
+        return [m for m in self.messages if m["type"] == "notification"]
+
+    def last_id(self, method: str) -> str:
+        """The id of the last request of `method` sent, as text (the rows' `request_id`)."""
+        ids = [m["id"] for m in self.requests() if m["method"] == method]
+        assert ids, f"no {method} request was sent: {self.messages}"
+        return str(ids[-1])
+
+
+@dataclass
+class Expectations:
+    """The rows one client's connection must produce, from what the test did (`call`,
+    `request`) and what the client sent (`SentLog`): every request the client sent that the
+    test did not describe is expected as a plain successful request row.
+
+    `client`: the client every row names (None: no row names one); `session`: the session column
+    of every row, when known; `protocol`: the negotiated protocol version, set after initialize.
+    """
+
+    client: tuple[str, str] | None
+    transport: str
+    sent: SentLog | None = None
+    session: str | None = None
+    protocol: str | None = None
+    sessions: bool = True  # whether the connection is a session (start and end rows)
+    # Whether the server sees the client's notifications: rmcp's stateless streamable HTTP
+    # answers them 202 and drops them (no server to deliver them to), so nothing records them.
+    notifications: bool = True
+    client_only_on_initialize: bool = False  # stateless HTTP: only `initialize` names the client
+    items: dict[str, ExpectedRow] = field(default_factory=dict)  # by request id
+    labels: list[str] = field(default_factory=list)
+
+    def origin(self, method: str) -> dict[str, object]:
+        client = self.client
+        if self.client_only_on_initialize and method != "initialize":
+            client = None
+        fields: dict[str, object] = {"transport": self.transport}
+        fields["client_name"], fields["client_version"] = client if client else (None, None)
+        if self.protocol is not None:
+            fields["protocol_version"] = self.protocol
+        return fields
+
+    def _add(self, label: str, method: str, fields: dict[str, object], request_id: str | None) -> None:
+        assert self.sent is not None
+        rid = request_id if request_id is not None else self.sent.last_id(method)
+        assert rid not in self.items, f"{label}: request {rid} already expected as {self.items[rid].label}"
+        self.items[rid] = ExpectedRow(label, {**fields, "request_id": rid})
+
+    def call(
+        self,
+        label: str,
+        kind: str,
+        name: str,
+        outcome: str,
+        *,
+        error_type: object = None,
+        error: object = None,
+        func_name: str | None = None,
+        min_duration_ms: float = 0.0,
+        request_id: str | None = None,
+        **extra: object,
+    ) -> None:
+        """A handler call: `tools/call`, `prompts/get` or `resources/read`, just sent; `extra`:
+        more record keys to check."""
+        method = HANDLER_METHOD[kind]
+        fields: dict[str, object] = {"kind": kind, "method": method, kind: name, "outcome": outcome}
+        fields |= {"error_type": error_type, "error": error}
+        if outcome == "error" and error is None:
+            fields["error"] = PRESENT
+        if func_name is not None:
+            fields["funcName"] = func_name
+        if min_duration_ms:
+            fields["duration_ms"] = at_least(min_duration_ms)
+        self._add(label, method, fields | extra | self.origin(method), request_id)
+
+    def request(
+        self,
+        label: str,
+        method: str,
+        *,
+        outcome: str = "ok",
+        error_type: object = None,
+        error: object = None,
+        listed: object = None,
+        request_id: str | None = None,
+    ) -> None:
+        """Any other request, just sent; `listed`: the names a listing row must carry (None:
+        none)."""
+        fields: dict[str, object] = {"kind": "request", "method": method, "outcome": outcome}
+        fields |= {"error_type": error_type, "error": error if error is not None or outcome == "ok" else PRESENT}
+        if method in LISTINGS:
+            fields["listed"] = listed
+        self._add(label, method, fields | self.origin(method), request_id)
+
+    def rows(self) -> list[ExpectedRow]:
+        """Every row expected: one per request sent, one per notification sent, the session's;
+        each in `session` (as known now)."""
+        assert self.sent is not None
+        rows = []
+        for message in self.sent.requests():
+            rid = str(message["id"])
+            if rid in self.items:
+                rows.append(ExpectedRow(self.items[rid].label, self.items[rid].fields, self.session))
+                continue
+            method = message["method"]
+            assert method not in KIND_OF_METHOD, f"a {method} request the test did not describe: {message}"
+            fields = {"kind": "request", "method": method, "outcome": "ok", "error_type": None, "error": None}
+            rows.append(ExpectedRow(f"{method} (sent by the SDK)", {**fields, "request_id": rid} | self.origin(method), self.session))
+        unsent = set(self.items) - {str(m["id"]) for m in self.sent.requests()}
+        assert not unsent, f"expected rows of requests never sent: {[self.items[i].label for i in unsent]}"
+        for message in self.sent.notifications() if self.notifications else []:
+            method = message["method"]
+            fields = {"kind": "notification", "method": method, "outcome": "ok", "request_id": None}
+            rows.append(ExpectedRow(f"sent {method}", fields | self.origin(method), self.session))
+        if self.sessions:
+            for event in ("start", "end"):
+                fields = {"kind": "session", "event": event, "outcome": None, "request_id": None, "method": None}
+                fields["duration_ms"] = PRESENT if event == "end" else None
+                rows.append(ExpectedRow(f"session {event}", fields | self.origin("session"), self.session))
+        return rows
+
+
+def check_listings(rows: Sequence[Row], listed: dict[str, Iterable[str]]) -> None:
+    """The first listing of each kind served by a fresh server process names what it listed;
+    the later ones, which list the same, name nothing: exactly one row per listing method has
+    `listed`, and it is what the client was given (in its order)."""
+    problems = []
+    for method, names in listed.items():
+        with_names = [row for row in rows if row.method == method and row.listed is not None]
+        if len(with_names) != 1 or with_names[0].listed != list(names):
+            problems.append(
+                f"{method}: expected one row listing {list(names)}, got "
+                + (", ".join(str(row.listed) for row in with_names) or "none")
+            )
+    assert not problems, "\n".join(problems) + "\nrows:\n" + "\n".join(f"  {row.short()}" for row in rows)
 
 
 def check_row_invariants(
     rows: Iterable[Row], version: str, window: tuple[datetime, datetime], slack: float = 2.0
 ) -> int:
-    """Checks what every row must satisfy, whatever the call; returns how many rows it checked."""
+    """Checks what every row must satisfy, whatever the request; returns how many rows it
+    checked. Fails on the first row that breaks a rule, naming the rule and the row."""
     start, end = window[0] - timedelta(seconds=slack), window[1] + timedelta(seconds=slack)
     checked = 0
     for row in rows:
-        where = row.raw
-        keys = set(row.record)
-        assert ALWAYS_KEYS <= keys <= RECORD_KEYS, f"record keys {sorted(keys)} in {where}"
-        assert "" not in row.record.values(), f"a key sent empty: {where}"
-        assert row.record["appName"] == APP_NAME, where
-        assert row.record["version"] == version, where
-        assert TIMESTAMP_RE.match(row.timestamp), f"timestamp format: {where}"
-        assert start <= row.started_at() <= end, f"timestamp {row.timestamp} outside {start}..{end}: {where}"
-        assert row.kind in KINDS, where
-        assert row.outcome in LEVEL_OF_OUTCOME, where
-        assert row.level == LEVEL_OF_OUTCOME[row.outcome], f"level for outcome {row.outcome}: {where}"
-        assert row.name, f"empty name: {where}"
-        for other in KINDS:
-            if other != row.kind:
-                assert other not in row.record, f"`{other}` set on a {row.kind} event: {where}"
-        assert row.record["funcName"], f"empty funcName: {where}"
-        duration = row.record["duration_ms"]
-        assert isinstance(duration, (int, float)) and duration >= 0, f"duration_ms: {where}"
-        message = f"{row.kind} {row.name}: {row.outcome}" + (f": {row.error}" if row.error else "")
-        assert row.record["message"] == message, f"message != {message!r}: {where}"
+        record, kind = row.record, row.kind
+        where = f"\n  row: {row.raw}"
+        assert kind in KINDS, f"unknown kind {kind!r}{where}"
+        required, allowed = KIND_KEYS[kind]
+        keys = set(record)
+        assert ALWAYS_KEYS | required <= keys, f"{kind} row without {sorted((ALWAYS_KEYS | required) - keys)}{where}"
+        assert keys <= ALWAYS_KEYS | required | allowed, (
+            f"keys {sorted(keys - ALWAYS_KEYS - required - allowed)} on a {kind} row{where}"
+        )
+        # A key without a value is left out, never sent empty; funcName is always there, and a
+        # session row, which no function serves, has it empty.
+        empty = sorted(key for key, value in record.items() if value in ("", None, []))
+        assert empty in ([], ["funcName"] if kind == "session" else []), f"keys sent empty: {empty}{where}"
+        if kind != "session":
+            assert record["funcName"], f"empty funcName{where}"
+        assert record["appName"] == APP_NAME, where
+        assert record["version"] == version, where
+        assert TIMESTAMP_RE.match(row.timestamp), f"timestamp format{where}"
+        assert start <= row.started_at() <= end, f"timestamp {row.timestamp} outside {start}..{end}{where}"
+        # A task's row may outlive its request's transport; every other row knows it.
+        assert row.transport in TRANSPORTS or (kind == "task" and not row.transport), f"transport{where}"
+        for key in ("duration_ms", "handler_duration_ms"):
+            if key in record:
+                assert isinstance(record[key], (int, float)) and record[key] >= 0, f"{key}{where}"
+        if "handler_duration_ms" in record:
+            assert record["handler_duration_ms"] <= record["duration_ms"], f"handler_duration_ms > duration_ms{where}"
+        if "request_id" in record:
+            assert isinstance(record["request_id"], str), f"request_id is not a string{where}"
+        if kind == "session":
+            assert row.event in ("start", "end"), f"session event{where}"
+            assert ("duration_ms" in record) == (row.event == "end"), f"duration_ms on a session {row.event}{where}"
+            assert row.level == "info", f"level of a session row{where}"
+            message = f"session {row.event}"
+        else:
+            assert row.outcome in OUTCOMES, f"outcome{where}"
+            assert row.level == LEVEL_OF_OUTCOME[row.outcome], f"level for outcome {row.outcome}{where}"
+            assert row.name, f"empty name{where}"
+            message = f"{kind} {row.name}: {row.outcome}" + (f": {row.error}" if row.error else "")
+        assert record["message"] == message, f"message != {message!r}{where}"
+        if kind in HANDLER_KINDS:
+            assert row.method == HANDLER_METHOD[kind], f"method of a {kind} row{where}"
+        if kind in ("request", "notification"):
+            assert row.method and row.method not in KIND_OF_METHOD, f"method of a {kind} row{where}"
+        if kind == "notification":
+            assert row.outcome == "ok", f"a notification's outcome{where}"
+        if "listed" in record:
+            listed = record["listed"]
+            assert row.method in LISTINGS and isinstance(listed, list), f"listed on a {row.method} row{where}"
+            assert all(isinstance(name, str) and name for name in listed), f"listed names{where}"
+        # How a failure is told: error text and type on failed rows only.
         if row.outcome == "error":
-            assert row.error, f"an error event without error text: {where}"
-        if row.outcome in ("ok", "panic"):
-            assert row.error == "", f"error text on a {row.outcome} event: {where}"
-        assert row.session, f"empty session: {where}"
+            assert row.error, f"an error row without error text{where}"
+            assert ERROR_TYPE_RE.match(row.error_type), f"error_type {row.error_type!r}{where}"
+            assert row.error_type != "panic", f"error_type panic on an error row{where}"
+            assert row.error_type != "tool_error" or kind == "tool", f"tool_error on a {kind} row{where}"
+        elif row.outcome == "panic":
+            assert row.error_type == "panic", f"error_type of a panic{where}"
+        else:
+            assert "error" not in record and "error_type" not in record, f"error on a {row.outcome or kind} row{where}"
         checked += 1
     return checked
 

@@ -1,5 +1,7 @@
 """`rmcp_stdio` driven by the official MCP Python SDK over stdio: every handler path, then exactly
-one event per call at the receiver, and nothing but JSON-RPC on the server's stdout."""
+one row per request and notification the client sent, plus the session's start and end, at the
+receiver, as `mcp_analytics::rmcp::instrument!` records them; nothing but JSON-RPC on the
+server's stdout."""
 
 from __future__ import annotations
 
@@ -11,14 +13,19 @@ import anyio
 import pytest
 from mcp import ClientSession, MCPError
 from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.types import REQUEST_TIMEOUT, CallToolResult, Implementation, jsonrpc_message_adapter
+from mcp.types import INVALID_PARAMS, REQUEST_TIMEOUT, CallToolResult, Implementation, jsonrpc_message_adapter
 
 from e2e_support import (
+    PRESENT,
     TOKEN,
     Expectations,
     Receiver,
-    assert_exactly_one_event_per_call,
+    SentLog,
+    assert_rows_as_expected,
+    await_rows,
+    check_listings,
     check_row_invariants,
+    contains,
     is_uuid_v4,
     utc_now,
 )
@@ -43,90 +50,113 @@ async def expect_mcp_error(awaitable) -> MCPError:
     return caught.value
 
 
-async def drive(session: ClientSession, calls: Expectations) -> None:
+async def drive(session: ClientSession, calls: Expectations) -> dict[str, list[str]]:
     """Lists everything, then makes every call the contract describes, recording for each the
-    event it must produce. Asserts the client-visible result of each call on the way."""
-    await session.initialize()
+    row it must produce. Asserts the client-visible result of each call on the way. Returns
+    what each listing gave, in order."""
+    initialized = await session.initialize()
+    calls.protocol = initialized.protocol_version
+    calls.request("initialize", "initialize")
 
-    tools = {tool.name for tool in (await session.list_tools()).tools}
-    assert {"add", "divide", "lookup", "slow_echo", "crash"} <= tools, tools
-    prompts = {prompt.name for prompt in (await session.list_prompts()).prompts}
-    assert {"greet", "summarize"} <= prompts, prompts
-    resources = {str(resource.uri) for resource in (await session.list_resources()).resources}
-    assert resources == {"mem://readme", "mem://config"}, resources
+    listed: dict[str, list[str]] = {}
+    listed["tools/list"] = [tool.name for tool in (await session.list_tools()).tools]
+    assert set(listed["tools/list"]) == {"add", "divide", "lookup", "slow_echo", "crash"}, listed
+    calls.request("tools/list", "tools/list", listed=listed["tools/list"])
+    listed["prompts/list"] = [prompt.name for prompt in (await session.list_prompts()).prompts]
+    assert set(listed["prompts/list"]) == {"greet", "summarize"}, listed
+    calls.request("prompts/list", "prompts/list", listed=listed["prompts/list"])
+    listed["resources/list"] = [str(resource.uri) for resource in (await session.list_resources()).resources]
+    assert set(listed["resources/list"]) == {"mem://readme", "mem://config"}, listed
+    calls.request("resources/list", "resources/list", listed=listed["resources/list"])
+    await session.send_ping()
+    calls.request("ping", "ping")
+
+    def tool(label: str, name: str, outcome: str, **kwargs) -> None:
+        calls.call(label, "tool", name, outcome, func_name="call_tool", handler_duration_ms=PRESENT, **kwargs)
 
     # Tools: success paths.
     result = await session.call_tool("add", {"a": 2, "b": 3})
     assert not result.is_error and texts(result) == "5", result
-    calls.expect("add(2, 3)", "tool", "add", "ok")
+    tool("add(2, 3)", "add", "ok")
 
     result = await session.call_tool("divide", {"a": 7, "b": 2})
     assert not result.is_error and texts(result) == "3", result
-    calls.expect("divide(7, 2)", "tool", "divide", "ok")
+    tool("divide(7, 2)", "divide", "ok")
 
     for key in ("rust", "python"):
         result = await session.call_tool("lookup", {"key": key})
         assert not result.is_error and texts(result), result
-        calls.expect(f"lookup({key})", "tool", "lookup", "ok")
+        tool(f"lookup({key})", "lookup", "ok")
 
     with anyio.fail_after(10):
         started = anyio.current_time()
         result = await session.call_tool("slow_echo", {"text": "hello", "delay_ms": SLOW_ECHO_DELAY_MS})
         assert anyio.current_time() - started >= SLOW_ECHO_DELAY_MS / 1000
     assert not result.is_error and texts(result) == "hello", result
-    calls.expect("slow_echo(hello)", "tool", "slow_echo", "ok", min_duration_ms=SLOW_ECHO_DELAY_MS)
+    tool("slow_echo(hello)", "slow_echo", "ok", min_duration_ms=SLOW_ECHO_DELAY_MS)
 
     # Tools: a tool error result, a JSON-RPC error, rejected arguments, an unknown tool.
     result = await session.call_tool("divide", {"a": 1, "b": 0})
     assert result.is_error and texts(result) == "division by zero", result
-    calls.expect("divide(1, 0)", "tool", "divide", "error", error="division by zero")
+    tool("divide(1, 0)", "divide", "error", error="division by zero", error_type="tool_error")
 
     error = await expect_mcp_error(session.call_tool("lookup", {"key": "cobol"}))
-    assert "unknown key: cobol" in error.message, error
-    calls.expect("lookup(cobol)", "tool", "lookup", "error", error=None, error_contains="unknown key: cobol")
+    assert error.code == INVALID_PARAMS and "unknown key: cobol" in error.message, error
+    tool("lookup(cobol)", "lookup", "error", error=contains("unknown key: cobol"), error_type="-32602")
 
+    # rmcp answers arguments that do not deserialize with an isError result, not a JSON-RPC error.
     result = await session.call_tool("add", {"a": "x", "b": 1})
     assert result.is_error and "deserializ" in texts(result).lower(), result
-    # The event's error is the text the client got.
-    calls.expect("add(x, 1)", "tool", "add", "error", error=texts(result))
+    # The row's error is the text the client got.
+    tool("add(x, 1)", "add", "error", error=texts(result), error_type="tool_error")
 
+    # rmcp answers an unknown tool with a JSON-RPC error -32602.
     error = await expect_mcp_error(session.call_tool("no_such_tool", {}))
-    calls.expect("no_such_tool()", "tool", "no_such_tool", "error", error=None, error_contains=error.message)
+    assert error.code == INVALID_PARAMS, error
+    tool("no_such_tool()", "no_such_tool", "error", error=contains(error.message), error_type="-32602")
 
-    # A panicking tool: no answer; the server goes on serving.
+    # A panicking tool: no answer (the SDK gives up and sends notifications/cancelled); the
+    # server goes on serving.
     error = await expect_mcp_error(session.call_tool("crash", {}, read_timeout_seconds=CRASH_TIMEOUT_S))
     assert error.code == REQUEST_TIMEOUT, f"crash was answered instead of timing out: {error!r}"
-    calls.expect("crash()", "tool", "crash", "panic")
+    tool("crash()", "crash", "panic", error_type="panic", error=None)
 
     result = await session.call_tool("add", {"a": 40, "b": 2})
     assert not result.is_error and texts(result) == "42", result
-    calls.expect("add(40, 2) after the crash", "tool", "add", "ok")
+    tool("add(40, 2) after the crash", "add", "ok")
 
-    # Prompts.
+    # Prompts: `#[mcp_prompt]` on each prompt function joins the row.
     prompt = await session.get_prompt("greet", {"name": "Ada"})
     assert prompt.messages and "Ada" in prompt.messages[0].content.text, prompt
-    calls.expect("greet(Ada)", "prompt", "greet", "ok")
+    calls.call("greet(Ada)", "prompt", "greet", "ok", func_name="greet", handler_duration_ms=PRESENT)
 
     prompt = await session.get_prompt("summarize", {"topic": "ownership"})
     assert prompt.messages and "ownership" in prompt.messages[0].content.text, prompt
-    calls.expect("summarize(ownership)", "prompt", "summarize", "ok")
+    calls.call("summarize(ownership)", "prompt", "summarize", "ok", func_name="summarize", handler_duration_ms=PRESENT)
 
     error = await expect_mcp_error(session.get_prompt("greet", {"name": ""}))
-    calls.expect("greet('')", "prompt", "greet", "error", error=None, error_contains=error.message)
+    assert error.code == INVALID_PARAMS, error
+    calls.call(
+        "greet('')", "prompt", "greet", "error", func_name="greet", handler_duration_ms=PRESENT,
+        error=contains(error.message), error_type="-32602",
+    )
 
-    # Resources.
+    # Resources: `#[mcp_resource]` on read_resource joins the row.
     for uri in ("mem://readme", "mem://config"):
         contents = (await session.read_resource(uri)).contents
         assert len(contents) == 1 and str(contents[0].uri) == uri and contents[0].text, contents
-        calls.expect(f"read {uri}", "resource", uri, "ok")
+        calls.call(f"read {uri}", "resource", uri, "ok", func_name="read_resource", handler_duration_ms=PRESENT)
 
     error = await expect_mcp_error(session.read_resource("mem://missing"))
-    calls.expect(
-        "read mem://missing", "resource", "mem://missing", "error", error=None, error_contains=error.message
+    calls.call(
+        "read mem://missing", "resource", "mem://missing", "error", func_name="read_resource",
+        handler_duration_ms=PRESENT, error=contains(error.message), error_type=str(error.code),
     )
 
-    # Listing again records nothing either.
+    # Listing the same again: a row without `listed`.
     await session.list_tools()
+    calls.request("tools/list again", "tools/list", listed=None)
+    return listed
 
 
 def check_wire_log(wire_log: Path) -> int:
@@ -153,7 +183,7 @@ def check_wire_log(wire_log: Path) -> int:
     return len(lines)
 
 
-def test_stdio_every_call_records_exactly_one_event(
+def test_stdio_every_request_records_exactly_one_row(
     receiver: Receiver, stdio_server_bin: Path, version: str, tmp_path: Path
 ) -> None:
     bash = shutil.which("bash")
@@ -167,16 +197,18 @@ def test_stdio_every_call_records_exactly_one_event(
         env={"TB_API_URL": receiver.url, "TB_WRITE_TOKEN": TOKEN},
         cwd=workdir,
     )
-    calls = Expectations(client=CLIENT)
+    calls = Expectations(client=CLIENT, transport="pipe")
+    listed: dict[str, list[str]] = {}
 
     async def run() -> None:
         with open(tmp_path / "server-stderr.log", "w") as errlog:
             async with stdio_client(params, errlog=errlog) as (read, write):
+                calls.sent = SentLog(write)
                 async with ClientSession(
-                    read, write, client_info=Implementation(name=CLIENT[0], version=CLIENT[1])
+                    read, calls.sent, client_info=Implementation(name=CLIENT[0], version=CLIENT[1])
                 ) as session:
                     with anyio.fail_after(30):
-                        await drive(session, calls)
+                        listed.update(await drive(session, calls))
         # Leaving stdio_client closed the server's stdin and waited (2 s at most) for it to exit.
 
     started = utc_now()
@@ -195,17 +227,31 @@ def test_stdio_every_call_records_exactly_one_event(
     wire_lines = check_wire_log(wire_log)
 
     # The server flushed on exit: everything is at the receiver within a few seconds.
-    receiver.wait_for(len(calls), timeout=5)
-    rows = receiver.settle()
-    assert not receiver.malformed, receiver.describe()
-    assert not receiver.rejections, receiver.describe()
+    expected = calls.rows()
+    rows = await_rows(receiver, expected)
 
-    events = check_row_invariants(rows, version, (started, finished))
-    assert_exactly_one_event_per_call(calls.items, rows)
+    checked = check_row_invariants(rows, version, (started, finished))
+    assert_rows_as_expected(expected, rows, "stdio")
+    check_listings(rows, listed)
 
     sessions = {row.session for row in rows}
     assert len(sessions) == 1, f"one stdio process is one session, got {sessions}"
     (session_id,) = sessions
     assert is_uuid_v4(session_id), f"session {session_id!r} is not a UUID v4"
+    # The session's rows frame the others. On a pipe the session starts once `initialize` is
+    # answered: only that row may start before it, by its duration at most (timestamps are in
+    # whole milliseconds).
+    start, end = (next(row for row in rows if row.event == event) for event in ("start", "end"))
+    initialize = next(row for row in rows if row.method == "initialize")
+    early = [row.short() for row in rows if row is not initialize and row.started_at() < start.started_at()]
+    initialize_lead_ms = (start.started_at() - initialize.started_at()).total_seconds() * 1000
+    if initialize_lead_ms > initialize.duration_ms + 1:
+        early.append(initialize.short())
+    assert not early, f"rows started before the session ({start.short()}):\n" + "\n".join(early)
+    longest = max(rows, key=lambda row: row.duration_ms if row.kind != "session" else -1)
+    assert end.duration_ms >= longest.duration_ms, f"the session ended before a request did:\n{end.short()}\n{longest.short()}"
 
-    print(f"\nstdio: {len(calls)} calls, {events} events checked ({wire_lines} stdout lines, all JSON-RPC)")
+    print(
+        f"\nstdio: {len(calls.sent.requests())} requests, {len(calls.sent.notifications())} notifications, "
+        f"{checked} rows checked ({wire_lines} stdout lines, all JSON-RPC)"
+    )

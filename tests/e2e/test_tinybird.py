@@ -5,7 +5,8 @@ really sends, checked against what really happened.
 panics, a cancellation; spread latencies; five sessions) through a loopback Events API and writes
 the rows it received and its own account of every call. The test deploys the project's
 datasources and pipes into chdb, appends those rows, plus rows in the shape of the template's
-TypeScript and Python producers (no `kind`) and log lines (`kind = 'log'`), reads the
+TypeScript and Python producers (no `kind`), log lines (`kind = 'log'`) and rows of the rmcp
+server wrapper that are not handler calls (`kind` request, notification, session, task), reads the
 `api_prometheus` endpoint in the `.prometheus` format, checks it with `promtool check metrics`,
 and compares every metric with what the calls, not the rows, say it must be.
 """
@@ -253,6 +254,47 @@ def log_lines(app: str, version: str) -> list[dict]:
     return [typescript_row(line, now, {"kind": "log"}) for line in lines]
 
 
+# The sessions of the wrapper's rows below: none made a handler call, so none may count.
+WRAPPER_SESSIONS = ("wrapper-session", "wrapper-tasks", "")
+
+
+def wrapper_rows(app: str, version: str) -> list[dict]:
+    """Rows of the rmcp server wrapper (`instrument!`) that are not handler calls, in the exact
+    shape the crate sends (keys without a value left out): a session's start and end, its
+    initialize, listing, notification and a failed ping; a stateless request (empty session);
+    a finished task. Counted the template's way they would add requests of tool '', errors and
+    sessions of their own; none may count."""
+    at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    origin = {"client_name": "wrapper-client", "client_version": "1.0.0", "protocol_version": "2025-11-25", "transport": "tcp"}
+
+    def row(session: str, level: str, kind: str, **record: object) -> dict:
+        head = {"appName": app, "funcName": record.pop("funcName"), "version": version}
+        name = record.get("method") or record.get("event") or record.get("name")
+        outcome = record.get("outcome")
+        message = f"{kind} {name}" + (f": {outcome}" if outcome else "") + (f": {record['error']}" if "error" in record else "")
+        full = {**head, "message": message, "kind": kind, **record}
+        return {"timestamp": at, "session": session, "level": level, "record": json.dumps(full)}
+
+    return [
+        row("wrapper-session", "info", "session", funcName="", event="start", **origin),
+        row("wrapper-session", "info", "request", funcName="initialize", method="initialize", outcome="ok",
+            duration_ms=0.05, **origin, request_id="0"),
+        row("wrapper-session", "info", "notification", funcName="on_initialized", method="notifications/initialized",
+            outcome="ok", duration_ms=0.01, **origin),
+        row("wrapper-session", "info", "request", funcName="list_tools", method="tools/list", outcome="ok",
+            duration_ms=0.4, **origin, request_id="1", listed=["search", "fetch-weather"]),
+        row("wrapper-session", "error", "request", funcName="ping", method="ping", outcome="error", duration_ms=0.02,
+            error="internal error", error_type="-32603", **origin, request_id="2"),
+        row("wrapper-session", "info", "session", funcName="", event="end", duration_ms=1500.0, **origin),
+        row("", "info", "request", funcName="list_prompts", method="prompts/list", outcome="ok", duration_ms=0.2,
+            protocol_version="2025-11-25", transport="tcp", request_id="7"),
+        row("", "error", "request", funcName="initialize", method="initialize", outcome="error", duration_ms=0.1,
+            error="unsupported protocol version", error_type="-32602", **origin, request_id="1"),
+        row("wrapper-tasks", "error", "task", funcName="call_tool", name="search", outcome="error", duration_ms=2500.0,
+            error="upstream failed", error_type="tool_error", task_id="task-1", **origin),
+    ]
+
+
 def edge_durations() -> list[tuple[Call, float]]:
     """mcp-analytics rows (made here) whose durations sit exactly on bucket bounds, and past the
     last one: a bucket counts the calls at most its bound (`le`), and beyond 300 s only +Inf."""
@@ -355,6 +397,7 @@ def workspace(
         workspace.append("mcp_logs", [typescript_row(call, at(call)) for call in typescript_calls()])
         workspace.append("mcp_logs", log_lines(workload.truth["app_name"], workload.truth["version"]))
         workspace.append("mcp_logs", workload.log_rows)
+        workspace.append("mcp_logs", wrapper_rows(workload.truth["app_name"], workload.truth["version"]))
         workspace.append("mcp_logs_python", [python_row(call, at(call)) for call in python_calls()])
         yield workspace
     finally:
@@ -492,6 +535,38 @@ def test_log_lines_are_not_requests(metrics: dict[str, Family], workload: Worklo
     assert metrics["mcp_errors_total"].series()[search] == 0
     sessions = len({call["session"] for call in truth["calls"]})
     assert metrics["mcp_uniq_total_sessions"].series()[app | labels(tool="all")] == sessions
+
+
+def test_wrapper_rows_other_than_handler_calls_are_not_calls(
+    workspace: Workspace, metrics: dict[str, Family], workload: Workload
+) -> None:
+    """The rmcp server wrapper also records every other request, notification, session and
+    task. Counted the template's way, each would be a request of tool '' (some at level error)
+    in sessions that made no call; none reaches `mcp_calls`, so every metric is the calls'."""
+    truth = workload.truth
+    sent = wrapper_rows(truth["app_name"], truth["version"])
+    assert {json.loads(row["record"])["kind"] for row in sent} == {"request", "notification", "session", "task"}
+    assert {row["level"] for row in sent} == {"info", "error"}
+    assert {row["session"] for row in sent} == set(WRAPPER_SESSIONS)
+    called = {call["session"] for call in truth["calls"]}
+    assert not called & set(WRAPPER_SESSIONS), "the wrapper's sessions must be sessions without calls"
+
+    kinds = workspace.query("SELECT kind, count() FROM mcp_calls GROUP BY kind ORDER BY kind").splitlines()
+    assert {line.split("\t")[0] for line in kinds} <= {"", "tool", "prompt", "resource"}, kinds
+    sessions = ", ".join(f"'{session}'" for session in WRAPPER_SESSIONS)
+    landed = workspace.query(f"SELECT count() FROM mcp_calls WHERE session IN ({sessions})").strip()
+    assert landed == "0", f"{landed} rows of the wrapper's sessions in mcp_calls"
+
+    app = labels(app_name=truth["app_name"], version=truth["version"])
+    other = [call for call in truth["calls"] if call["kind"] != "tool"]
+    assert metrics["mcp_requests_total"].series()[app | labels(tool="")] == len(other)
+    errors = sum(call["outcome"] in ("error", "panic") for call in other)
+    assert metrics["mcp_errors_total"].series()[app | labels(tool="")] == errors
+    assert metrics["mcp_uniq_total_sessions"].series()[app | labels(tool="all")] == len(called)
+    assert metrics["mcp_uniq_total_sessions_5m"].series()[app | labels(tool="all")] == len(called)
+    outcomes = {dict(series).get("outcome") for series in metrics["mcp_calls_total"].series()}
+    kinds_served = {key for series in metrics["mcp_calls_total"].series() for key, _ in series}
+    assert outcomes <= {"ok", "error", "panic", "cancelled"} and not kinds_served & {"method", "event", "name"}
 
 
 def test_real_log_lines_leave_the_templates_per_tool_counts_unchanged(
