@@ -182,7 +182,7 @@ where
         );
         let running = match lifecycle {
             Some(lifecycle) => config.serve_with_lifecycle(client_io, lifecycle).await,
-            None => config.serve(client_io).await.map_err(Into::into),
+            None => config.serve(client_io).await,
         }
         .expect("the client connects");
         // A 2026-07-28 server starts serving at the first request, after the client connected.

@@ -44,8 +44,9 @@ LEVEL_OF_OUTCOME = {outcome: "error" if outcome in ("error", "panic") else "info
 TRANSPORTS = ("pipe", "tcp")
 ERROR_TYPE_RE = re.compile(r"^(tool_error|panic|-?\d+)$")
 
-# The keys every record has.
-ALWAYS_KEYS = frozenset({"appName", "funcName", "version", "message", "kind"})
+# The keys every record has (and `funcName`, on every row but a session's, which no function
+# serves).
+ALWAYS_KEYS = frozenset({"appName", "version", "message", "kind"})
 # Who asked, in which protocol, over what: on every kind of row, when known.
 ORIGIN_KEYS = frozenset({"client_name", "client_version", "protocol_version", "transport"})
 # What ties the rows of a call that spans requests (input required, tasks) together.
@@ -55,20 +56,20 @@ LINK_KEYS = frozenset({"continuation", "resumes", "task_id", "total_duration_ms"
 KIND_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     **{
         kind: (
-            frozenset({kind, "method", "outcome", "duration_ms", "transport", "request_id"}),
+            frozenset({"funcName", kind, "method", "outcome", "duration_ms", "transport", "request_id"}),
             ORIGIN_KEYS | LINK_KEYS | {"handler_duration_ms", "error", "error_type"},
         )
         for kind in HANDLER_KINDS
     },
     "request": (
-        frozenset({"method", "outcome", "duration_ms", "transport", "request_id"}),
+        frozenset({"funcName", "method", "outcome", "duration_ms", "transport", "request_id"}),
         ORIGIN_KEYS | {"error", "error_type", "listed"},
     ),
-    "notification": (frozenset({"method", "outcome", "duration_ms", "transport"}), ORIGIN_KEYS),
+    "notification": (frozenset({"funcName", "method", "outcome", "duration_ms", "transport"}), ORIGIN_KEYS),
     # A session row has no outcome and no request; its end has the session's duration.
     "session": (frozenset({"event", "transport"}), ORIGIN_KEYS | {"duration_ms"}),
     "task": (
-        frozenset({"name", "outcome", "duration_ms"}),
+        frozenset({"funcName", "name", "outcome", "duration_ms"}),
         ORIGIN_KEYS | LINK_KEYS | {"request_id", "error", "error_type"},
     ),
 }
@@ -761,10 +762,9 @@ def check_row_invariants(
         assert keys <= ALWAYS_KEYS | required | allowed, (
             f"keys {sorted(keys - ALWAYS_KEYS - required - allowed)} on a {kind} row{where}"
         )
-        # A key without a value is left out, never sent empty; funcName is always there, and a
-        # session row, which no function serves, has it empty.
+        # A key without a value is left out, never sent empty.
         empty = sorted(key for key, value in record.items() if value in ("", None, []))
-        assert empty in ([], ["funcName"] if kind == "session" else []), f"keys sent empty: {empty}{where}"
+        assert not empty, f"keys sent empty: {empty}{where}"
         if kind != "session":
             assert record["funcName"], f"empty funcName{where}"
         assert record["appName"] == APP_NAME, where

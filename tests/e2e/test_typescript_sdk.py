@@ -391,11 +391,8 @@ def check_row_fields(
         problems.on_row(not missing, who, f"the keys a {kind} row always has", missing, row)
         unknown = sorted(set(record) - ALWAYS_KEYS - required - allowed)
         problems.on_row(not unknown, who, f"only the keys a {kind} row may have", unknown, row)
-        # funcName is always there; a session row, which no function serves, has it empty.
         empty = sorted(key for key, value in record.items() if value in ("", None, []))
-        problems.on_row(
-            empty == (["funcName"] if kind == "session" else []), who, "no key sent empty (missing = unknown)", empty, row
-        )
+        problems.on_row(not empty, who, "no key sent empty (missing = unknown)", empty, row)
         problems.on_row(record.get("appName") == APP_NAME, who, f"appName {APP_NAME!r}", record.get("appName"), row)
         problems.on_row(record.get("version") == version, who, f"version {version!r}", record.get("version"), row)
         outcome = record.get("outcome")
