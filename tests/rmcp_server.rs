@@ -5,10 +5,15 @@
 //! calls that span requests (input required, tasks) link their rows.
 //!
 //! The pipeline delivers to memory; each test names its client uniquely and reads its own rows.
+//! Log lines go there too, through the `tracing` layer.
 
 mod common;
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+
+use axum::http::{HeaderName, HeaderValue};
 
 use mcp_analytics::{mcp_prompt, mcp_tool};
 use mcp_analytics_receiver::Row;
@@ -21,11 +26,18 @@ use rmcp::model::{
     ProtocolVersion, Role, ServerCapabilities, ServerConfig, Task, TaskPayload, TaskStatus,
 };
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RequestContext, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{
+    StreamableHttpClientTransport, StreamableHttpServerConfig, StreamableHttpService,
+};
 use rmcp::{
     ErrorData, RoleClient, RoleServer, ServerHandler, ServiceExt, prompt, prompt_handler,
     prompt_router, schemars, tool, tool_handler, tool_router,
 };
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::prelude::*;
 
 #[derive(Deserialize, schemars::JsonSchema)]
 struct EchoArgs {
@@ -57,8 +69,9 @@ impl Server {
         }
     }
 
-    #[tool(description = "No attribute of ours")]
+    #[tool(description = "No attribute of ours; logs a line")]
     fn plain(&self) -> String {
+        tracing::info!(answer = "plain", "answering");
         "plain".into()
     }
 
@@ -168,7 +181,7 @@ fn connect<F>(client: &str, lifecycle: Option<ClientLifecycleMode>, session: F) 
 where
     F: AsyncFnOnce(&RunningService<RoleClient, ClientConfig>),
 {
-    let memory = common::shared_memory();
+    let memory = recording();
     runtime().block_on(async {
         let (server_io, client_io) = tokio::io::duplex(64 * 1024);
         let server = tokio::spawn(async move {
@@ -210,11 +223,23 @@ where
     mine
 }
 
+/// The test binary's pipeline, to memory, with the log layer installed.
+fn recording() -> &'static common::Memory {
+    static LOGGING: LazyLock<()> = LazyLock::new(|| {
+        tracing_subscriber::registry()
+            .with(mcp_analytics::tracing::layer!())
+            .init();
+    });
+    LazyLock::force(&LOGGING);
+    common::shared_memory()
+}
+
 fn of<'a>(rows: &'a [Row], kind: &str, method_or_name: &str) -> Vec<&'a Row> {
     rows.iter()
         .filter(|row| {
             row.record_str("kind") == kind
                 && (row.record_str("method") == method_or_name
+                    || row.record_str("message") == method_or_name
                     || row.record_str(kind) == method_or_name
                     || row.record_str("event") == method_or_name
                     || row.record_str("name") == method_or_name)
@@ -308,6 +333,11 @@ fn every_request_is_one_row_and_an_attributed_handler_still_one() {
         "no attribute: the wrapper's own view"
     );
     assert!(plain.record.get("handler_duration_ms").is_none());
+    // A line logged in a handler without a context: the request's client, session and id.
+    let logged = one(&rows, "log", "answering");
+    assert_eq!(by(logged, "handler"), "plain");
+    assert_eq!(logged.session, plain.session);
+    assert_eq!(by(logged, "request_id"), by(plain, "request_id"));
 
     // A second instrumented call inside a tool is a call of its own.
     one(&rows, "tool", "outer");
@@ -324,7 +354,7 @@ fn every_request_is_one_row_and_an_attributed_handler_still_one() {
     for row in &rows {
         assert_eq!(by(row, "transport"), "pipe", "{}", row.raw);
         assert_eq!(by(row, "protocol_version"), "2025-11-25", "{}", row.raw);
-        // Sessions and notifications have no JSON-RPC id; requests and calls do.
+        // Sessions and notifications have no JSON-RPC id; requests, calls and log lines do.
         let without_id = ["session", "notification"].contains(&row.record_str("kind"));
         assert_eq!(
             row.record.get("request_id").is_none(),
@@ -412,4 +442,89 @@ fn a_2026_client_is_named_by_each_request_and_spanning_calls_link_their_rows() {
     assert_eq!(by(ended, "error_type"), "tool_error");
     assert_eq!(ended.level, "error");
     assert!(ended.record["total_duration_ms"].as_f64().is_some());
+}
+
+/// Stateless streamable HTTP: no session header, so no session, unless `session_by` reads one
+/// off the request (here a header an auth proxy would set).
+#[test]
+fn session_by_groups_sessionless_requests() {
+    const USER_HEADER: &str = "x-user-id";
+    let memory = recording();
+    runtime().block_on(async {
+        let stop = CancellationToken::new();
+        let service = StreamableHttpService::new(
+            || {
+                Ok(
+                    mcp_analytics::rmcp::instrument!(Server).session_by(|extensions| {
+                        let parts = extensions.get::<axum::http::request::Parts>()?;
+                        let user = parts.headers.get(USER_HEADER)?.to_str().ok()?;
+                        Some(format!("user-{user}"))
+                    }),
+                )
+            },
+            Arc::new(LocalSessionManager::default()),
+            StreamableHttpServerConfig::default()
+                .with_legacy_session_mode(false)
+                .with_cancellation_token(stop.child_token()),
+        );
+        let app = axum::Router::new().nest_service("/mcp", service);
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let url = format!("http://{}/mcp", listener.local_addr().unwrap());
+        let shutdown = stop.clone().cancelled_owned();
+        let http = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        });
+        for (user, client) in [(Some("ada"), "by-user-ada"), (None, "by-user-nobody")] {
+            let headers: HashMap<_, _> = user
+                .map(|user| {
+                    (
+                        HeaderName::from_static(USER_HEADER),
+                        HeaderValue::from_static(user),
+                    )
+                })
+                .into_iter()
+                .collect();
+            let transport = StreamableHttpClientTransport::from_config(
+                StreamableHttpClientTransportConfig::with_uri(url.clone()).custom_headers(headers),
+            );
+            let config = ClientConfig::new(
+                ClientCapabilities::default(),
+                Implementation::new(client, "1.0.0"),
+            );
+            let running = config
+                .serve_with_lifecycle(transport, discover().unwrap())
+                .await
+                .expect("the client connects");
+            running
+                .call_tool(CallToolRequestParams::new("plain"))
+                .await
+                .unwrap();
+            running.cancel().await.unwrap();
+        }
+        stop.cancel();
+        http.await.unwrap().unwrap();
+    });
+    mcp_analytics::flush(Duration::from_secs(5)).unwrap();
+    let rows = memory.rows();
+    let calls = |client: &str| -> Vec<Row> {
+        rows.iter()
+            .filter(|row| row.record_str("client_name") == client)
+            .filter(|row| row.record_str("kind") == "tool")
+            .cloned()
+            .collect()
+    };
+    let ada = calls("by-user-ada");
+    assert_eq!(ada.len(), 1, "{ada:?}");
+    assert_eq!(ada[0].session, "user-ada");
+    assert_eq!(ada[0].record_str("transport"), "tcp");
+    let nobody = calls("by-user-nobody");
+    assert_eq!(nobody.len(), 1, "{nobody:?}");
+    assert_eq!(
+        nobody[0].session, "",
+        "no session rather than the process's"
+    );
 }

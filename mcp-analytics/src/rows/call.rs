@@ -6,7 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::request::{ClientInfo, Origin};
+use super::request::Origin;
 use super::session::SessionId;
 
 /// What a row is about. The first three are handler calls, the rows the template counts as
@@ -213,9 +213,5 @@ impl CallRow {
 
     pub(crate) fn origin(&self) -> Option<&Origin> {
         self.details.as_ref()?.origin.as_deref()
-    }
-
-    pub(crate) fn client(&self) -> Option<&dyn ClientInfo> {
-        self.origin()?.client.as_deref()
     }
 }

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::call::Callsite;
+use super::request::Origin;
 use super::session::SessionId;
 use super::text::MAX_ERROR_LEN;
 
@@ -45,6 +46,8 @@ pub(crate) struct LogRow {
     pub(crate) handler: Option<Handler>,
     /// `None`: the process session.
     pub(crate) session: Option<SessionId>,
+    /// Who sent the request it was written in, when the rmcp server wrapper serves one.
+    pub(crate) origin: Option<Arc<Origin>>,
     /// Raw clock ticks.
     pub(crate) logged: u64,
 }

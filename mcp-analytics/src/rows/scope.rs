@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
 use super::call::Callsite;
+use super::request::Origin;
 use super::served::ServedRequest;
 use super::session::SessionId;
 
@@ -103,6 +104,13 @@ pub(crate) fn inherited() -> (Option<SessionId>, Option<Arc<ServedRequest>>) {
             (session, served)
         })
         .unwrap_or_default()
+}
+
+/// Who sent the request the rmcp server wrapper serves on this thread, if it serves one.
+// Only the `tracing` layer asks.
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) fn served_origin() -> Option<Arc<Origin>> {
+    innermost(|frame| Some(Arc::clone(&frame.served.as_ref()?.origin)))
 }
 
 /// The innermost instrumented call running on this thread, if calls are tracked.

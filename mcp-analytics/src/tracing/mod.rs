@@ -155,6 +155,7 @@ where
             app_version,
             handler,
             session: session.or_else(scope::current_session),
+            origin: scope::served_origin(),
             logged: clock::ticks(),
         }));
     }

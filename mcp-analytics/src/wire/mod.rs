@@ -22,7 +22,7 @@ use serde::ser::{SerializeMap, Serializer};
 use crate::rows::call::ErrorType;
 use crate::rows::call::{Kind, Link, Outcome};
 use crate::rows::log::{FieldValue, Fields};
-use crate::rows::request::{ClientInfo, RequestId};
+use crate::rows::request::Origin;
 use crate::rows::session::{SessionId, process_session_id};
 use crate::rows::{CallRow, LogRow, Row};
 use timestamp::TimestampWriter;
@@ -113,17 +113,7 @@ impl Encoder {
                 .map(duration_ms),
             error,
             error_type: details.and_then(|details| details.error_type).map(AsText),
-            client_name: call.client().map_or("", ClientInfo::name),
-            client_version: call.client().map_or("", ClientInfo::version),
-            protocol_version: origin
-                .and_then(|origin| origin.protocol_version.as_deref())
-                .unwrap_or(""),
-            transport: origin
-                .and_then(|origin| origin.transport)
-                .map_or("", |transport| transport.as_str()),
-            request_id: origin
-                .and_then(|origin| origin.request_id.as_ref())
-                .map(AsText),
+            origin: origin.map(OriginRecord),
             link: link.map(LinkRecord),
             listed: details.and_then(|details| details.listed.as_deref()),
         };
@@ -147,6 +137,7 @@ impl Encoder {
             target: &line.target,
             handler_kind: handler.map_or("", |handler| handler.callsite.kind.as_str()),
             handler: handler.map_or("", |handler| handler.name()),
+            origin: line.origin.as_deref().map(OriginRecord),
             fields: &line.fields,
         };
         let columns = Columns {
@@ -216,16 +207,8 @@ struct CallRecord<'a> {
     error: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_type: Option<AsText<ErrorType>>,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    client_name: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    client_version: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    protocol_version: &'a str,
-    #[serde(skip_serializing_if = "str::is_empty")]
-    transport: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<AsText<&'a RequestId>>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    origin: Option<OriginRecord<'a>>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     link: Option<LinkRecord<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -279,8 +262,35 @@ struct LogRecord<'a> {
     handler_kind: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     handler: &'a str,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    origin: Option<OriginRecord<'a>>,
     #[serde(skip_serializing_if = "Fields::is_empty")]
     fields: &'a Fields,
+}
+
+/// Who sent a request: `client_name`, `client_version`, `protocol_version`, `transport`,
+/// `request_id`, each when known.
+struct OriginRecord<'a>(&'a Origin);
+
+impl Serialize for OriginRecord<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let origin = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(client) = &origin.client {
+            map.serialize_entry("client_name", client.name())?;
+            map.serialize_entry("client_version", client.version())?;
+        }
+        if let Some(protocol) = &origin.protocol_version {
+            map.serialize_entry("protocol_version", protocol)?;
+        }
+        if let Some(transport) = origin.transport {
+            map.serialize_entry("transport", transport.as_str())?;
+        }
+        if let Some(id) = &origin.request_id {
+            map.serialize_entry("request_id", &AsText(id))?;
+        }
+        map.end()
+    }
 }
 
 impl Fields {
