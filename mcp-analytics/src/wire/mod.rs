@@ -364,6 +364,8 @@ pub(crate) mod tests {
     use crate::clock;
     use crate::rows::call::{Callsite, Details};
     use crate::rows::log::{Handler, Level};
+    use crate::rows::request::{Client, RequestId, Transport};
+    use std::sync::Arc;
 
     static SITE: Callsite = Callsite::new(Kind::Tool, "add", "add_numbers", "my-server", "1.2.3");
 
@@ -460,6 +462,15 @@ pub(crate) mod tests {
                 name: Some("add-renamed".into()),
             }),
             session: Some(SessionId::from("s-1")),
+            origin: Some(Arc::new(Origin {
+                client: Some(Arc::new(Client {
+                    name: "claude-code".into(),
+                    version: "2.1.0".into(),
+                })),
+                transport: Some(Transport::Tcp),
+                request_id: Some(RequestId::Number(7)),
+                ..Origin::default()
+            })),
             logged: clock::ticks(),
         }));
         let (line, record) = encode(&line);
@@ -473,6 +484,10 @@ pub(crate) mod tests {
         assert_eq!(record["handler_kind"], "tool");
         assert_eq!(record["handler"], "add-renamed");
         assert_eq!(record.get("tool"), None, "a log line is no tool call");
+        assert_eq!(record["client_name"], "claude-code", "the request's client");
+        assert_eq!(record["transport"], "tcp");
+        assert_eq!(record["request_id"], "7");
+        assert_eq!(record.get("protocol_version"), None, "unknown: left out");
         assert_eq!(record["message"], "slow \"upstream\"");
         assert_eq!(
             record["fields"],
