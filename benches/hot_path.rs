@@ -28,13 +28,10 @@
 
 mod common;
 
-use std::future::Future;
-use std::pin::pin;
 use std::sync::LazyLock;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use common::{Plain, Recorded, Subject, contended, timed};
+use common::{Plain, Recorded, Subject, contended, poll_ready, timed};
 use criterion::{Criterion, criterion_group, criterion_main};
 use crossbeam_queue::ArrayQueue;
 use mcp_analytics::mcp_tool;
@@ -187,19 +184,6 @@ impl<F: Fn(u64) -> u64 + Sync> Subject for FastTraced<F> {
     #[inline]
     fn call(&self, i: u64) -> u64 {
         (self.0)(i)
-    }
-}
-
-/// Polls a future that completes without waiting, as a runtime's poll of a ready handler does,
-/// without a runtime's own overhead in the measurement.
-fn poll_ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => unreachable!("the benchmarked futures never wait"),
     }
 }
 

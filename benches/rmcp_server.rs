@@ -12,13 +12,10 @@
 
 mod common;
 
-use std::future::Future;
-use std::pin::pin;
 use std::sync::LazyLock;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use common::{Plain, Recorded, Subject, timed};
+use common::{Plain, Recorded, Subject, poll_ready, timed};
 use criterion::{Criterion, criterion_group, criterion_main};
 use mcp_analytics::mcp_tool;
 use rmcp::handler::server::tool::ToolCallContext;
@@ -115,17 +112,6 @@ fn call(server: &impl ServerHandler, i: u64, peer: &Peer<RoleServer>) -> u64 {
     match poll_ready(future) {
         Ok(CallToolResponse::Complete(result)) => u64::from(result.is_error == Some(true)),
         _ => unreachable!("ping answers"),
-    }
-}
-
-fn poll_ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => unreachable!("a ready tool never waits"),
     }
 }
 

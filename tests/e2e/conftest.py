@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import Receiver, example_binary, workspace_binary, workspace_version
+from e2e_support import HttpServer, Receiver, example_binary, workspace_binary, workspace_version
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +43,25 @@ def receiver(receiver_bin: Path, tmp_path: Path) -> Iterator[Receiver]:
         yield receiver
     finally:
         receiver.stop()
+
+
+@pytest.fixture
+def http_server(http_server_bin: Path, receiver: Receiver, tmp_path: Path) -> Iterator[HttpServer]:
+    workdir = tmp_path / "server"
+    workdir.mkdir()
+    server = HttpServer(http_server_bin, receiver.url, workdir)
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture
+def stateless_http_server(http_server_bin: Path, receiver: Receiver, tmp_path: Path) -> Iterator[HttpServer]:
+    workdir = tmp_path / "server"
+    workdir.mkdir()
+    server = HttpServer(http_server_bin, receiver.url, workdir, stateless=True)
+    try:
+        yield server
+    finally:
+        server.kill()

@@ -11,14 +11,9 @@ recorded by `mcp_analytics::rmcp::instrument!`:
 
 from __future__ import annotations
 
-import signal
-import socket
-import subprocess
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import anyio
 import httpx2
@@ -28,9 +23,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import INVALID_PARAMS, REQUEST_TIMEOUT, CallToolResult, Implementation
 
 from e2e_support import (
+    HttpServer,
     IGNORED,
     PRESENT,
-    TOKEN,
     Expectations,
     Receiver,
     Row,
@@ -41,7 +36,6 @@ from e2e_support import (
     check_row_invariants,
     contains,
     mismatch_report,
-    pump_lines,
     utc_now,
 )
 
@@ -50,114 +44,6 @@ SLOW_ECHO_DELAY_MS = 300
 STOP_TIMEOUT_S = 5.0
 # The crash tool never answers; how long to wait for the answer that must not come.
 CRASH_TIMEOUT_S = 1.5
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class HttpServer:
-    """`rmcp_http PORT [--stateless]`, configured by TB_API_URL and TB_WRITE_TOKEN only; its
-    stderr is read from a thread; started when it announced its URL."""
-
-    def __init__(
-        self,
-        binary: Path,
-        receiver_url: str,
-        workdir: Path,
-        startup_timeout: float = 10.0,
-        stateless: bool = False,
-    ) -> None:
-        self.port = free_loopback_port()
-        self.url = f"http://127.0.0.1:{self.port}/mcp"
-        self._cond = threading.Condition()
-        self._stderr: list[str] = []
-        self._stdout_log = open(workdir / "server-stdout.log", "w+")
-        self.proc = subprocess.Popen(
-            [str(binary), str(self.port), *(["--stateless"] if stateless else [])],
-            stdin=subprocess.DEVNULL,
-            stdout=self._stdout_log,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=workdir,  # no .env there
-            env={"TB_API_URL": receiver_url, "TB_WRITE_TOKEN": TOKEN},
-        )
-        self._reader = threading.Thread(target=self._read_stderr, name="rmcp_http-stderr", daemon=True)
-        self._reader.start()
-        try:
-            self._await_ready(startup_timeout)
-        except BaseException:
-            self.kill()
-            raise
-
-    def _read_stderr(self) -> None:
-        assert self.proc.stderr is not None
-        pump_lines(self.proc.stderr, self._stderr, self._cond)
-
-    def _await_ready(self, timeout: float) -> None:
-        banner = f"listening on {self.url}"
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while banner not in self._stderr:
-                if self.proc.poll() is not None and not self._reader.is_alive():
-                    raise AssertionError(
-                        f"rmcp_http exited ({self.proc.returncode}) before listening\n{self.stderr}"
-                    )
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(
-                        f"rmcp_http did not print {banner!r} within {timeout}s\n{self.stderr}"
-                    )
-                self._cond.wait(min(remaining, 0.2))
-
-    @property
-    def stderr(self) -> str:
-        with self._cond:
-            return "\n".join(self._stderr)
-
-    @property
-    def stdout(self) -> str:
-        self._stdout_log.seek(0)
-        return self._stdout_log.read()
-
-    def terminate(self, timeout: float) -> int | None:
-        """SIGTERM, then the exit status, or None when it is still running after `timeout`."""
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-        self._reader.join(timeout=5)
-        self._stdout_log.close()
-
-
-@pytest.fixture
-def http_server(http_server_bin: Path, receiver: Receiver, tmp_path: Path) -> Iterator[HttpServer]:
-    workdir = tmp_path / "server"
-    workdir.mkdir()
-    server = HttpServer(http_server_bin, receiver.url, workdir)
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
-@pytest.fixture
-def stateless_http_server(http_server_bin: Path, receiver: Receiver, tmp_path: Path) -> Iterator[HttpServer]:
-    workdir = tmp_path / "server"
-    workdir.mkdir()
-    server = HttpServer(http_server_bin, receiver.url, workdir, stateless=True)
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def texts(result: CallToolResult) -> str:

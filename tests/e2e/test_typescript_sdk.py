@@ -39,6 +39,7 @@ from pathlib import Path
 import pytest
 
 from e2e_support import (
+    HttpServer,
     ALWAYS_KEYS,
     APP_NAME,
     HANDLER_KINDS,
@@ -55,7 +56,6 @@ from e2e_support import (
     contains,
     mismatch_report,
 )
-from test_http import HttpServer
 
 TS_DIR = Path(__file__).resolve().parent / "ts"
 CLIENT_SCRIPT = TS_DIR / "client.mjs"
@@ -486,17 +486,6 @@ def test_typescript_sdk_stdio(
     check_listings(problems, rows, listed_by(report))
     problems.raise_if_any(rows, receiver)
     print(f"\nts stdio: {len(expected)} rows as the contract says (protocol {report['protocol_version']})")
-
-
-@pytest.fixture
-def http_server(http_server_bin: Path, receiver: Receiver, tmp_path: Path) -> Iterator[HttpServer]:
-    workdir = tmp_path / "server"
-    workdir.mkdir()
-    server = HttpServer(http_server_bin, receiver.url, workdir)
-    try:
-        yield server
-    finally:
-        server.kill()
 
 
 def test_typescript_sdk_http_two_clients(

@@ -57,7 +57,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         &self,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::Ping, (&context).into(), None);
+        let call = self
+            .connection()
+            .begin(Method::Ping, (&context).into(), None);
         self.serve(call, self.inner().ping(context), |_, _| {})
     }
 
@@ -66,7 +68,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<InitializeResult, ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::Initialize, (&context).into(), None);
+        let call = self
+            .connection()
+            .begin(Method::Initialize, (&context).into(), None);
         let client = Arc::new(Client {
             name: request.client_info.name.as_str().into(),
             version: request.client_info.version.as_str().into(),
@@ -114,7 +118,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         &self,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<DiscoverResult, ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::Discover, (&context).into(), None);
+        let call = self
+            .connection()
+            .begin(Method::Discover, (&context).into(), None);
         self.serve(call, self.inner().discover(context), |_, _| {})
     }
 
@@ -123,7 +129,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<CompleteResult, ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::Complete, (&context).into(), None);
+        let call = self
+            .connection()
+            .begin(Method::Complete, (&context).into(), None);
         self.serve(call, self.inner().complete(request, context), |_, _| {})
     }
 
@@ -132,7 +140,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::SetLevel, (&context).into(), None);
+        let call = self
+            .connection()
+            .begin(Method::SetLevel, (&context).into(), None);
         self.serve(call, self.inner().set_level(request, context), |_, _| {})
     }
 
@@ -141,7 +151,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<GetPromptResponse, ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::GetPrompt, (&context).into(), Some(&request.name));
+        let call =
+            self.connection()
+                .begin(Method::GetPrompt, (&context).into(), Some(&request.name));
         let resumes = request.request_state.clone();
         let body = self.inner().get_prompt(request, context);
         self.serve(call, body, move |answer, row| {
@@ -158,7 +170,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<ListPromptsResult, ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::ListPrompts, (&context).into(), None);
+        let call = self
+            .connection()
+            .begin(Method::ListPrompts, (&context).into(), None);
         let page = page(request.as_ref());
         let sites = self.connection().sites();
         self.serve(
@@ -176,7 +190,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<ListResourcesResult, ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::ListResources, (&context).into(), None);
+        let call = self
+            .connection()
+            .begin(Method::ListResources, (&context).into(), None);
         let page = page(request.as_ref());
         let sites = self.connection().sites();
         self.serve(
@@ -198,7 +214,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<ListResourceTemplatesResult, ErrorData>> + MaybeSendFuture + '_
     {
-        let call = self.begin(Method::ListResourceTemplates, (&context).into(), None);
+        let call = self
+            .connection()
+            .begin(Method::ListResourceTemplates, (&context).into(), None);
         let page = page(request.as_ref());
         let sites = self.connection().sites();
         let body = self.inner().list_resource_templates(request, context);
@@ -222,7 +240,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<ReadResourceResponse, ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::ReadResource, (&context).into(), Some(&request.uri));
+        let call =
+            self.connection()
+                .begin(Method::ReadResource, (&context).into(), Some(&request.uri));
         let resumes = request.request_state.clone();
         let body = self.inner().read_resource(request, context);
         self.serve(call, body, move |answer, row| {
@@ -245,7 +265,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         &self,
         context: SubscriptionContext,
     ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::Listen, context.request_context().into(), None);
+        let call = self
+            .connection()
+            .begin(Method::Listen, context.request_context().into(), None);
         self.serve(call, self.inner().listen(context), |_, _| {})
     }
 
@@ -254,7 +276,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::Subscribe, (&context).into(), Some(&request.uri));
+        let call =
+            self.connection()
+                .begin(Method::Subscribe, (&context).into(), Some(&request.uri));
         self.serve(call, self.inner().subscribe(request, context), |_, _| {})
     }
 
@@ -263,7 +287,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::Unsubscribe, (&context).into(), Some(&request.uri));
+        let call =
+            self.connection()
+                .begin(Method::Unsubscribe, (&context).into(), Some(&request.uri));
         self.serve(call, self.inner().unsubscribe(request, context), |_, _| {})
     }
 
@@ -272,7 +298,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<CallToolResponse, ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::CallTool, (&context).into(), Some(&request.name));
+        let call =
+            self.connection()
+                .begin(Method::CallTool, (&context).into(), Some(&request.name));
         let resumes = request.request_state.clone();
         let body = self.inner().call_tool(request, context);
         self.serve(call, body, move |answer, row| {
@@ -296,7 +324,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<ListToolsResult, ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::ListTools, (&context).into(), None);
+        let call = self
+            .connection()
+            .begin(Method::ListTools, (&context).into(), None);
         let page = page(request.as_ref());
         let sites = self.connection().sites();
         self.serve(
@@ -318,7 +348,7 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: CustomRequest,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<CustomResult, ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(
+        let call = self.connection().begin(
             Method::CustomRequest,
             (&context).into(),
             Some(&request.method),
@@ -335,7 +365,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         notification: CancelledNotificationParam,
         context: NotificationContext<RoleServer>,
     ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::Cancelled, Incoming::notification(&context), None);
+        let call =
+            self.connection()
+                .begin(Method::Cancelled, Incoming::notification(&context), None);
         self.notified(call, self.inner().on_cancelled(notification, context))
     }
 
@@ -344,7 +376,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         notification: ProgressNotificationParam,
         context: NotificationContext<RoleServer>,
     ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::Progress, Incoming::notification(&context), None);
+        let call =
+            self.connection()
+                .begin(Method::Progress, Incoming::notification(&context), None);
         self.notified(call, self.inner().on_progress(notification, context))
     }
 
@@ -352,7 +386,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         &self,
         context: NotificationContext<RoleServer>,
     ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::Initialized, Incoming::notification(&context), None);
+        let call =
+            self.connection()
+                .begin(Method::Initialized, Incoming::notification(&context), None);
         self.notified(call, self.inner().on_initialized(context))
     }
 
@@ -360,7 +396,7 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         &self,
         context: NotificationContext<RoleServer>,
     ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
-        let call = self.begin(
+        let call = self.connection().begin(
             Method::RootsListChanged,
             Incoming::notification(&context),
             None,
@@ -374,7 +410,7 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         context: NotificationContext<RoleServer>,
     ) -> impl Future<Output = ()> + MaybeSendFuture + '_ {
         let name = notification.method.clone();
-        let call = self.begin(
+        let call = self.connection().begin(
             Method::CustomNotification,
             Incoming::notification(&context),
             Some(&name),
@@ -394,7 +430,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<GetTaskResult, ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::GetTask, (&context).into(), None);
+        let call = self
+            .connection()
+            .begin(Method::GetTask, (&context).into(), None);
         let end_site = self.connection().sites().site(Method::TaskEnd);
         self.serve(
             call,
@@ -410,7 +448,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: UpdateTaskParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::UpdateTask, (&context).into(), None);
+        let call = self
+            .connection()
+            .begin(Method::UpdateTask, (&context).into(), None);
         self.serve(call, self.inner().update_task(request, context), |_, _| {})
     }
 
@@ -419,7 +459,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<(), ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::CancelTask, (&context).into(), None);
+        let call = self
+            .connection()
+            .begin(Method::CancelTask, (&context).into(), None);
         self.serve(call, self.inner().cancel_task(request, context), |_, _| {})
     }
 
@@ -428,7 +470,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<ListSkillsResult, ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::ListSkills, (&context).into(), None);
+        let call = self
+            .connection()
+            .begin(Method::ListSkills, (&context).into(), None);
         self.serve(call, self.inner().list_skills(request, context), |_, _| {})
     }
 
@@ -437,7 +481,9 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: GetSkillRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<GetSkillResult, ErrorData>> + MaybeSendFuture + '_ {
-        let call = self.begin(Method::GetSkill, (&context).into(), Some(&request.uri));
+        let call = self
+            .connection()
+            .begin(Method::GetSkill, (&context).into(), Some(&request.uri));
         self.serve(call, self.inner().get_skill(request, context), |_, _| {})
     }
 
@@ -447,7 +493,7 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<ReadResourceDirectoryResult, ErrorData>> + MaybeSendFuture + '_
     {
-        let call = self.begin(
+        let call = self.connection().begin(
             Method::ReadResourceDirectory,
             (&context).into(),
             Some(&request.uri),

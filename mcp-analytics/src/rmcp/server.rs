@@ -9,8 +9,8 @@ use rmcp::model::{
     CallToolResponse, Extensions, GetPromptResponse, InputRequiredResult, ReadResourceResponse,
 };
 
-use super::connection::{Connection, Incoming, SessionBy};
-use super::sites::{Method, ServerSites};
+use super::connection::{Connection, SessionBy};
+use super::sites::ServerSites;
 use super::spanning;
 use crate::clock;
 use crate::instrument::{Ending, ServingCall};
@@ -154,16 +154,6 @@ impl<S> Instrumented<S> {
     pub(super) async fn notified(&self, call: ServingCall, body: impl Future<Output = ()>) {
         call.serve(body).await;
         self.connection.record(call.end(Ending::OK));
-    }
-
-    /// Starts the row of a request.
-    pub(super) fn begin(
-        &self,
-        method: Method,
-        incoming: Incoming<'_>,
-        name: Option<&str>,
-    ) -> ServingCall {
-        self.connection.begin(method, incoming, name)
     }
 }
 
