@@ -14,6 +14,10 @@ use crate::rows::text::{MAX_NAME_LEN, bounded};
 /// Most names kept of one listing: a server advertising more is cut, visibly (`…` as the last).
 pub(super) const MAX_LISTED: usize = 1000;
 
+/// Most listings remembered (servers × methods × pages): the cursor comes from the client, and
+/// must not grow the map without bound. Listings beyond it are not recorded.
+const MAX_LISTINGS: usize = 1024;
+
 /// A listing: which server (its callsites' address), which method, which page (the cursor).
 type Listing = (usize, Method, Option<String>);
 
@@ -37,11 +41,15 @@ pub(super) fn changed<'a>(
         method,
         page.map(str::to_owned),
     );
-    let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
-    if last.get_or_insert_with(HashMap::new).insert(key, digest) == Some(digest) {
+    let unchanged = {
+        let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
+        let last = last.get_or_insert_with(HashMap::new);
+        (last.len() >= MAX_LISTINGS && !last.contains_key(&key))
+            || last.insert(key, digest) == Some(digest)
+    };
+    if unchanged {
         return None;
     }
-    drop(last);
     let mut listed: Vec<Box<str>> = names
         .take(MAX_LISTED + 1)
         .map(|name| bounded(&name, MAX_NAME_LEN))
