@@ -59,6 +59,9 @@ impl Call {
     }
 
     /// Inside a request the wrapper serves: join its row, or take what it knows of the request.
+    /// Out of line: calls outside the wrapper never come here, and keep `start` small.
+    #[cold]
+    #[inline(never)]
     fn inherit(&mut self, served: Arc<ServedRequest>) {
         if served.claim(self.callsite.kind) {
             self.joined = Some(served);
@@ -146,19 +149,33 @@ impl Call {
     fn record(&mut self, outcome: Outcome, error: Option<Box<str>>, duration_ns: u64) {
         self.finished = true;
         if let Some(served) = self.joined.take() {
-            served.report(HandlerReport {
-                callsite: self.callsite,
-                name: self.details.take().and_then(|details| details.name),
-                outcome,
-                error,
-                duration_ns,
-            });
+            self.report_to(&served, outcome, error, duration_ns);
             return;
         }
         if error.is_some() {
             self.details().error = error;
         }
         global::push_call(self.row(outcome, duration_ns));
+    }
+
+    /// The call joined `served`'s row: it reports there instead of making its own. Out of line,
+    /// as `inherit`.
+    #[cold]
+    #[inline(never)]
+    fn report_to(
+        &mut self,
+        served: &ServedRequest,
+        outcome: Outcome,
+        error: Option<Box<str>>,
+        duration_ns: u64,
+    ) {
+        served.report(HandlerReport {
+            callsite: self.callsite,
+            name: self.details.take().and_then(|details| details.name),
+            outcome,
+            error,
+            duration_ns,
+        });
     }
 
     fn row(&mut self, outcome: Outcome, duration_ns: u64) -> CallRow {
