@@ -4,7 +4,10 @@
 //! row). One thread; each call builds its request and context, routes through rmcp's tool router
 //! and converts the tool's answer, as rmcp does for every request.
 //!
-//! Run: `cargo bench --bench rmcp_server` (or `cargo xtask bench`).
+//! Run: `cargo bench --bench rmcp_server` (or `cargo xtask bench`). A request costs a few
+//! microseconds and allocates often, so its medians move by hundreds of nanoseconds from run to
+//! run on a shared machine: `benches/rmcp_instructions.sh` counts each subject's instructions per
+//! request with callgrind instead, which repeats.
 //!
 //! The `ServerHandler::call_tool` future is polled to completion without a runtime, like the hot
 //! path's async subjects; the queue is emptied untimed between runs (see `hot_path`). The
@@ -104,7 +107,9 @@ fn peer() -> Peer<RoleServer> {
     PEER.clone()
 }
 
-/// One `tools/call` of `ping` on `server`, polled to completion.
+/// One `tools/call` of `ping` on `server`, polled to completion. Never inlined, so that a
+/// profiler (`valgrind --tool=callgrind`) counts each subject's instructions per call.
+#[inline(never)]
 fn call(server: &impl ServerHandler, i: u64, peer: &Peer<RoleServer>) -> u64 {
     let id = NumberOrString::Number(i64::try_from(i).unwrap_or_default());
     let context = RequestContext::new(id, peer.clone());

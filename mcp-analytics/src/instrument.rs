@@ -20,7 +20,7 @@ use crate::rows::request::RequestFacts;
 use crate::rows::scope::{self, Active, Running, RunningCall, Scoped, Serving};
 use crate::rows::served::ServedRequest;
 use crate::rows::session::SessionId;
-use crate::rows::text::{MAX_ERROR_LEN, MAX_NAME_LEN, bounded};
+use crate::rows::text::{MAX_ERROR_LEN, MAX_NAME_LEN, bounded, bounded_str};
 
 /// Records one call: made on entry, it reports `panic` or `cancelled` from its `Drop` unless
 /// [`Call::finish`] saw the call return.
@@ -89,7 +89,7 @@ impl Call {
             self.details().origin = Some(Arc::new(origin));
         }
         if name_by_request && let Some(name) = facts.handler_name() {
-            self.details().name = Some(bounded(&name, MAX_NAME_LEN).into());
+            self.details().name = Some(Arc::from(bounded_str(name, MAX_NAME_LEN)));
         }
         self
     }
@@ -260,7 +260,7 @@ impl ServingCall {
             callsite,
             session: served.session.clone(),
             details: Some(Box::new(Details {
-                name: name.map(|name| bounded(&name, MAX_NAME_LEN).into()),
+                name: name.map(|name| Arc::from(bounded_str(name, MAX_NAME_LEN))),
                 origin: Some(Arc::clone(&served.origin)),
                 ..Details::default()
             })),

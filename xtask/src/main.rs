@@ -333,20 +333,6 @@ impl Results {
             format!("tracing's added cost ÷ ours: {shown}"),
             met,
         ));
-        let rmcp = |subject| self.added("rmcp", "tools_call", subject);
-        let (wrapper, attribute) = (rmcp("wrapper"), rmcp("mcp_tool"));
-        targets.push(Target::new(
-            "the server wrapper adds to a `tools/call` no more than `#[mcp_tool]` does (20 ns \
-             margin)",
-            format!(
-                "added ns: wrapper {}, attribute {}",
-                number(wrapper, 1),
-                number(attribute, 1)
-            ),
-            wrapper
-                .zip(attribute)
-                .is_some_and(|(wrapper, attribute)| wrapper <= attribute + 20.0),
-        ));
         let rate = self.pipeline("/gzip/events_per_second");
         let cores = self.pipeline("/gzip/worker_cores");
         targets.push(Target::new(

@@ -9,7 +9,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, PoisonError};
 
 use super::sites::{Method, ServerSites};
-use crate::rows::text::{MAX_NAME_LEN, bounded};
+use crate::rows::text::{MAX_NAME_LEN, bounded_str};
 
 /// Most names kept of one listing: a server advertising more is cut, visibly (`…` as the last).
 pub(super) const MAX_LISTED: usize = 1000;
@@ -52,7 +52,7 @@ pub(super) fn changed<'a>(
     }
     let mut listed: Vec<Box<str>> = names
         .take(MAX_LISTED + 1)
-        .map(|name| bounded(&name, MAX_NAME_LEN))
+        .map(|name| bounded_str(name, MAX_NAME_LEN).into())
         .collect();
     if listed.len() > MAX_LISTED {
         listed.truncate(MAX_LISTED);

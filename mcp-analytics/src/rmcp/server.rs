@@ -16,7 +16,7 @@ use crate::clock;
 use crate::instrument::{Ending, ServingCall};
 use crate::rows::call::{CallRow, ErrorType, Link, Outcome};
 use crate::rows::outcome::{CallOutcome, ErrorText};
-use crate::rows::text::{MAX_ERROR_LEN, bounded};
+use crate::rows::text::{MAX_ERROR_LEN, bounded, bounded_str};
 
 /// An rmcp server with every request it serves recorded: made by
 /// [`instrument!`](crate::rmcp::instrument).
@@ -181,7 +181,7 @@ impl<S: fmt::Debug> fmt::Debug for Instrumented<S> {
 pub(super) fn failed(error: &ErrorData) -> Ending {
     Ending {
         outcome: Outcome::Error,
-        error: Some(bounded(&error.message, MAX_ERROR_LEN)),
+        error: Some(bounded_str(&error.message, MAX_ERROR_LEN).into()),
         error_type: Some(ErrorType::JsonRpc(error.code.0)),
     }
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::rows::call::{CallRow, Callsite, Details, ErrorType, Link, Outcome};
 use crate::rows::request::Origin;
 use crate::rows::session::SessionId;
-use crate::rows::text::{MAX_ERROR_LEN, bounded};
+use crate::rows::text::{MAX_ERROR_LEN, bounded_str};
 
 /// How many open continuations and open tasks are remembered, each.
 const REMEMBERED: usize = 4096;
@@ -157,7 +157,7 @@ pub(super) fn task_polled(answer: &GetTaskResult, end_site: &'static Callsite) {
     let message = task.task.status_message.as_deref();
     let error = message
         .filter(|_| outcome.is_failure())
-        .map(|message| bounded(&message, MAX_ERROR_LEN));
+        .map(|message| bounded_str(message, MAX_ERROR_LEN).into());
     if let Some(mut ended) = task_ended(&task.task.task_id, outcome, error, end_site) {
         if let Some(details) = ended.details.as_deref_mut() {
             details.error_type = error_type;

@@ -1,6 +1,7 @@
 //! Text a row keeps: names, session ids, error texts and log messages, each cut to a bound so
 //! that one huge `Display` cannot make a row, or the queue, grow without limit.
 
+use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 
 /// Longest error text kept per call, in bytes; a longer text is cut at a character boundary
@@ -42,6 +43,16 @@ pub(crate) fn bounded(value: &dyn fmt::Display, limit: usize) -> Box<str> {
     out.text.into_boxed_str()
 }
 
+/// `text` cut to at most `limit` bytes as [`bounded`] cuts it; borrowed when it fits, which
+/// is almost always, without the formatting machinery.
+pub(crate) fn bounded_str(text: &str, limit: usize) -> Cow<'_, str> {
+    if text.len() <= limit {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(bounded(&text, limit).into_string())
+    }
+}
+
 /// Collects formatted text up to one byte past its limit (enough to know it was crossed), then
 /// stops the formatting.
 struct Bounded {
@@ -72,6 +83,13 @@ mod tests {
     #[test]
     fn bounded_keeps_short_text_whole() {
         assert_eq!(&*bounded(&"division by zero", 64), "division by zero");
+    }
+
+    #[test]
+    fn bounded_str_borrows_what_fits_and_cuts_as_bounded_does() {
+        assert!(matches!(bounded_str("add", 3), Cow::Borrowed("add")));
+        let long = "é".repeat(100);
+        assert_eq!(&*bounded_str(&long, 11), &*bounded(&long, 11));
     }
 
     #[test]
