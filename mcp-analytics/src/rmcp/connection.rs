@@ -159,7 +159,7 @@ impl Connection {
         }
         drop(state);
         let kind = self.sites.site(method).kind;
-        let served = Arc::new(ServedRequest::new(session, origin, Some(kind)));
+        let served = Arc::new(ServedRequest::new(session, origin, kind));
         ServingCall::start(self.sites.site(method), served, name)
     }
 

@@ -41,13 +41,14 @@ pub(super) fn changed<'a>(
         method,
         page.map(str::to_owned),
     );
-    let unchanged = {
+    // Untracked (the map is full) or unchanged: nothing to record.
+    let skip = {
         let mut last = LAST.lock().unwrap_or_else(PoisonError::into_inner);
         let last = last.get_or_insert_with(HashMap::new);
         (last.len() >= MAX_LISTINGS && !last.contains_key(&key))
             || last.insert(key, digest) == Some(digest)
     };
-    if unchanged {
+    if skip {
         return None;
     }
     let mut listed: Vec<Box<str>> = names

@@ -18,22 +18,19 @@ pub(crate) struct ServedRequest {
     /// `None`: the process session (stdio); an empty id: none (HTTP without a session).
     pub(crate) session: Option<SessionId>,
     pub(crate) origin: Arc<Origin>,
-    /// The kind of handler call the request is, if it is one (`tools/call` is a tool call).
-    joins: Option<Kind>,
+    /// The kind of row the request makes: a handler call of that kind inside it joins it
+    /// (`tools/call` is a tool call; no handler is of a `Request` kind).
+    kind: Kind,
     claimed: AtomicBool,
     report: Mutex<Option<HandlerReport>>,
 }
 
 impl ServedRequest {
-    pub(crate) fn new(
-        session: Option<SessionId>,
-        origin: Arc<Origin>,
-        joins: Option<Kind>,
-    ) -> Self {
+    pub(crate) fn new(session: Option<SessionId>, origin: Arc<Origin>, kind: Kind) -> Self {
         Self {
             session,
             origin,
-            joins,
+            kind,
             claimed: AtomicBool::new(false),
             report: Mutex::new(None),
         }
@@ -43,7 +40,7 @@ impl ServedRequest {
     /// then reports here instead of making a row of its own. A second instrumented call of the
     /// same kind inside it (a tool calling another) makes its own row.
     pub(crate) fn claim(&self, kind: Kind) -> bool {
-        self.joins == Some(kind) && !self.claimed.swap(true, Ordering::Relaxed)
+        self.kind == kind && !self.claimed.swap(true, Ordering::Relaxed)
     }
 
     pub(crate) fn report(&self, report: HandlerReport) {
