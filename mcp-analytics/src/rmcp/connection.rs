@@ -209,13 +209,22 @@ impl Connection {
     /// HTTP without a session id yet, the row waits for the session's next request.
     pub(super) fn record_initialize(
         &self,
-        row: CallRow,
+        mut row: CallRow,
         client: Arc<Client>,
-        negotiated: Option<Cow<'static, str>>,
+        negotiated: Cow<'static, str>,
     ) {
+        // The handshake says who the client is, which no request before it did.
+        if let Some(details) = row.details.as_deref_mut() {
+            let known = details.origin.as_deref().cloned().unwrap_or_default();
+            details.origin = Some(Arc::new(Origin {
+                client: Some(Arc::clone(&client) as Arc<dyn ClientInfo>),
+                protocol_version: Some(negotiated.clone()),
+                ..known
+            }));
+        }
         let mut state = self.state();
         state.handshake = Some(client);
-        state.negotiated = negotiated;
+        state.negotiated = Some(negotiated);
         let origin = row
             .details
             .as_ref()

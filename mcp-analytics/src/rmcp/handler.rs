@@ -33,7 +33,7 @@ use super::server::{Instrumented, link_spanning};
 use super::sites::Method;
 use super::spanning;
 use crate::rows::call::CallRow;
-use crate::rows::request::{Client, Origin};
+use crate::rows::request::Client;
 
 /// Adds what a listing advertised to its row, when it changed.
 fn listed<'a>(
@@ -77,30 +77,7 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         });
         let requested = facts::protocol_text(request.protocol_version.as_str());
         let body = self.inner().initialize(request, context);
-        async move {
-            let result = call.serve(body).await;
-            let negotiated = match &result {
-                Ok(answer) => facts::protocol_text(answer.protocol_version.as_str()),
-                Err(_) => requested,
-            };
-            let ending = match &result {
-                Ok(_) => crate::instrument::Ending::OK,
-                Err(error) => super::server::failed(error),
-            };
-            let mut row = call.end(ending);
-            // The handshake says who the client is, which no request before it did.
-            if let Some(details) = row.details.as_deref_mut() {
-                let known = details.origin.as_deref().cloned().unwrap_or_default();
-                details.origin = Some(Arc::new(Origin {
-                    client: Some(Arc::clone(&client) as _),
-                    protocol_version: Some(negotiated.clone()),
-                    ..known
-                }));
-            }
-            self.connection()
-                .record_initialize(row, client, Some(negotiated));
-            result
-        }
+        self.serve_handshake(call, client, requested, body)
     }
 
     fn negotiate_initialize(

@@ -5,17 +5,22 @@ use std::future::Future;
 use std::sync::Arc;
 
 use rmcp::ErrorData;
+use std::borrow::Cow;
+
 use rmcp::model::{
-    CallToolResponse, Extensions, GetPromptResponse, InputRequiredResult, ReadResourceResponse,
+    CallToolResponse, Extensions, GetPromptResponse, InitializeResult, InputRequiredResult,
+    ReadResourceResponse,
 };
 
 use super::connection::{Connection, SessionBy};
+use super::facts;
 use super::sites::ServerSites;
 use super::spanning;
 use crate::clock;
 use crate::instrument::{Ending, ServingCall};
 use crate::rows::call::{CallRow, ErrorType, Link, Outcome};
 use crate::rows::outcome::{CallOutcome, ErrorText};
+use crate::rows::request::Client;
 use crate::rows::text::{MAX_ERROR_LEN, bounded, bounded_str};
 
 /// An rmcp server with every request it serves recorded: made by
@@ -147,6 +152,28 @@ impl<S> Instrumented<S> {
             more(answer, &mut row);
         }
         self.connection.record(row);
+        result
+    }
+
+    /// Runs an `initialize` (`body`) of `client`, who asked for protocol `requested`, recorded
+    /// as `call`; the connection remembers the client and the protocol agreed.
+    pub(super) async fn serve_handshake(
+        &self,
+        call: ServingCall,
+        client: Arc<Client>,
+        requested: Cow<'static, str>,
+        body: impl Future<Output = Result<InitializeResult, ErrorData>>,
+    ) -> Result<InitializeResult, ErrorData> {
+        let result = call.serve(body).await;
+        let (ending, negotiated) = match &result {
+            Ok(answer) => (
+                Ending::OK,
+                facts::protocol_text(answer.protocol_version.as_str()),
+            ),
+            Err(error) => (failed(error), requested),
+        };
+        self.connection
+            .record_initialize(call.end(ending), client, negotiated);
         result
     }
 
