@@ -266,6 +266,8 @@ pub mod __private {
     };
     pub use crate::rows::request::{ClientInfo, RequestFacts, ViaNoFacts, ViaRequestFacts};
     pub use crate::rows::scope::{Active, Scoped};
+    #[cfg(feature = "rmcp")]
+    pub use crate::rmcp::sites::ServerSites;
 
     /// Calls `f` once. The expansion of a sync body passes its closure through here so that
     /// the closure is inferred as `FnOnce` and may return borrows of what it captured.

@@ -26,7 +26,7 @@ mod facts;
 mod handler;
 mod listing;
 mod server;
-mod sites;
+pub(crate) mod sites;
 mod spanning;
 
 use std::fmt;
@@ -44,8 +44,6 @@ use crate::rows::request::{ClientInfo, Origin, RequestFacts};
 use crate::rows::session::SessionId;
 
 pub use server::Instrumented;
-#[doc(hidden)]
-pub use sites::ServerSites;
 
 /// Wraps an rmcp server (any `ServerHandler`) so that every request it serves is recorded:
 /// `mcp_analytics::rmcp::instrument!(server)` is an [`Instrumented`] server, served in its
@@ -83,7 +81,7 @@ pub use crate::__rmcp_instrument as instrument;
 #[macro_export]
 macro_rules! __rmcp_instrument {
     ($server:expr $(,)?) => {{
-        static SITES: $crate::rmcp::ServerSites = $crate::rmcp::ServerSites::new(
+        static SITES: $crate::__private::ServerSites = $crate::__private::ServerSites::new(
             ::core::env!("CARGO_PKG_NAME"),
             ::core::env!("CARGO_PKG_VERSION"),
         );
