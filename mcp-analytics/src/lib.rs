@@ -259,6 +259,8 @@ pub fn stats() -> Stats {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::instrument::Call;
+    #[cfg(feature = "rmcp")]
+    pub use crate::rmcp::sites::ServerSites;
     pub use crate::rows::call::{Callsite, Kind};
     pub use crate::rows::log::App;
     pub use crate::rows::outcome::{
@@ -266,8 +268,6 @@ pub mod __private {
     };
     pub use crate::rows::request::{ClientInfo, RequestFacts, ViaNoFacts, ViaRequestFacts};
     pub use crate::rows::scope::{Active, Scoped};
-    #[cfg(feature = "rmcp")]
-    pub use crate::rmcp::sites::ServerSites;
 
     /// Calls `f` once. The expansion of a sync body passes its closure through here so that
     /// the closure is inferred as `FnOnce` and may return borrows of what it captured.

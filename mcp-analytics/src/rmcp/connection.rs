@@ -125,22 +125,30 @@ impl Connection {
         if let Some(client) = &meta_client {
             state.meta_client = Some(Arc::clone(client));
         }
+        let handshake_applies = facts::handshake_applies(parts);
+        if handshake_applies && state.handshake.is_none() {
+            // A session restored from a session store by another server instance: rmcp
+            // restored the handshake, which this connection did not see. Read once.
+            if let Some(info) = incoming.peer.peer_info() {
+                state.handshake = Some(Arc::new(Client {
+                    name: info.client_info.name.as_str().into(),
+                    version: info.client_info.version.as_str().into(),
+                }));
+                state.negotiated = Some(facts::protocol_text(info.protocol_version.as_str()));
+            }
+        }
         let client: Option<Arc<dyn ClientInfo>> = match meta_client {
             Some(client) => Some(client),
-            None if facts::handshake_applies(parts) => match &state.handshake {
-                Some(client) => Some(Arc::clone(client) as Arc<dyn ClientInfo>),
-                // A session restored from a session store, by another server instance: rmcp
-                // restored the handshake, this connection did not see it.
-                None => incoming
-                    .peer
-                    .peer_info()
-                    .map(|info| info as Arc<dyn ClientInfo>),
-            },
+            None if handshake_applies => state
+                .handshake
+                .clone()
+                .map(|client| client as Arc<dyn ClientInfo>),
             None => None,
         };
         let protocol_version = facts::meta_protocol(incoming.meta)
             .or_else(|| state.negotiated.clone())
             .or_else(|| {
+                // A stateless request: rmcp read the protocol off its header.
                 let info = incoming.peer.peer_info()?;
                 Some(facts::protocol_text(info.protocol_version.as_str()))
             });
