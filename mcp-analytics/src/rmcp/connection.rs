@@ -6,17 +6,15 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use rmcp::model::{Extensions, MetaObject};
-use rmcp::service::{NotificationContext, RequestContext};
-use rmcp::{Peer, RoleServer};
+use rmcp::model::Extensions;
 
-use super::facts;
+use super::facts::{self, Handshake, Incoming};
 use super::sites::{Method, ServerSites};
 use crate::clock;
 use crate::global;
 use crate::instrument::ServingCall;
 use crate::rows::call::{CallRow, Details, Outcome};
-use crate::rows::request::{Client, ClientInfo, Origin, Transport};
+use crate::rows::request::{Client, Origin, Transport};
 use crate::rows::served::ServedRequest;
 use crate::rows::session::SessionId;
 
@@ -32,10 +30,8 @@ pub(super) struct Connection {
 
 #[derive(Default)]
 struct State {
-    /// The client that introduced itself in this connection's `initialize`.
-    handshake: Option<Arc<Client>>,
-    /// The protocol revision this connection's `initialize` negotiated.
-    negotiated: Option<Cow<'static, str>>,
+    /// This connection's `initialize`: who the client is, and the protocol agreed.
+    handshake: Option<Handshake>,
     /// The last client a request's `_meta` named, shared by the next requests of that client.
     meta_client: Option<Arc<Client>>,
     /// Once the connection is known to be a session: its id and start.
@@ -50,36 +46,6 @@ struct Started {
     id: Option<SessionId>,
     started: u64,
     origin: Arc<Origin>,
-}
-
-/// What a request or notification offers, read before rmcp's context moves on to the server.
-pub(super) struct Incoming<'a> {
-    pub(super) extensions: &'a Extensions,
-    pub(super) meta: &'a MetaObject,
-    pub(super) peer: &'a Peer<RoleServer>,
-    pub(super) id: Option<&'a rmcp::model::RequestId>,
-}
-
-impl<'a> From<&'a RequestContext<RoleServer>> for Incoming<'a> {
-    fn from(context: &'a RequestContext<RoleServer>) -> Self {
-        Self {
-            extensions: &context.extensions,
-            meta: &context.meta.0,
-            peer: &context.peer,
-            id: Some(&context.id),
-        }
-    }
-}
-
-impl<'a> Incoming<'a> {
-    pub(super) fn notification(context: &'a NotificationContext<RoleServer>) -> Self {
-        Self {
-            extensions: &context.extensions,
-            meta: &context.meta.0,
-            peer: &context.peer,
-            id: None,
-        }
-    }
 }
 
 impl Connection {
@@ -111,7 +77,7 @@ impl Connection {
         incoming: Incoming<'_>,
         name: Option<&str>,
     ) -> ServingCall {
-        let parts = incoming.extensions.get::<http::request::Parts>();
+        let parts = incoming.parts();
         let session = match self
             .session_by
             .as_deref()
@@ -125,41 +91,18 @@ impl Connection {
         if let Some(client) = &meta_client {
             state.meta_client = Some(Arc::clone(client));
         }
-        let handshake_applies = facts::handshake_applies(parts);
-        if handshake_applies && state.handshake.is_none() {
-            // A session restored from a session store by another server instance: rmcp
-            // restored the handshake, which this connection did not see. Read once.
-            if let Some(info) = incoming.peer.peer_info() {
-                state.handshake = Some(Arc::new(Client {
-                    name: info.client_info.name.as_str().into(),
-                    version: info.client_info.version.as_str().into(),
-                }));
-                state.negotiated = Some(facts::protocol_text(info.protocol_version.as_str()));
+        let handshake = if facts::handshake_applies(parts) {
+            if state.handshake.is_none() {
+                // A session restored from a session store by another server instance: rmcp
+                // restored the handshake, which this connection did not see. Read once.
+                state.handshake = Handshake::of(incoming.peer);
             }
-        }
-        let client: Option<Arc<dyn ClientInfo>> = match meta_client {
-            Some(client) => Some(client),
-            None if handshake_applies => state
-                .handshake
-                .clone()
-                .map(|client| client as Arc<dyn ClientInfo>),
-            None => None,
+            state.handshake.clone()
+        } else {
+            None
         };
-        let protocol_version = facts::meta_protocol(incoming.meta)
-            .or_else(|| state.negotiated.clone())
-            .or_else(|| {
-                // A stateless request: rmcp read the protocol off its header.
-                let info = incoming.peer.peer_info()?;
-                Some(facts::protocol_text(info.protocol_version.as_str()))
-            });
-        let transport = facts::transport(parts);
-        let origin = Arc::new(Origin {
-            client,
-            protocol_version,
-            transport: Some(transport),
-            request_id: incoming.id.map(facts::request_id),
-        });
-        let in_session = transport == Transport::Pipe
+        let origin = Arc::new(incoming.origin(meta_client, handshake));
+        let in_session = origin.transport == Some(Transport::Pipe)
             || session.as_ref().is_some_and(|id| !id.is_none_session());
         // An `initialize` starts its session once it is answered, knowing the client.
         if in_session && method != Method::Initialize {
@@ -221,18 +164,21 @@ impl Connection {
         client: Arc<Client>,
         negotiated: Cow<'static, str>,
     ) {
+        let handshake = Handshake {
+            client,
+            protocol: negotiated,
+        };
         // The handshake says who the client is, which no request before it did.
         if let Some(details) = row.details.as_deref_mut() {
             let known = details.origin.as_deref().cloned().unwrap_or_default();
             details.origin = Some(Arc::new(Origin {
-                client: Some(Arc::clone(&client) as Arc<dyn ClientInfo>),
-                protocol_version: Some(negotiated.clone()),
+                client: Some(Arc::clone(&handshake.client)),
+                protocol_version: Some(handshake.protocol.clone()),
                 ..known
             }));
         }
         let mut state = self.state();
-        state.handshake = Some(client);
-        state.negotiated = Some(negotiated);
+        state.handshake = Some(handshake);
         let origin = row
             .details
             .as_ref()

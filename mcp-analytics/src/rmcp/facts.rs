@@ -17,8 +17,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use rmcp::model::{MetaObject, ProtocolVersion};
-use rmcp::service::RequestContext;
+use rmcp::model::{Extensions, MetaObject, ProtocolVersion};
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{Peer, RoleServer};
 use serde_json::Value;
 
@@ -41,11 +41,6 @@ pub(super) fn http_session(parts: &http::request::Parts) -> SessionId {
         .map(str::trim)
         .filter(|id| !id.is_empty())
         .map_or_else(SessionId::none, SessionId::from)
-}
-
-/// The HTTP parts of a request, when it came over streamable HTTP.
-pub(super) fn http_parts(context: &RequestContext<RoleServer>) -> Option<&http::request::Parts> {
-    context.extensions.get::<http::request::Parts>()
 }
 
 /// The session of a request: see the module's rules. `None` is the process session.
@@ -108,37 +103,106 @@ pub(super) fn request_id(id: &rmcp::model::RequestId) -> RequestId {
     }
 }
 
-/// The origin of a request a handler sees through its context, without the server wrapper:
-/// the client from `_meta`, else from rmcp's record of the handshake where it applies.
-pub(super) fn origin(context: &RequestContext<RoleServer>) -> Origin {
-    let parts = http_parts(context);
-    let handshake = handshake_applies(parts)
-        .then(|| context.peer.peer_info())
-        .flatten();
-    let client: Option<Arc<dyn ClientInfo>> = match meta_client(&context.meta.0, None) {
-        Some(client) => Some(client),
-        None => handshake.clone().map(|info| info as Arc<dyn ClientInfo>),
-    };
-    let protocol_version = meta_protocol(&context.meta.0).or_else(|| {
-        let info = handshake.or_else(|| context.peer.peer_info())?;
-        Some(protocol_text(info.protocol_version.as_str()))
-    });
-    Origin {
-        client,
-        protocol_version,
-        transport: Some(transport(parts)),
-        request_id: Some(request_id(&context.id)),
+/// What a request or notification offers, read before rmcp's context moves on to the server.
+pub(super) struct Incoming<'a> {
+    pub(super) extensions: &'a Extensions,
+    pub(super) meta: &'a MetaObject,
+    pub(super) peer: &'a Peer<RoleServer>,
+    pub(super) id: Option<&'a rmcp::model::RequestId>,
+}
+
+impl<'a> From<&'a RequestContext<RoleServer>> for Incoming<'a> {
+    fn from(context: &'a RequestContext<RoleServer>) -> Self {
+        Self {
+            extensions: &context.extensions,
+            meta: &context.meta.0,
+            peer: &context.peer,
+            id: Some(&context.id),
+        }
     }
+}
+
+impl<'a> Incoming<'a> {
+    pub(super) fn notification(context: &'a NotificationContext<RoleServer>) -> Self {
+        Self {
+            extensions: &context.extensions,
+            meta: &context.meta.0,
+            peer: &context.peer,
+            id: None,
+        }
+    }
+}
+
+impl Incoming<'_> {
+    /// The HTTP parts of the request, when it came over streamable HTTP.
+    pub(super) fn parts(&self) -> Option<&http::request::Parts> {
+        self.extensions.get::<http::request::Parts>()
+    }
+
+    /// The request's origin, by the module's rules: `meta_client` is the client its `_meta`
+    /// names ([`meta_client`]), `handshake` the connection's, where it applies
+    /// ([`handshake_applies`]).
+    pub(super) fn origin(
+        &self,
+        meta_client: Option<Arc<Client>>,
+        handshake: Option<Handshake>,
+    ) -> Origin {
+        let (handshake_client, negotiated) = handshake
+            .map(|handshake| (handshake.client, handshake.protocol))
+            .unzip();
+        let protocol_version = meta_protocol(self.meta).or(negotiated).or_else(|| {
+            // A stateless HTTP request: rmcp read its protocol off the request's header.
+            let info = self.peer.peer_info()?;
+            Some(protocol_text(info.protocol_version.as_str()))
+        });
+        Origin {
+            client: meta_client
+                .map(|client| client as Arc<dyn ClientInfo>)
+                .or(handshake_client),
+            protocol_version,
+            transport: Some(transport(self.parts())),
+            request_id: self.id.map(request_id),
+        }
+    }
+}
+
+/// A connection's handshake: the client that introduced itself in `initialize`, and the
+/// protocol revision agreed.
+#[derive(Clone)]
+pub(super) struct Handshake {
+    pub(super) client: Arc<dyn ClientInfo>,
+    pub(super) protocol: Cow<'static, str>,
+}
+
+impl Handshake {
+    /// What rmcp recorded of the connection's handshake, if it recorded one.
+    pub(super) fn of(peer: &Peer<RoleServer>) -> Option<Self> {
+        let info = peer.peer_info()?;
+        Some(Self {
+            protocol: protocol_text(info.protocol_version.as_str()),
+            client: info,
+        })
+    }
+}
+
+/// The origin of a request a handler sees through its context, without the server wrapper:
+/// rmcp's record of the handshake stands for the connection's.
+pub(super) fn origin(context: &RequestContext<RoleServer>) -> Origin {
+    let incoming = Incoming::from(context);
+    let handshake = handshake_applies(incoming.parts())
+        .then(|| Handshake::of(&context.peer))
+        .flatten();
+    incoming.origin(meta_client(incoming.meta, None), handshake)
 }
 
 /// What a `Peer` alone tells: the handshake's client. A peer does not say which transport it
 /// serves, so the placeholder of a stateless HTTP request cannot be told from a real client:
 /// take a `RequestContext` instead where that matters.
 pub(super) fn peer_origin(peer: &Peer<RoleServer>) -> Option<Origin> {
-    let info = peer.peer_info()?;
+    let handshake = Handshake::of(peer)?;
     Some(Origin {
-        protocol_version: Some(protocol_text(info.protocol_version.as_str())),
-        client: Some(info as Arc<dyn ClientInfo>),
+        client: Some(handshake.client),
+        protocol_version: Some(handshake.protocol),
         ..Origin::default()
     })
 }

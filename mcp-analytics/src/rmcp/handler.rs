@@ -26,8 +26,8 @@ use rmcp::model::{
 use rmcp::service::{MaybeSendFuture, NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
-use super::connection::Incoming;
 use super::facts;
+use super::facts::Incoming;
 use super::listing;
 use super::server::{Instrumented, link_spanning};
 use super::sites::Method;

@@ -146,7 +146,7 @@ impl ClientInfo for InitializeRequestParams {
 /// The context says all: see `facts` for the rules.
 impl RequestFacts for RequestContext<RoleServer> {
     fn session(&self) -> Option<SessionId> {
-        facts::session(facts::http_parts(self))
+        facts::session(facts::Incoming::from(self).parts())
     }
 
     fn origin(&self) -> Option<Origin> {
