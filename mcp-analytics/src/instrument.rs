@@ -208,12 +208,7 @@ impl Drop for Call {
     fn drop(&mut self) {
         if !self.finished {
             let duration_ns = self.elapsed_ns();
-            let outcome = if std::thread::panicking() {
-                Outcome::Panic
-            } else {
-                Outcome::Cancelled
-            };
-            self.record(outcome, None, duration_ns);
+            self.record(Outcome::unfinished(), None, duration_ns);
         }
     }
 }
@@ -310,9 +305,13 @@ impl ServingCall {
             }
             details.handler_duration_ns = Some(report.duration_ns);
         }
-        if outcome == Outcome::Error && details.error_type.is_none() && callsite.kind == Kind::Tool
-        {
-            details.error_type = Some(ErrorType::Tool);
+        // What failed without a JSON-RPC error: a panic, or a tool that said so.
+        if details.error_type.is_none() {
+            details.error_type = match outcome {
+                Outcome::Panic => Some(ErrorType::Panic),
+                Outcome::Error if callsite.kind == Kind::Tool => Some(ErrorType::Tool),
+                _ => None,
+            };
         }
         details.error = error;
         self.call.callsite = callsite;
@@ -336,15 +335,9 @@ impl Drop for ServingCall {
     fn drop(&mut self) {
         if !self.call.finished {
             let duration_ns = self.call.elapsed_ns();
-            let (outcome, error_type) = if std::thread::panicking() {
-                (Outcome::Panic, Some(ErrorType::Panic))
-            } else {
-                (Outcome::Cancelled, None)
-            };
             let outcome = self.merge(Ending {
-                outcome,
-                error: None,
-                error_type,
+                outcome: Outcome::unfinished(),
+                ..Ending::OK
             });
             global::push_call(self.call.row(outcome, duration_ns));
         }

@@ -77,6 +77,16 @@ impl Outcome {
         }
     }
 
+    /// How a call ends that never returned: its guard dropped while the thread unwinds (a
+    /// panic; the guard does not catch it), or dropped unpolled (the caller gave up on it).
+    pub(crate) fn unfinished() -> Outcome {
+        if std::thread::panicking() {
+            Outcome::Panic
+        } else {
+            Outcome::Cancelled
+        }
+    }
+
     /// Whether the server failed: the template counts these rows as errors.
     pub(crate) const fn is_failure(self) -> bool {
         matches!(self, Outcome::Error | Outcome::Panic)
