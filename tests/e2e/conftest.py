@@ -45,23 +45,22 @@ def receiver(receiver_bin: Path, tmp_path: Path) -> Iterator[Receiver]:
         receiver.stop()
 
 
-@pytest.fixture
-def http_server(http_server_bin: Path, receiver: Receiver, tmp_path: Path) -> Iterator[HttpServer]:
+def _http_server(binary: Path, receiver: Receiver, tmp_path: Path, stateless: bool) -> Iterator[HttpServer]:
+    """`rmcp_http` delivering to `receiver`, killed at teardown whatever the test's outcome."""
     workdir = tmp_path / "server"
     workdir.mkdir()
-    server = HttpServer(http_server_bin, receiver.url, workdir)
+    server = HttpServer(binary, receiver.url, workdir, stateless=stateless)
     try:
         yield server
     finally:
         server.kill()
+
+
+@pytest.fixture
+def http_server(http_server_bin: Path, receiver: Receiver, tmp_path: Path) -> Iterator[HttpServer]:
+    yield from _http_server(http_server_bin, receiver, tmp_path, stateless=False)
 
 
 @pytest.fixture
 def stateless_http_server(http_server_bin: Path, receiver: Receiver, tmp_path: Path) -> Iterator[HttpServer]:
-    workdir = tmp_path / "server"
-    workdir.mkdir()
-    server = HttpServer(http_server_bin, receiver.url, workdir, stateless=True)
-    try:
-        yield server
-    finally:
-        server.kill()
+    yield from _http_server(http_server_bin, receiver, tmp_path, stateless=True)
