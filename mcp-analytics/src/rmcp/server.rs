@@ -142,12 +142,7 @@ impl<S> Instrumented<S> {
         body: impl Future<Output = Result<T, ErrorData>>,
         more: impl FnOnce(&T, &mut CallRow),
     ) -> Result<T, ErrorData> {
-        let result = call.serve(body).await;
-        let ending = match &result {
-            Ok(answer) => answer.ending(),
-            Err(error) => failed(error),
-        };
-        let mut row = call.end(ending);
+        let (result, mut row) = answered(call, body).await;
         if let Ok(answer) = &result {
             more(answer, &mut row);
         }
@@ -164,16 +159,11 @@ impl<S> Instrumented<S> {
         requested: Cow<'static, str>,
         body: impl Future<Output = Result<InitializeResult, ErrorData>>,
     ) -> Result<InitializeResult, ErrorData> {
-        let result = call.serve(body).await;
-        let (ending, negotiated) = match &result {
-            Ok(answer) => (
-                Ending::OK,
-                facts::protocol_text(answer.protocol_version.as_str()),
-            ),
-            Err(error) => (failed(error), requested),
-        };
-        self.connection
-            .record_initialize(call.end(ending), client, negotiated);
+        let (result, row) = answered(call, body).await;
+        let negotiated = result.as_ref().map_or(requested, |answer| {
+            facts::protocol_text(answer.protocol_version.as_str())
+        });
+        self.connection.record_initialize(row, client, negotiated);
         result
     }
 
@@ -204,8 +194,22 @@ impl<S: fmt::Debug> fmt::Debug for Instrumented<S> {
     }
 }
 
+/// Runs `body` as the request `call` records, and ends its row as the answer says.
+async fn answered<T: Answer>(
+    call: ServingCall,
+    body: impl Future<Output = Result<T, ErrorData>>,
+) -> (Result<T, ErrorData>, CallRow) {
+    let result = call.serve(body).await;
+    let ending = match &result {
+        Ok(answer) => answer.ending(),
+        Err(error) => failed(error),
+    };
+    let row = call.end(ending);
+    (result, row)
+}
+
 /// A request answered with a JSON-RPC error.
-pub(super) fn failed(error: &ErrorData) -> Ending {
+fn failed(error: &ErrorData) -> Ending {
     Ending {
         outcome: Outcome::Error,
         error: Some(bounded_str(&error.message, MAX_ERROR_LEN).into()),
