@@ -60,64 +60,55 @@ fn tracking_calls() -> bool {
     cfg!(feature = "tracing") && TRACK_CALLS.load(Relaxed)
 }
 
-/// What the innermost scope that has it says, if any.
+/// What `read` makes of this thread's scopes, innermost last.
 ///
 /// `try_with`: a call made while the thread's locals are being destroyed gets no scope rather
 /// than a panic.
-fn innermost<T>(pick: impl Fn(&Frame) -> Option<T>) -> Option<T> {
+#[inline]
+fn frames<T: Default>(read: impl FnOnce(&[Frame]) -> T) -> T {
     STACK
-        .try_with(|stack| stack.try_borrow().ok()?.iter().rev().find_map(&pick))
-        .ok()
-        .flatten()
-}
-
-/// The session of the innermost scope that sets one, if any: a session scope, or a request
-/// the server wrapper serves.
-// Only the `tracing` layer asks.
-#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
-pub(crate) fn current_session() -> Option<SessionId> {
-    innermost(Frame::session_set)
+        .try_with(|stack| {
+            stack
+                .try_borrow()
+                .map(|stack| read(&stack))
+                .unwrap_or_default()
+        })
+        .unwrap_or_default()
 }
 
 /// What a call starting now inherits: the innermost session, and the innermost request the
 /// server wrapper is serving, read in one pass.
 #[inline]
 pub(crate) fn inherited() -> (Option<SessionId>, Option<Arc<ServedRequest>>) {
-    STACK
-        .try_with(|stack| {
-            let Ok(stack) = stack.try_borrow() else {
-                return (None, None);
-            };
-            let mut session = None;
-            let mut served = None;
-            for frame in stack.iter().rev() {
-                if session.is_none() {
-                    session = frame.session_set();
-                }
-                if served.is_none() {
-                    served = frame.served.clone();
-                }
-                if session.is_some() && served.is_some() {
-                    break;
-                }
+    frames(|frames| {
+        let mut session = None;
+        let mut served = None;
+        for frame in frames.iter().rev() {
+            session = session.or_else(|| frame.session_set());
+            served = served.or_else(|| frame.served.clone());
+            if session.is_some() && served.is_some() {
+                break;
             }
-            (session, served)
-        })
-        .unwrap_or_default()
+        }
+        (session, served)
+    })
 }
 
-/// Who sent the request the rmcp server wrapper serves on this thread, if it serves one.
+/// Where a log line written now stands, read in one pass: the innermost instrumented call
+/// running (if calls are tracked), the innermost session, and who sent the request the rmcp
+/// server wrapper serves, if it serves one.
 // Only the `tracing` layer asks.
 #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
-pub(crate) fn served_origin() -> Option<Arc<Origin>> {
-    innermost(|frame| Some(Arc::clone(&frame.served.as_ref()?.origin)))
-}
-
-/// The innermost instrumented call running on this thread, if calls are tracked.
-// Only the `tracing` layer asks.
-#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
-pub(crate) fn running_call() -> Option<RunningCall> {
-    innermost(|frame| frame.call.clone())
+pub(crate) fn for_log_line() -> (Option<RunningCall>, Option<SessionId>, Option<Arc<Origin>>) {
+    frames(|frames| {
+        let (mut call, mut session, mut origin) = (None, None, None);
+        for frame in frames.iter().rev() {
+            call = call.or_else(|| frame.call.clone());
+            session = session.or_else(|| frame.session_set());
+            origin = origin.or_else(|| Some(Arc::clone(&frame.served.as_ref()?.origin)));
+        }
+        (call, session, origin)
+    })
 }
 
 pub(crate) fn mark_worker_thread() {
@@ -358,6 +349,7 @@ mod tests {
 
     #[test]
     fn scopes_nest_and_unwind() {
+        let current_session = || inherited().0;
         assert_eq!(current_session(), None);
         in_session("outer", || {
             assert_eq!(current_session().unwrap().as_str(), "outer");

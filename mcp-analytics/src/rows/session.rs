@@ -27,9 +27,9 @@ impl SessionId {
         &self.0
     }
 
-    #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
     /// No session: what a request that belongs to none has (streamable HTTP without a session
     /// header). Written as an empty `session`, never replaced by the process's.
+    #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
     pub(crate) fn none() -> Self {
         static NONE: LazyLock<SessionId> = LazyLock::new(|| SessionId(Arc::from("")));
         NONE.clone()

@@ -131,7 +131,8 @@ where
         if target.starts_with("mcp_analytics") {
             return;
         }
-        let (handler, session) = match scope::running_call() {
+        let (running, scoped_session, origin) = scope::for_log_line();
+        let (handler, session) = match running {
             Some(RunningCall {
                 callsite,
                 name,
@@ -154,8 +155,8 @@ where
             app_name,
             app_version,
             handler,
-            session: session.or_else(scope::current_session),
-            origin: scope::served_origin(),
+            session: session.or(scoped_session),
+            origin,
             logged: clock::ticks(),
         }));
     }
