@@ -31,7 +31,7 @@ mod common;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use common::{Plain, Recorded, Subject, contended, poll_ready, timed};
+use common::{Plain, Recorded, Subject, Timed, poll_ready};
 use criterion::{Criterion, criterion_group, criterion_main};
 use crossbeam_queue::ArrayQueue;
 use mcp_analytics::mcp_tool;
@@ -224,23 +224,6 @@ fn bench_all(c: &mut Criterion, group: &str, time: fn(u64, &dyn Timed) -> Durati
         group.bench_function(name, |b| b.iter_custom(|iters| time(iters, subject)));
     }
     group.finish();
-}
-
-/// Object-safe timing, so that one table lists subjects of different types; the dynamic call
-/// happens once per run of calls, not once per call.
-trait Timed: Sync {
-    fn one_thread(&self, iters: u64) -> Duration;
-    fn two_threads(&self, iters: u64) -> Duration;
-}
-
-impl<S: Subject> Timed for S {
-    fn one_thread(&self, iters: u64) -> Duration {
-        timed(iters, self)
-    }
-
-    fn two_threads(&self, iters: u64) -> Duration {
-        contended(iters, self)
-    }
 }
 
 fn hot_path(c: &mut Criterion) {

@@ -18,7 +18,7 @@ mod common;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use common::{Plain, Recorded, Subject, poll_ready, timed};
+use common::{Plain, Recorded, Timed, poll_ready};
 use criterion::{Criterion, criterion_group, criterion_main};
 use mcp_analytics::mcp_tool;
 use rmcp::handler::server::tool::ToolCallContext;
@@ -146,17 +146,6 @@ fn bench(c: &mut Criterion) {
         group.bench_function(name, |b| b.iter_custom(|iters| subject.one_thread(iters)));
     }
     group.finish();
-}
-
-/// Object-safe timing, so that one list holds subjects of different types.
-trait Timed: Sync {
-    fn one_thread(&self, iters: u64) -> Duration;
-}
-
-impl<S: Subject> Timed for S {
-    fn one_thread(&self, iters: u64) -> Duration {
-        timed(iters, self)
-    }
 }
 
 criterion_group! {

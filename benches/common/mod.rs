@@ -136,3 +136,20 @@ pub fn poll_ready<F: Future>(future: F) -> F::Output {
         Poll::Pending => unreachable!("the benchmarked futures never wait"),
     }
 }
+
+/// Object-safe timing, so that one table lists subjects of different types; the dynamic call
+/// happens once per run of calls, not once per call.
+pub trait Timed: Sync {
+    fn one_thread(&self, iters: u64) -> Duration;
+    fn two_threads(&self, iters: u64) -> Duration;
+}
+
+impl<S: Subject> Timed for S {
+    fn one_thread(&self, iters: u64) -> Duration {
+        timed(iters, self)
+    }
+
+    fn two_threads(&self, iters: u64) -> Duration {
+        contended(iters, self)
+    }
+}
