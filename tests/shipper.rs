@@ -401,13 +401,13 @@ fn a_steady_stream_of_events_does_not_hold_a_flush_back() {
             }
         });
         std::thread::sleep(Duration::from_millis(200));
-        let started = Instant::now();
-        let flushed = mcp_analytics::flush(Duration::from_secs(10));
-        let took = started.elapsed();
+        // A flush ships what was queued when it came, not what keeps arriving: while the
+        // stream runs the queue never empties, so a flush that waited for it would never be
+        // answered `Ok`. The deadline only bounds how long a broken flush hangs the test; no
+        // timing margin is asserted (on a busy machine the few batches take what they take).
+        let flushed = mcp_analytics::flush(Duration::from_secs(30));
         streaming.store(false, Relaxed);
         flushed.expect("the flush is answered while events keep coming");
-        // A flush ships what was queued when it came, not what keeps arriving: a few batches.
-        assert!(took < Duration::from_secs(5), "{took:?}");
     });
     scenario.flush();
     let enqueued = mcp_analytics::stats().enqueued - scenario.stats_before().enqueued;
