@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Delta, Scenario};
+use common::{Delta, Scenario, eventually};
 use mcp_analytics::mcp_tool;
 use mcp_analytics_receiver::{Receiver, Scripted};
 
@@ -329,18 +329,6 @@ fn shutdown_with_a_hanging_endpoint_returns_within_its_deadline() {
         other => panic!("expected a timeout that counts the 5 events, got {other:?}"),
     }
     assert_eq!(scenario.delta().failed, 5);
-}
-
-/// Waits until `condition` holds, checking every 5 ms; false if `timeout` passed first.
-fn eventually(timeout: Duration, condition: impl Fn() -> bool) -> bool {
-    let started = Instant::now();
-    while !condition() {
-        if started.elapsed() > timeout {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    true
 }
 
 #[test]

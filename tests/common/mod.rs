@@ -12,7 +12,7 @@ use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mcp_analytics::testing::InMemory;
 use mcp_analytics::{Builder, Guard, Stats};
@@ -240,4 +240,16 @@ fn scratch_dir(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("mcp-analytics-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a scratch directory");
     dir
+}
+
+/// Waits until `condition` holds, checking every 5 ms; false if `timeout` passed first.
+pub fn eventually(timeout: Duration, condition: impl Fn() -> bool) -> bool {
+    let started = Instant::now();
+    while !condition() {
+        if started.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    true
 }
