@@ -24,7 +24,7 @@ use syn::{
     Block, Expr, ExprAsync, GenericArgument, PathArguments, ReturnType, Stmt, Type, TypeParamBound,
 };
 
-use crate::parse::{Args, Item};
+use crate::parse::{Args, Format, Item};
 use crate::valid::{self, Kind, Name, Plan};
 
 pub(crate) fn instrument(kind: Kind, args: TokenStream, item: TokenStream) -> TokenStream {
@@ -48,6 +48,8 @@ fn expand(plan: Plan) -> syn::Result<TokenStream> {
         kind,
         name,
         session,
+        user,
+        fields,
         krate,
         mut function,
     } = plan;
@@ -86,6 +88,14 @@ fn expand(plan: Plan) -> syn::Result<TokenStream> {
     if let Some(expr) = &session {
         let session = borrowed(expr);
         start = quote!(#start.in_session(#session));
+    }
+    if let Some(expr) = &user {
+        let user = borrowed(expr);
+        start = quote!(#start.for_user(#user));
+    }
+    if !fields.is_empty() {
+        let fields = fields.iter().map(|field| field_entry(&krate, field));
+        start = quote!(#start.with_fields([#(#fields),*]));
     }
     let calls = Calls {
         krate: krate.clone(),
@@ -201,6 +211,23 @@ fn request_arguments(sig: &syn::Signature) -> Vec<syn::Ident> {
 /// `&(expr)`, spanned so that a type error covers the user's whole expression: the `&` takes
 /// the span of its first token and the parentheses that of its last, and rustc joins them.
 /// (A single span from `Spanned` would cover the first token only on stable Rust.)
+/// One of `fields(..)`: `(name, value)`, its value evaluated by reference (the arguments are
+/// still to be used by the body). A value of a type the format cannot record is an error
+/// spanned on the value.
+fn field_entry(krate: &syn::Path, field: &valid::Field) -> TokenStream {
+    let name = &field.name;
+    let value = borrowed(&field.value);
+    let span = field.value.span();
+    let recorded = match field.format {
+        Format::Typed => {
+            quote_spanned!(span=> #krate::__private::ToFieldValue::to_field_value(#value))
+        }
+        Format::Display => quote_spanned!(span=> #krate::__private::FieldValue::display(#value)),
+        Format::Debug => quote_spanned!(span=> #krate::__private::FieldValue::debug(#value)),
+    };
+    quote!((#name, #recorded))
+}
+
 fn borrowed(expr: &Expr) -> TokenStream {
     let tokens = expr.to_token_stream();
     let first = tokens

@@ -5,18 +5,109 @@ use proc_macro2::{Span, TokenStream};
 use syn::ext::IdentExt as _;
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::{Attribute, Block, Expr, Ident, Signature, Token, Visibility};
+use syn::{Attribute, Block, Expr, Ident, LitStr, Signature, Token, Visibility, token};
 
-/// The attribute's arguments: `key = value`, a bare `key`, or a stray value.
+/// The attribute's arguments: `key = value`, `key(..)`, a bare `key`, or a stray value.
 pub(crate) struct Args(pub(crate) Punctuated<Arg, Token![,]>);
 
 pub(crate) enum Arg {
-    /// `name = <expr>`, `session = <expr>`, `crate = path`, or an unknown key.
+    /// `name = <expr>`, `session = <expr>`, `user = <expr>`, `crate = path`, or an unknown key.
     Pair { key: Ident, value: Expr },
+    /// A key with a parenthesized list: `fields(..)`. The list is parsed by the key's own
+    /// syntax ([`FieldList`]) once the key is known.
+    List {
+        key: Ident,
+        paren: token::Paren,
+        content: TokenStream,
+    },
     /// A key without a value: `name`.
     Bare { key: Ident },
     /// A value without a key: `"add"`.
     Positional(Expr),
+}
+
+/// `fields(..)`'s list, as tracing's `#[instrument(fields(..))]` writes it.
+pub(crate) struct FieldList(pub(crate) Punctuated<FieldArg, Token![,]>);
+
+/// One field: `key = value`, `key = %value` (its `Display`), `key = ?value` (its `Debug`); or
+/// a key alone, which `valid` refuses with a hint.
+pub(crate) struct FieldArg {
+    pub(crate) key: FieldKey,
+    pub(crate) value: Option<(Format, Expr)>,
+}
+
+/// A field's name: `region`, `user.plan` (tracing's dotted names), or `"plan-tier"`.
+pub(crate) enum FieldKey {
+    Path(Punctuated<Ident, Token![.]>),
+    Literal(LitStr),
+}
+
+/// How a field's value is recorded.
+pub(crate) enum Format {
+    /// As it is: a number, a bool or text (the `ToFieldValue` trait).
+    Typed,
+    /// `%value`: its `Display` text.
+    Display,
+    /// `?value`: its `Debug` text.
+    Debug,
+}
+
+impl Parse for FieldList {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        Punctuated::parse_terminated(input).map(FieldList)
+    }
+}
+
+impl Parse for FieldArg {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let key = if input.peek(LitStr) {
+            FieldKey::Literal(input.parse()?)
+        } else {
+            FieldKey::Path(Punctuated::parse_separated_nonempty_with(
+                input,
+                Ident::parse_any,
+            )?)
+        };
+        if !input.peek(Token![=]) {
+            return Ok(FieldArg { key, value: None });
+        }
+        input.parse::<Token![=]>()?;
+        let format = if input.peek(Token![%]) {
+            input.parse::<Token![%]>()?;
+            Format::Display
+        } else if input.peek(Token![?]) {
+            input.parse::<Token![?]>()?;
+            Format::Debug
+        } else {
+            Format::Typed
+        };
+        let value = input.parse()?;
+        Ok(FieldArg {
+            key,
+            value: Some((format, value)),
+        })
+    }
+}
+
+impl FieldKey {
+    /// The name as the row writes it: a dotted path joined with `.`.
+    pub(crate) fn text(&self) -> String {
+        match self {
+            FieldKey::Path(path) => path
+                .iter()
+                .map(|ident| ident.unraw().to_string())
+                .collect::<Vec<_>>()
+                .join("."),
+            FieldKey::Literal(lit) => lit.value(),
+        }
+    }
+
+    pub(crate) fn span(&self) -> Span {
+        match self {
+            FieldKey::Path(path) => path.first().map_or_else(Span::call_site, Ident::span),
+            FieldKey::Literal(lit) => lit.span(),
+        }
+    }
 }
 
 impl Parse for Args {
@@ -34,6 +125,16 @@ impl Parse for Arg {
                 input.parse::<Token![=]>()?;
                 let value = input.parse()?;
                 return Ok(Arg::Pair { key, value });
+            }
+            if input.peek(token::Paren) {
+                let content;
+                let paren = syn::parenthesized!(content in input);
+                let content = content.parse()?;
+                return Ok(Arg::List {
+                    key,
+                    paren,
+                    content,
+                });
             }
             if input.is_empty() || input.peek(Token![,]) {
                 return Ok(Arg::Bare { key });

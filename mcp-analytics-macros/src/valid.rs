@@ -5,7 +5,11 @@ use proc_macro2::Span;
 use syn::spanned::Spanned as _;
 use syn::{Expr, ExprLit, Ident, Lit, LitStr, Path};
 
-use crate::parse::{Arg, Args, Function, Item};
+use crate::parse::{Arg, Args, FieldList, Format, Function, Item};
+
+/// Most fields one attribute may give: the runtime's `MAX_FIELDS`, so that a call's own fields
+/// are never the ones cut.
+const MAX_FIELDS: usize = 32;
 
 /// Which attribute is expanding.
 #[derive(Clone, Copy)]
@@ -45,11 +49,20 @@ pub(crate) enum Name {
     Computed(Expr),
 }
 
+/// One of `fields(..)`, checked.
+pub(crate) struct Field {
+    pub(crate) name: String,
+    pub(crate) format: Format,
+    pub(crate) value: Expr,
+}
+
 /// Everything `expand` needs, checked.
 pub(crate) struct Plan {
     pub(crate) kind: Kind,
     pub(crate) name: Name,
     pub(crate) session: Option<Expr>,
+    pub(crate) user: Option<Expr>,
+    pub(crate) fields: Vec<Field>,
     /// Where the runtime crate is: `::mcp_analytics` unless `crate = path` says otherwise.
     pub(crate) krate: Path,
     pub(crate) function: Function,
@@ -74,12 +87,36 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
     let mut errors = Errors::default();
     let mut name = Name::Function;
     let mut session = None;
+    let mut user = None;
+    let mut fields = Vec::new();
     let mut krate = None;
     let mut seen: Vec<String> = Vec::new();
 
     for arg in args.0 {
         let (key, value) = match arg {
             Arg::Pair { key, value } => (key, value),
+            Arg::List {
+                key,
+                paren,
+                content,
+            } => {
+                let key_text = key.to_string();
+                if key_text != "fields" {
+                    errors.push(paren.span.join(), takes_no_list(attribute, &key_text));
+                } else if seen.contains(&key_text) {
+                    errors.push(
+                        key.span(),
+                        "duplicate argument `fields`: give it once, with every field in it",
+                    );
+                } else {
+                    seen.push(key_text);
+                    match syn::parse2::<FieldList>(content) {
+                        Ok(list) => fields = validate_fields(list, &mut errors),
+                        Err(error) => errors.push(error.span(), error),
+                    }
+                }
+                continue;
+            }
             Arg::Bare { key } => {
                 let hint = match key.to_string().as_str() {
                     "name" => {
@@ -91,6 +128,8 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
                     "crate" => {
                         "`crate` takes a value: write `crate = path::to::mcp_analytics`".to_owned()
                     }
+                    "user" => "`user` takes a value: write `user = <expression>`, e.g. `user = claims.sub`".to_owned(),
+                    "fields" => "`fields` takes a list: write `fields(region = args.region)`".to_owned(),
                     other => unknown_argument(other),
                 };
                 errors.push(key.span(), hint);
@@ -105,7 +144,7 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
                         quote::quote!(#lit)
                     ),
                     _ => format!(
-                        "expected `name = ...`, `session = ...` or `crate = ...`, as in `#[{attribute}(name = \"add\")]`"
+                        "expected `name = ...`, `session = ...`, `user = ...`, `fields(...)` or `crate = ...`, as in `#[{attribute}(name = \"add\")]`"
                     ),
                 };
                 errors.push(value.span(), hint);
@@ -155,6 +194,20 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
                 ),
                 value => session = Some(value),
             },
+            "user" => match value {
+                Expr::Lit(ExprLit { lit, .. }) => errors.push(
+                    lit.span(),
+                    format!(
+                        "`user` takes an expression that yields the user's id, not {} literal: write `user = <expression>`, e.g. `user = claims.sub`",
+                        describe_literal(&lit)
+                    ),
+                ),
+                value => user = Some(value),
+            },
+            "fields" => errors.push(
+                key.span(),
+                "`fields` takes a list, not a value: write `fields(region = args.region, plan = %user.plan)`",
+            ),
             "crate" => match crate_path(value) {
                 Ok(path) => krate = Some(path),
                 Err(span) => errors.push(
@@ -216,6 +269,8 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
             kind,
             name,
             session,
+            user,
+            fields,
             krate: krate.unwrap_or_else(|| syn::parse_quote!(::mcp_analytics)),
             function: *function,
         }),
@@ -250,8 +305,50 @@ fn sdk_name(attrs: &[syn::Attribute]) -> Option<LitStr> {
     })
 }
 
+/// Checks `fields(..)`: each with a value, each name once, [`MAX_FIELDS`] at most.
+fn validate_fields(list: FieldList, errors: &mut Errors) -> Vec<Field> {
+    let mut fields: Vec<Field> = Vec::new();
+    for field in list.0 {
+        let name = field.key.text();
+        let span = field.key.span();
+        let Some((format, value)) = field.value else {
+            errors.push(
+                span,
+                format!("a field takes a value: write `{name} = <expression>`, `{name} = %value` (its `Display`) or `{name} = ?value` (its `Debug`)"),
+            );
+            continue;
+        };
+        if name.is_empty() {
+            errors.push(span, "a field's name must not be empty");
+        } else if fields.iter().any(|known| known.name == name) {
+            errors.push(span, format!("duplicate field `{name}`: give it once"));
+        } else if fields.len() == MAX_FIELDS {
+            errors.push(
+                span,
+                format!("a call records at most {MAX_FIELDS} fields: this is one too many"),
+            );
+        } else {
+            fields.push(Field {
+                name,
+                format,
+                value,
+            });
+        }
+    }
+    fields
+}
+
+fn takes_no_list(attribute: &str, key: &str) -> String {
+    match key {
+        "name" | "session" | "user" | "crate" => {
+            format!("`{key}` takes a value, not a list: write `#[{attribute}({key} = ...)]`")
+        }
+        other => unknown_argument(other),
+    }
+}
+
 fn unknown_argument(key: &str) -> String {
-    format!("unknown argument `{key}`: expected `name`, `session` or `crate`")
+    format!("unknown argument `{key}`: expected `name`, `session`, `user`, `fields` or `crate`")
 }
 
 fn describe_literal(lit: &Lit) -> &'static str {

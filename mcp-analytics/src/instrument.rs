@@ -12,12 +12,15 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::capture::user;
 use crate::clock;
 use crate::global;
 use crate::rows::call::{CallRow, Callsite, Details, ErrorType, HandlerReport, Kind, Outcome};
+use crate::rows::dimensions::Resolved;
+use crate::rows::fields::{FieldValue, Fields};
 use crate::rows::outcome::{ErrorText, Observed};
 use crate::rows::request::RequestFacts;
-use crate::rows::scope::{self, Active, Running, RunningCall, Scoped, Serving};
+use crate::rows::scope::{self, Active, Inherited, Running, RunningCall, Scoped, Serving};
 use crate::rows::served::ServedRequest;
 use crate::rows::session::SessionId;
 use crate::rows::text::{MAX_ERROR_LEN, MAX_NAME_LEN, bounded, bounded_str};
@@ -43,7 +46,11 @@ pub struct Call {
 impl Call {
     #[inline]
     pub fn start(callsite: &'static Callsite) -> Self {
-        let (session, served) = scope::inherited();
+        let Inherited {
+            session,
+            served,
+            dimensions,
+        } = scope::inherited();
         let mut call = Self {
             callsite,
             session,
@@ -52,21 +59,27 @@ impl Call {
             finished: false,
             joined: None,
         };
-        if let Some(served) = served {
-            call.inherit(served);
+        if served.is_some() || dimensions.is_some() {
+            call.inherit(served, dimensions);
         }
         call
     }
 
-    /// Inside a request the wrapper serves: join its row, or take what it knows of the request.
-    /// Out of line: calls outside the wrapper never come here, and keep `start` small.
+    /// Inside a request the wrapper serves: join its row, or take what it knows of the request;
+    /// inside a [`Dimensions`](crate::Dimensions) scope: take its user and fields. Out of line:
+    /// most calls come here never, and keep `start` small.
     #[cold]
     #[inline(never)]
-    fn inherit(&mut self, served: Arc<ServedRequest>) {
-        if served.claim(self.callsite.kind) {
-            self.joined = Some(served);
-        } else {
-            self.details().origin = Some(Arc::clone(&served.origin));
+    fn inherit(&mut self, served: Option<Arc<ServedRequest>>, dimensions: Option<Arc<Resolved>>) {
+        if let Some(served) = served {
+            if served.claim(self.callsite.kind) {
+                self.joined = Some(served);
+            } else {
+                self.details().origin = Some(Arc::clone(&served.origin));
+            }
+        }
+        if dimensions.is_some() {
+            self.details().dimensions = dimensions;
         }
     }
 
@@ -114,6 +127,21 @@ impl Call {
     /// `name = <expr>`: the call's own name, evaluated on entry.
     pub fn named(mut self, name: &dyn fmt::Display) -> Self {
         self.details().name = Some(bounded(name, MAX_NAME_LEN).into());
+        self
+    }
+
+    /// `user = <expr>`: the user the call acts for; an empty value names none.
+    pub fn for_user(mut self, user: &dyn fmt::Display) -> Self {
+        let user = user::recorded_display(user);
+        if user.is_some() {
+            self.details().user = user;
+        }
+        self
+    }
+
+    /// `fields(..)`: the call's own fields, evaluated on entry.
+    pub fn with_fields<const N: usize>(mut self, fields: [(&'static str, FieldValue); N]) -> Self {
+        self.details().fields = Fields(Vec::from(fields));
         self
     }
 
@@ -171,7 +199,7 @@ impl Call {
     ) {
         served.report(HandlerReport {
             callsite: self.callsite,
-            name: self.details.take().and_then(|details| details.name),
+            details: self.details.take(),
             outcome,
             error,
             duration_ns,
@@ -300,8 +328,8 @@ impl ServingCall {
             if report.error.is_some() && !json_rpc {
                 error = report.error;
             }
-            if report.name.is_some() {
-                details.name = report.name;
+            if let Some(given) = report.details {
+                details.adopt(*given);
             }
             details.handler_duration_ns = Some(report.duration_ns);
         }

@@ -56,6 +56,7 @@
 #![warn(missing_docs)]
 
 mod batch;
+mod capture;
 mod clock;
 mod config;
 mod delivery;
@@ -84,6 +85,8 @@ use std::time::Duration;
 pub use config::Builder;
 pub use error::Error;
 pub use lifecycle::Guard;
+pub use rows::dimensions::Dimensions;
+pub use rows::fields::{FieldValue, ToFieldValue};
 pub use rows::outcome::CallOutcome;
 pub use stats::Stats;
 
@@ -102,6 +105,7 @@ pub mod session {
 
 /// How much text one row keeps: longer texts are cut at a character boundary and end in `…`.
 pub mod limits {
+    pub use crate::rows::fields::{MAX_FIELD_LEN, MAX_FIELDS};
     pub use crate::rows::text::{MAX_ERROR_LEN, MAX_NAME_LEN};
 }
 
@@ -262,6 +266,7 @@ pub mod __private {
     #[cfg(feature = "rmcp")]
     pub use crate::rmcp::sites::ServerSites;
     pub use crate::rows::call::{Callsite, Kind};
+    pub use crate::rows::fields::{FieldValue, ToFieldValue};
     pub use crate::rows::log::App;
     pub use crate::rows::outcome::{
         Observed, Probe, ViaAnything, ViaCallOutcome, ViaNestedOutcome, ViaResult,

@@ -92,6 +92,7 @@ fn start(builder: Builder) -> Result<(Handle, Duration), Error> {
             "events were recorded before init(): the queue keeps its capacity of {capacity} events"
         ));
     }
+    crate::capture::install(config.capture.clone());
     let handle = worker::spawn(config, global::next_generation())?;
     global::set_state(State::Running);
     Ok((handle, shutdown_timeout))

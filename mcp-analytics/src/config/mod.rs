@@ -3,6 +3,7 @@
 //!
 //! Precedence, highest first: builder calls, process environment, `.env`, defaults.
 
+mod capture;
 mod env;
 mod token;
 mod url;
@@ -47,6 +48,7 @@ pub struct Builder {
     max_requests_per_second: u32,
     wait_for_ack: bool,
     gzip: bool,
+    capture: capture::CaptureOptions,
     #[cfg(feature = "testing")]
     pub(crate) memory: Option<crate::delivery::memory::InMemory>,
 }
@@ -72,6 +74,7 @@ impl Default for Builder {
             max_requests_per_second: 50,
             wait_for_ack: false,
             gzip: true,
+            capture: capture::CaptureOptions::default(),
             #[cfg(feature = "testing")]
             memory: None,
         }
@@ -97,6 +100,7 @@ impl fmt::Debug for Builder {
             .field("max_requests_per_second", &self.max_requests_per_second)
             .field("wait_for_ack", &self.wait_for_ack)
             .field("gzip", &self.gzip)
+            .field("capture", &self.capture)
             .finish_non_exhaustive()
     }
 }
@@ -331,6 +335,7 @@ impl Builder {
         validate::ranges(&self)?;
         Ok(Config {
             target: self.target()?,
+            capture: self.capture.resolve()?,
             queue_capacity: self.queue_capacity,
             limits: self.limits,
             shutdown_timeout: self.shutdown_timeout,
@@ -387,6 +392,8 @@ impl Builder {
 #[derive(Debug, Clone)]
 pub(crate) struct Config {
     pub(crate) target: Target,
+    /// What the recording threads need to make captured values safe.
+    pub(crate) capture: crate::capture::Settings,
     pub(crate) queue_capacity: usize,
     pub(crate) limits: Limits,
     pub(crate) shutdown_timeout: Duration,

@@ -10,6 +10,10 @@
 //! - **Protocol**: the request's `_meta` first, else what was negotiated.
 //! - **Transport**: streamable HTTP when rmcp put the HTTP request's parts in the context
 //!   (`tcp`), else a byte stream of one client (`pipe`: stdio).
+//! - **Model**: the request's `_meta`: `io.modelcontextprotocol/aiInvocation`'s `model`
+//!   (SEP-2817), else `x-codex-turn-metadata`'s (OpenAI's Codex). A blank or `unknown` model
+//!   names none.
+//! - **Trace**: the request's `_meta` `traceparent` (SEP-414), as W3C trace context.
 //! - **Session**: the `mcp-session-id` header; over a pipe, the process (one connection); over
 //!   HTTP without the header (stateless servers, and every 2026-07-28 request) none: an empty
 //!   session, never the process's, which would merge every client of the server into one.
@@ -22,8 +26,9 @@ use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{Peer, RoleServer};
 use serde_json::Value;
 
-use crate::rows::request::{Client, ClientInfo, Origin, RequestId, Transport};
+use crate::rows::request::{Client, ClientInfo, Origin, RequestId, TraceParent, Transport};
 use crate::rows::session::SessionId;
+use crate::rows::text::{MAX_NAME_LEN, bounded_str};
 
 /// The header streamable HTTP carries the session id in.
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -72,6 +77,22 @@ pub(super) fn meta_client(meta: &MetaObject, known: Option<&Arc<Client>>) -> Opt
             version: version.into(),
         })),
     }
+}
+
+/// Where clients say which model made a request, most standard first: SEP-2817's invocation
+/// context, then OpenAI Codex's turn metadata. Both hold a `model` member.
+const META_MODEL: [&str; 2] = [
+    "io.modelcontextprotocol/aiInvocation",
+    "x-codex-turn-metadata",
+];
+
+/// The model a request's `_meta` names, if it names one.
+pub(super) fn meta_model(meta: &MetaObject) -> Option<Box<str>> {
+    let model = META_MODEL.iter().find_map(|key| {
+        let model = meta.0.get(*key)?.get("model")?.as_str()?.trim();
+        (!model.is_empty() && !model.eq_ignore_ascii_case("unknown")).then_some(model)
+    })?;
+    Some(bounded_str(model, MAX_NAME_LEN).into())
 }
 
 /// The protocol revision a request's `_meta` names, if it names one.
@@ -162,6 +183,9 @@ impl Incoming<'_> {
             protocol_version,
             transport: Some(transport(self.parts())),
             request_id: self.id.map(request_id),
+            model: meta_model(self.meta),
+            trace: self.meta.get_traceparent().and_then(TraceParent::parse),
+            ..Origin::default()
         }
     }
 }
@@ -255,5 +279,30 @@ mod tests {
             Some(Cow::Borrowed("2026-07-28"))
         ));
         assert_eq!(protocol_text("2099-01-01"), "2099-01-01");
+    }
+
+    #[test]
+    fn the_model_comes_from_the_invocation_context_then_codex() {
+        let mut meta = MetaObject::default();
+        assert_eq!(meta_model(&meta), None);
+        meta.0.insert(
+            "x-codex-turn-metadata".into(),
+            serde_json::json!({"model": "gpt-5.2"}),
+        );
+        assert_eq!(meta_model(&meta).as_deref(), Some("gpt-5.2"));
+        meta.0.insert(
+            META_MODEL[0].into(),
+            serde_json::json!({"model": " claude-opus-4-8 "}),
+        );
+        assert_eq!(meta_model(&meta).as_deref(), Some("claude-opus-4-8"));
+        meta.0.insert(
+            META_MODEL[0].into(),
+            serde_json::json!({"model": "unknown"}),
+        );
+        assert_eq!(
+            meta_model(&meta).as_deref(),
+            Some("gpt-5.2"),
+            "unknown is none"
+        );
     }
 }

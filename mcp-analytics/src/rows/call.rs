@@ -6,6 +6,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::dimensions::Resolved;
+use super::fields::Fields;
 use super::request::Origin;
 use super::session::SessionId;
 
@@ -162,7 +164,8 @@ pub(crate) struct CallRow {
 }
 
 /// What only some calls have: a name computed at call time, an error text, what is known of
-/// the request, and what only the server wrapper's rows carry.
+/// the request, the dimensions given to the call, and what only the server wrapper's rows
+/// carry.
 #[derive(Debug, Default)]
 pub(crate) struct Details {
     /// `name = <expr>` or the request's name, replacing `callsite.name`. Shared, so that the
@@ -178,6 +181,12 @@ pub(crate) struct Details {
     pub(crate) listed: Option<Box<[Box<str>]>>,
     /// Links between the rows of one call that spans requests (input required, tasks).
     pub(crate) link: Option<Box<Link>>,
+    /// The innermost [`Dimensions`](crate::Dimensions) scope's user and fields.
+    pub(crate) dimensions: Option<Arc<Resolved>>,
+    /// `user = <expr>`, as recorded (hashed if so configured).
+    pub(crate) user: Option<Arc<str>>,
+    /// `fields(..)`: the call's own.
+    pub(crate) fields: Fields,
 }
 
 /// Ties together the requests of one call: an answer that asks for input and the request that
@@ -195,15 +204,36 @@ pub(crate) struct Link {
     pub(crate) total_duration_ns: Option<u64>,
 }
 
-/// What an attribute's call reports to the server wrapper's row it joined.
+/// What an attribute's call reports to the server wrapper's row it joined: its own view of the
+/// call, and what it was given (`details`: its name, user, fields, dimensions).
 #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
 #[derive(Debug)]
 pub(crate) struct HandlerReport {
     pub(crate) callsite: &'static Callsite,
-    pub(crate) name: Option<Arc<str>>,
+    pub(crate) details: Option<Box<Details>>,
     pub(crate) outcome: Outcome,
     pub(crate) error: Option<Box<str>>,
     pub(crate) duration_ns: u64,
+}
+
+impl Details {
+    /// Takes what a joined handler's call was given (its name, user, fields and scope), which
+    /// is more specific than what the request says.
+    #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+    pub(crate) fn adopt(&mut self, handler: Details) {
+        if handler.name.is_some() {
+            self.name = handler.name;
+        }
+        if handler.user.is_some() {
+            self.user = handler.user;
+        }
+        if handler.dimensions.is_some() {
+            self.dimensions = handler.dimensions;
+        }
+        if !handler.fields.is_empty() {
+            self.fields = handler.fields;
+        }
+    }
 }
 
 impl CallRow {
@@ -223,5 +253,32 @@ impl CallRow {
 
     pub(crate) fn origin(&self) -> Option<&Origin> {
         self.details.as_ref()?.origin.as_deref()
+    }
+
+    /// The user the call acted for, most specific source first: the call's own, its scope's,
+    /// the request's.
+    pub(crate) fn user(&self) -> Option<&str> {
+        let details = self.details.as_deref()?;
+        details
+            .user
+            .as_deref()
+            .or_else(|| details.dimensions.as_ref()?.user.as_deref())
+            .or_else(|| details.origin.as_ref()?.user.as_deref())
+    }
+
+    /// The call's fields, least specific source first (a later one replaces an earlier one of
+    /// the same name): the request's, its scope's, the call's own.
+    pub(crate) fn field_sources(&self) -> [Option<&Fields>; 3] {
+        let Some(details) = self.details.as_deref() else {
+            return [None; 3];
+        };
+        [
+            details.origin.as_deref().map(|origin| &origin.fields),
+            details
+                .dimensions
+                .as_deref()
+                .map(|dimensions| &dimensions.fields),
+            Some(&details.fields),
+        ]
     }
 }

@@ -5,14 +5,12 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::call::Callsite;
+pub(crate) use super::fields::{FieldValue, Fields, MAX_FIELD_LEN};
 use super::request::Origin;
 use super::session::SessionId;
-use super::text::MAX_ERROR_LEN;
 
 /// Longest message kept per log line, in bytes (cut like error texts, ending in `…`).
 pub(crate) const MAX_MESSAGE_LEN: usize = 4096;
-/// Longest text kept per field value, in bytes.
-pub(crate) const MAX_FIELD_LEN: usize = MAX_ERROR_LEN;
 
 /// The crate a log line is attributed to outside any handler: the one where the layer was made.
 #[doc(hidden)]
@@ -87,18 +85,4 @@ impl Level {
             Level::Trace => "trace",
         }
     }
-}
-
-/// A log line's fields other than its message, in the order recorded.
-#[derive(Debug, Default)]
-pub(crate) struct Fields(pub(crate) Vec<(&'static str, FieldValue)>);
-
-/// A field's value, as JSON will hold it.
-#[derive(Debug)]
-pub(crate) enum FieldValue {
-    Text(Box<str>),
-    Signed(i64),
-    Unsigned(u64),
-    Float(f64),
-    Bool(bool),
 }

@@ -7,6 +7,8 @@
 //! (`wire`).
 
 pub(crate) mod call;
+pub(crate) mod dimensions;
+pub(crate) mod fields;
 // Only the `tracing` layer makes log lines; without it, what they hold is never read.
 #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 pub(crate) mod log;

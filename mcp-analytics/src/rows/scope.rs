@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
 use super::call::Callsite;
+use super::dimensions::Resolved;
 use super::request::Origin;
 use super::served::ServedRequest;
 use super::session::SessionId;
@@ -26,6 +27,7 @@ struct Frame {
     session: Option<SessionId>,
     call: Option<RunningCall>,
     served: Option<Arc<ServedRequest>>,
+    dimensions: Option<Arc<Resolved>>,
 }
 
 /// What a log line needs of the instrumented call it was written in.
@@ -76,21 +78,40 @@ fn frames<T: Default>(read: impl FnOnce(&[Frame]) -> T) -> T {
         .unwrap_or_default()
 }
 
-/// What a call starting now inherits: the innermost session, and the innermost request the
-/// server wrapper is serving, read in one pass.
+/// What a call starting now inherits.
+#[derive(Default)]
+pub(crate) struct Inherited {
+    /// The innermost session.
+    pub(crate) session: Option<SessionId>,
+    /// The innermost request the server wrapper is serving.
+    pub(crate) served: Option<Arc<ServedRequest>>,
+    /// The innermost [`Dimensions`](crate::Dimensions) scope's.
+    pub(crate) dimensions: Option<Arc<Resolved>>,
+}
+
+/// What a call starting now inherits, read in one pass.
 #[inline]
-pub(crate) fn inherited() -> (Option<SessionId>, Option<Arc<ServedRequest>>) {
+pub(crate) fn inherited() -> Inherited {
     frames(|frames| {
-        let mut session = None;
-        let mut served = None;
+        let mut inherited = Inherited::default();
         for frame in frames.iter().rev() {
-            session = session.or_else(|| frame.session_set());
-            served = served.or_else(|| frame.served.clone());
-            if session.is_some() && served.is_some() {
+            if inherited.session.is_none() {
+                inherited.session = frame.session_set();
+            }
+            if inherited.served.is_none() {
+                inherited.served.clone_from(&frame.served);
+            }
+            if inherited.dimensions.is_none() {
+                inherited.dimensions.clone_from(&frame.dimensions);
+            }
+            if inherited.session.is_some()
+                && inherited.served.is_some()
+                && inherited.dimensions.is_some()
+            {
                 break;
             }
         }
-        (session, served)
+        inherited
     })
 }
 
@@ -136,6 +157,13 @@ impl Frame {
     fn session(session: SessionId) -> Self {
         Self {
             session: Some(session),
+            ..Self::default()
+        }
+    }
+
+    fn dimensions(dimensions: Arc<Resolved>) -> Self {
+        Self {
+            dimensions: Some(dimensions),
             ..Self::default()
         }
     }
@@ -222,6 +250,8 @@ enum Scope<'a> {
     /// A request the server wrapper serves, always entered.
     #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
     Served(&'a dyn Serving),
+    /// A [`Dimensions`](crate::Dimensions) scope.
+    Dimensions(Arc<Resolved>),
 }
 
 pin_project_lite::pin_project! {
@@ -251,6 +281,14 @@ impl<'a, F> Scoped<'a, F> {
         }
     }
 
+    /// `future`, polled inside a [`Dimensions`](crate::Dimensions) scope.
+    pub(crate) fn dimensions(dimensions: Arc<Resolved>, future: F) -> Self {
+        Self {
+            scope: Scope::Dimensions(dimensions),
+            future,
+        }
+    }
+
     /// `body`, polled inside the request the server wrapper serves.
     #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
     pub(crate) fn served(request: &'a dyn Serving, body: F) -> Self {
@@ -274,6 +312,9 @@ impl<F: Future> Future for Scoped<'_, F> {
             Scope::Call(call) if tracking_calls() => Entered::push(Frame::running(*call), None),
             Scope::Call(_) => None,
             Scope::Served(request) => Entered::push(Frame::serving(*request), None),
+            Scope::Dimensions(dimensions) => {
+                Entered::push(Frame::dimensions(Arc::clone(dimensions)), None)
+            }
         };
         this.future.poll(cx)
     }
@@ -283,7 +324,7 @@ impl<F> fmt::Debug for Scoped<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let session = match &self.scope {
             Scope::Session(session) => session.as_ref(),
-            Scope::Call(_) | Scope::Served(_) => None,
+            Scope::Call(_) | Scope::Served(_) | Scope::Dimensions(_) => None,
         };
         f.debug_struct("Scoped")
             .field("session", &session)
@@ -307,6 +348,12 @@ impl<F> fmt::Debug for Scoped<'_, F> {
 /// ```
 pub fn in_session<R>(session: impl Into<SessionId>, f: impl FnOnce() -> R) -> R {
     let _entered = Entered::push(Frame::session(session.into()), None);
+    f()
+}
+
+/// Runs `f` inside a [`Dimensions`](crate::Dimensions) scope, on this thread.
+pub(crate) fn in_dimensions<R>(dimensions: Arc<Resolved>, f: impl FnOnce() -> R) -> R {
+    let _entered = Entered::push(Frame::dimensions(dimensions), None);
     f()
 }
 
@@ -349,7 +396,7 @@ mod tests {
 
     #[test]
     fn scopes_nest_and_unwind() {
-        let current_session = || inherited().0;
+        let current_session = || inherited().session;
         assert_eq!(current_session(), None);
         in_session("outer", || {
             assert_eq!(current_session().unwrap().as_str(), "outer");

@@ -12,19 +12,18 @@
 //! message, target and fields, and the handler it was written in under keys the template does
 //! not count (`handler_kind`, `handler`).
 
+mod keys;
 mod timestamp;
 
 use std::time::Duration;
 
 use serde::Serialize;
-use serde::ser::{SerializeMap, Serializer};
 
-use crate::rows::call::ErrorType;
-use crate::rows::call::{Kind, Link, Outcome};
-use crate::rows::log::{FieldValue, Fields};
-use crate::rows::request::Origin;
+use crate::rows::call::{ErrorType, Kind, Outcome};
+use crate::rows::fields::Fields;
 use crate::rows::session::{SessionId, process_session_id};
 use crate::rows::{CallRow, LogRow, Row};
+use keys::{AsText, CallFields, LinkRecord, OriginRecord};
 use timestamp::TimestampWriter;
 pub(crate) use timestamp::WallClock;
 
@@ -116,6 +115,8 @@ impl Encoder {
             origin: origin.map(OriginRecord),
             link: link.map(LinkRecord),
             listed: details.and_then(|details| details.listed.as_deref()),
+            user: call.user(),
+            fields: CallFields(call.field_sources()),
         };
         let columns = Columns {
             started: call.started,
@@ -213,38 +214,10 @@ struct CallRecord<'a> {
     link: Option<LinkRecord<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     listed: Option<&'a [Box<str>]>,
-}
-
-/// The keys that tie the rows of one call together, when it spans requests.
-struct LinkRecord<'a>(&'a Link);
-
-impl Serialize for LinkRecord<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let link = self.0;
-        let mut map = serializer.serialize_map(None)?;
-        for (key, value) in [
-            ("continuation", &link.continuation),
-            ("resumes", &link.resumes),
-            ("task_id", &link.task_id),
-        ] {
-            if let Some(value) = value {
-                map.serialize_entry(key, value)?;
-            }
-        }
-        if let Some(total) = link.total_duration_ns {
-            map.serialize_entry("total_duration_ms", &duration_ms(total))?;
-        }
-        map.end()
-    }
-}
-
-/// Serializes a value as the string its `Display` writes.
-struct AsText<T>(T);
-
-impl<T: std::fmt::Display> Serialize for AsText<T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.0)
-    }
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "CallFields::is_empty")]
+    fields: CallFields<'a>,
 }
 
 /// A log line's `record`. As for calls, keys without a value are left out.
@@ -266,54 +239,6 @@ struct LogRecord<'a> {
     origin: Option<OriginRecord<'a>>,
     #[serde(skip_serializing_if = "Fields::is_empty")]
     fields: &'a Fields,
-}
-
-/// Who sent a request: `client_name`, `client_version`, `protocol_version`, `transport`,
-/// `request_id`, each when known.
-struct OriginRecord<'a>(&'a Origin);
-
-impl Serialize for OriginRecord<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let origin = self.0;
-        let mut map = serializer.serialize_map(None)?;
-        if let Some(client) = &origin.client {
-            map.serialize_entry("client_name", client.name())?;
-            map.serialize_entry("client_version", client.version())?;
-        }
-        if let Some(protocol) = &origin.protocol_version {
-            map.serialize_entry("protocol_version", protocol)?;
-        }
-        if let Some(transport) = origin.transport {
-            map.serialize_entry("transport", transport.as_str())?;
-        }
-        if let Some(id) = &origin.request_id {
-            map.serialize_entry("request_id", &AsText(id))?;
-        }
-        map.end()
-    }
-}
-
-impl Fields {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl Serialize for Fields {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (name, value) in &self.0 {
-            match value {
-                FieldValue::Text(text) => map.serialize_entry(name, text)?,
-                FieldValue::Signed(n) => map.serialize_entry(name, n)?,
-                FieldValue::Unsigned(n) => map.serialize_entry(name, n)?,
-                // JSON has no NaN or infinity: serde_json writes `null` for them.
-                FieldValue::Float(x) => map.serialize_entry(name, x)?,
-                FieldValue::Bool(b) => map.serialize_entry(name, b)?,
-            }
-        }
-        map.end()
-    }
 }
 
 /// Writes JSON text as the contents of a JSON string. serde_json's compact output has every
@@ -363,8 +288,10 @@ pub(crate) mod tests {
     use super::*;
     use crate::clock;
     use crate::rows::call::{Callsite, Details};
+    use crate::rows::dimensions::Resolved;
+    use crate::rows::fields::FieldValue;
     use crate::rows::log::{Handler, Level};
-    use crate::rows::request::{Client, RequestId, Transport};
+    use crate::rows::request::{Client, Origin, RequestId, TraceParent, Transport};
     use std::sync::Arc;
 
     static SITE: Callsite = Callsite::new(Kind::Tool, "add", "add_numbers", "my-server", "1.2.3");
@@ -493,5 +420,68 @@ pub(crate) mod tests {
             record["fields"],
             serde_json::json!({"attempt": 2, "ratio": null, "city": "Zürich"})
         );
+    }
+
+    #[test]
+    fn a_call_carries_its_user_fields_model_and_trace() {
+        let text = |text: &str| FieldValue::Text(text.into());
+        let origin = Origin {
+            model: Some("claude-opus-4-8".into()),
+            trace: Some(TraceParent {
+                trace_id: 0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736,
+                span_id: 0xf0_67aa_0ba9_02b7,
+            }),
+            user: Some("request-user".into()),
+            fields: Fields(vec![("tenant", text("request")), ("region", text("us"))]),
+            ..Origin::default()
+        };
+        let scoped = Resolved {
+            user: Some("scope-user".into()),
+            fields: Fields(vec![
+                ("tenant", text("scope")),
+                ("depth", FieldValue::Signed(2)),
+            ]),
+        };
+        let mut details = Details {
+            origin: Some(Arc::new(origin)),
+            dimensions: Some(Arc::new(scoped)),
+            fields: Fields(vec![("depth", FieldValue::Bool(true))]),
+            ..Details::default()
+        };
+        let row = |details: &Details| {
+            Row::Call(CallRow {
+                callsite: &SITE,
+                session: None,
+                details: Some(Box::new(Details {
+                    origin: details.origin.clone(),
+                    dimensions: details.dimensions.clone(),
+                    user: details.user.clone(),
+                    fields: details.fields.clone(),
+                    ..Details::default()
+                })),
+                started: clock::ticks(),
+                duration_ns: 1,
+                outcome: Outcome::Ok,
+            })
+        };
+        let (_, record) = encode(&row(&details));
+        assert_eq!(record["model"], "claude-opus-4-8");
+        assert_eq!(record["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            record["span_id"], "00f067aa0ba902b7",
+            "16 digits, zeros kept"
+        );
+        assert_eq!(
+            record["user"], "scope-user",
+            "the scope's user before the request's"
+        );
+        assert_eq!(
+            record["fields"],
+            serde_json::json!({"tenant": "scope", "region": "us", "depth": true}),
+            "request, then scope, then the call's own"
+        );
+        details.user = Some("call-user".into());
+        let (_, record) = encode(&row(&details));
+        assert_eq!(record["user"], "call-user", "the call's own user first");
     }
 }

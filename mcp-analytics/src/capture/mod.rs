@@ -1,0 +1,32 @@
+//! What is captured only on request (the user a call acts for; arguments and results), and how
+//! it is made safe before it is queued: users hashed when so configured, values redacted.
+//!
+//! This runs on the recording thread, before the row is pushed, so that nothing raw ever sits
+//! in the queue, reaches the worker, a `before_send` hook, the wire or a file. It needs the
+//! settings of the running pipeline: before `init`, nothing captured on request is recorded.
+
+pub(crate) mod user;
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+/// The settings the recording threads read, installed by `init`.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// `Some`: users are recorded as a keyed hash of their id.
+    pub(crate) user_key: Option<user::HashKey>,
+}
+
+static SETTINGS: RwLock<Option<Arc<Settings>>> = RwLock::new(None);
+
+/// The running pipeline's settings; `None` before the first `init`.
+pub(crate) fn settings() -> Option<Arc<Settings>> {
+    SETTINGS
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// Installs the settings of a pipeline starting now.
+pub(crate) fn install(settings: Settings) {
+    *SETTINGS.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(settings));
+}

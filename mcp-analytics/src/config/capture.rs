@@ -1,0 +1,84 @@
+//! The builder's settings for what is captured on request: how users are recorded.
+
+use std::fmt;
+
+use super::Builder;
+use crate::capture::{self, user::HashKey};
+use crate::error::Error;
+
+/// Shortest key `hash_users` takes: 128 bits, as much as the hashes it keys keep.
+const MIN_USER_KEY_BYTES: usize = 16;
+
+/// What the builder holds for the capture settings.
+#[derive(Clone, Default)]
+pub(super) struct CaptureOptions {
+    user_key: Option<HashKey>,
+    user_key_len: usize,
+}
+
+impl fmt::Debug for CaptureOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CaptureOptions")
+            .field("hash_users", &self.user_key.is_some())
+            .finish()
+    }
+}
+
+impl CaptureOptions {
+    /// The settings the recording threads will read, or why they cannot be.
+    pub(super) fn resolve(&self) -> Result<capture::Settings, Error> {
+        if self.user_key.is_some() && self.user_key_len < MIN_USER_KEY_BYTES {
+            return Err(Error::InvalidSetting {
+                setting: "hash_users",
+                reason: format!("the key must be at least {MIN_USER_KEY_BYTES} bytes"),
+            });
+        }
+        Ok(capture::Settings {
+            user_key: self.user_key.clone(),
+        })
+    }
+}
+
+impl Builder {
+    /// Records users as a keyed hash of their id rather than the id: HMAC-SHA-256 under `key`,
+    /// the first 128 bits as 32 hex digits. One user's calls still group together, but the
+    /// data names nobody, and without the key a guessed id cannot be checked against it. Keep
+    /// the key secret and stable (a changed key splits every user in two); it must be at least
+    /// 16 bytes, and it never appears in `Debug` output, errors or logs.
+    ///
+    /// Users come from `user = ..` on an attribute, a [`Dimensions`](crate::Dimensions) scope,
+    /// or the rmcp server wrapper's `identify`. Default: recorded as given.
+    ///
+    /// ```
+    /// let key = std::env::var("ANALYTICS_USER_KEY").unwrap_or_else(|_| "a".repeat(32));
+    /// let builder = mcp_analytics::builder().hash_users(key);
+    /// assert!(!format!("{builder:?}").contains("aaaa"));
+    /// ```
+    pub fn hash_users(mut self, key: impl AsRef<[u8]>) -> Self {
+        let key = key.as_ref();
+        self.capture.user_key = Some(HashKey::new(key));
+        self.capture.user_key_len = key.len();
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    #[test]
+    fn a_short_user_key_is_refused_naming_the_setting() {
+        let error = crate::builder().hash_users("short").capture.resolve();
+        let Err(error) = error else {
+            panic!("a 5-byte key is refused");
+        };
+        assert!(error.to_string().contains("hash_users"), "{error}");
+        assert!(!error.to_string().contains("short"), "the key is not shown");
+        assert!(
+            crate::builder()
+                .hash_users([7; 16])
+                .capture
+                .resolve()
+                .is_ok()
+        );
+    }
+}
