@@ -103,7 +103,8 @@ pub mod session {
     pub use crate::rows::session::{SessionId, process_session_id};
 }
 
-/// How much text one row keeps: longer texts are cut at a character boundary and end in `…`.
+/// How much one row keeps: longer texts are cut at a character boundary and end in `…`; fields
+/// past the most a call keeps are counted.
 pub mod limits {
     pub use crate::rows::fields::{MAX_FIELD_LEN, MAX_FIELDS};
     pub use crate::rows::text::{MAX_ERROR_LEN, MAX_NAME_LEN};

@@ -18,8 +18,8 @@ use super::text::{MAX_ERROR_LEN, bounded};
 /// ```
 pub const MAX_FIELD_LEN: usize = MAX_ERROR_LEN;
 
-/// Most fields one call row keeps, whatever their source; the others are counted under
-/// [`FIELDS_CUT_KEY`].
+/// Most fields one call row keeps, whatever their source; how many others there were is
+/// written under the key `…`.
 ///
 /// ```
 /// assert!(mcp_analytics::limits::MAX_FIELDS >= 16);
