@@ -285,6 +285,8 @@ impl ServingCall {
             details: Some(Box::new(Details {
                 name: name.map(|name| Arc::from(bounded_str(name, MAX_NAME_LEN))),
                 origin: Some(Arc::clone(&served.origin)),
+                // A server served inside a `Dimensions` scope: its requests are in it too.
+                dimensions: scope::inherited().dimensions,
                 ..Details::default()
             })),
             started: clock::ticks(),

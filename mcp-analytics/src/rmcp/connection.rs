@@ -6,9 +6,8 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use rmcp::model::Extensions;
-
 use super::facts::{self, Handshake, Incoming};
+use super::settings::{RequestInfo, Settings};
 use super::sites::{Method, ServerSites};
 use crate::clock;
 use crate::global;
@@ -18,13 +17,8 @@ use crate::rows::request::{Client, Origin, Transport};
 use crate::rows::served::ServedRequest;
 use crate::rows::session::SessionId;
 
-/// Picks the session of a request from its extensions (where rmcp puts the HTTP request's parts,
-/// and auth middleware its claims): see `Instrumented::session_by`.
-pub(super) type SessionBy = dyn Fn(&Extensions) -> Option<String> + Send + Sync;
-
 pub(super) struct Connection {
-    sites: &'static ServerSites,
-    session_by: Option<Arc<SessionBy>>,
+    settings: Arc<Settings>,
     state: Mutex<State>,
 }
 
@@ -49,20 +43,15 @@ struct Started {
 }
 
 impl Connection {
-    pub(super) fn new(sites: &'static ServerSites, session_by: Option<Arc<SessionBy>>) -> Self {
+    pub(super) fn new(settings: Arc<Settings>) -> Self {
         Self {
-            sites,
-            session_by,
+            settings,
             state: Mutex::new(State::default()),
         }
     }
 
-    pub(super) fn sites(&self) -> &'static ServerSites {
-        self.sites
-    }
-
-    pub(super) fn session_by(&self) -> Option<&Arc<SessionBy>> {
-        self.session_by.as_ref()
+    pub(super) fn settings(&self) -> &Arc<Settings> {
+        &self.settings
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -78,7 +67,9 @@ impl Connection {
         name: Option<&str>,
     ) -> ServingCall {
         let parts = incoming.parts();
+        let site = self.settings.sites.site(method);
         let session = match self
+            .settings
             .session_by
             .as_deref()
             .and_then(|by| by(incoming.extensions))
@@ -101,7 +92,22 @@ impl Connection {
         } else {
             None
         };
-        let origin = Arc::new(incoming.origin(meta_client, handshake));
+        let mut origin = incoming.origin(meta_client, handshake);
+        if let Some(dimensions_by) = &self.settings.dimensions_by {
+            let method = site.kind.handler_method().unwrap_or(site.name);
+            let request = RequestInfo {
+                method: if method.is_empty() {
+                    name.unwrap_or("")
+                } else {
+                    method
+                },
+                incoming: &incoming,
+            };
+            let (user, fields) = dimensions_by(&request).resolve_for_request();
+            origin.user = user;
+            origin.fields = fields;
+        }
+        let origin = Arc::new(origin);
         let in_session = origin.transport == Some(Transport::Pipe)
             || session.as_ref().is_some_and(|id| !id.is_none_session());
         // An `initialize` starts its session once it is answered, knowing the client.
@@ -109,9 +115,8 @@ impl Connection {
             self.session_known(&mut state, session.clone(), &origin, None);
         }
         drop(state);
-        let kind = self.sites.site(method).kind;
-        let served = Arc::new(ServedRequest::new(session, origin, kind));
-        ServingCall::start(self.sites.site(method), served, name)
+        let served = Arc::new(ServedRequest::new(session, origin, site.kind));
+        ServingCall::start(site, served, name)
     }
 
     /// The connection turned out to be a session: its start is recorded once, with a held
@@ -143,7 +148,12 @@ impl Connection {
             started,
             origin,
         };
-        global::push_call(session_row(self.sites, Method::SessionStart, &start, 0));
+        global::push_call(session_row(
+            self.settings.sites,
+            Method::SessionStart,
+            &start,
+            0,
+        ));
         if let Some(mut initialize) = pending {
             initialize.session = start.id.clone();
             global::push_call(initialize);
@@ -209,7 +219,7 @@ impl Drop for Connection {
             let clock = clock::clock();
             let duration_ns = clock.delta_as_nanos(session.started, clock.raw());
             global::push_call(session_row(
-                self.sites,
+                self.settings.sites,
                 Method::SessionEnd,
                 session,
                 duration_ns,

@@ -151,7 +151,7 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
             .connection()
             .begin(Method::ListPrompts, (&context).into(), None);
         let page = page(request.as_ref());
-        let sites = self.connection().sites();
+        let sites = self.connection().settings().sites;
         self.serve(
             call,
             self.inner().list_prompts(request, context),
@@ -171,7 +171,7 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
             .connection()
             .begin(Method::ListResources, (&context).into(), None);
         let page = page(request.as_ref());
-        let sites = self.connection().sites();
+        let sites = self.connection().settings().sites;
         self.serve(
             call,
             self.inner().list_resources(request, context),
@@ -195,7 +195,7 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
             .connection()
             .begin(Method::ListResourceTemplates, (&context).into(), None);
         let page = page(request.as_ref());
-        let sites = self.connection().sites();
+        let sites = self.connection().settings().sites;
         let body = self.inner().list_resource_templates(request, context);
         self.serve(call, body, move |answer, row| {
             let names = answer
@@ -305,7 +305,7 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
             .connection()
             .begin(Method::ListTools, (&context).into(), None);
         let page = page(request.as_ref());
-        let sites = self.connection().sites();
+        let sites = self.connection().settings().sites;
         self.serve(
             call,
             self.inner().list_tools(request, context),
@@ -410,7 +410,7 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         let call = self
             .connection()
             .begin(Method::GetTask, (&context).into(), None);
-        let end_site = self.connection().sites().site(Method::TaskEnd);
+        let end_site = self.connection().settings().sites.site(Method::TaskEnd);
         self.serve(
             call,
             self.inner().get_task(request, context),

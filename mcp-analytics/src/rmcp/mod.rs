@@ -26,6 +26,7 @@ mod facts;
 mod handler;
 mod listing;
 mod server;
+mod settings;
 pub(crate) mod sites;
 mod spanning;
 
@@ -44,6 +45,7 @@ use crate::rows::request::{ClientInfo, Origin, RequestFacts};
 use crate::rows::session::SessionId;
 
 pub use server::Instrumented;
+pub use settings::RequestInfo;
 
 /// Wraps an rmcp server (any `ServerHandler`) so that every request it serves is recorded:
 /// `mcp_analytics::rmcp::instrument!(server)` is an [`Instrumented`] server, served in its

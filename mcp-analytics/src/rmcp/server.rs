@@ -12,10 +12,12 @@ use rmcp::model::{
     ReadResourceResponse,
 };
 
-use super::connection::{Connection, SessionBy};
+use super::connection::Connection;
 use super::facts;
+use super::settings::{RequestInfo, Settings};
 use super::sites::ServerSites;
 use super::spanning;
+use crate::Dimensions;
 use crate::clock;
 use crate::instrument::{Ending, ServingCall};
 use crate::rows::call::{CallRow, ErrorType, Link, Outcome};
@@ -62,8 +64,16 @@ impl<S> Instrumented<S> {
     pub fn __new(inner: S, sites: &'static ServerSites) -> Self {
         Self {
             inner,
-            connection: Connection::new(sites, None),
+            connection: Connection::new(Arc::new(Settings::new(sites))),
         }
+    }
+
+    /// A new connection with these settings changed: a builder method's.
+    fn with_settings(mut self, change: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = Settings::clone(self.connection.settings());
+        change(&mut settings);
+        self.connection = Connection::new(Arc::new(settings));
+        self
     }
 
     /// Groups requests into sessions by what `session` reads off a request's extensions, where
@@ -91,12 +101,50 @@ impl<S> Instrumented<S> {
     /// # drop(server);
     /// ```
     pub fn session_by(
-        mut self,
+        self,
         session: impl Fn(&Extensions) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
-        let session: Arc<SessionBy> = Arc::new(session);
-        self.connection = Connection::new(self.connection.sites(), Some(session));
-        self
+        self.with_settings(|settings| settings.session_by = Some(Arc::new(session)))
+    }
+
+    /// Reads each request's user and fields: what `dimensions` returns for a request is
+    /// recorded on its row, and inherited by the calls and attributes inside it (whose own
+    /// `user = ..` and `fields(..)`, and a [`Dimensions`] scope's, come first). The user is how
+    /// calls are attributed to the person they act for: the subject your auth middleware put
+    /// in the HTTP request's extensions, a header, or a `_meta` member your clients send.
+    /// Recorded as given, or hashed with [`Builder::hash_users`](crate::Builder::hash_users).
+    ///
+    /// Called for every request and notification, on the thread that serves it: keep it cheap.
+    ///
+    /// ```
+    /// # use rmcp::{ServerHandler, model::ServerConfig};
+    /// # #[derive(Clone)]
+    /// # struct Server;
+    /// # impl ServerHandler for Server {
+    /// #     fn get_info(&self) -> ServerConfig { ServerConfig::default() }
+    /// # }
+    /// use mcp_analytics::Dimensions;
+    ///
+    /// /// What an auth middleware inserted into the HTTP request's extensions.
+    /// #[derive(Clone)]
+    /// struct Claims {
+    ///     sub: String,
+    ///     org: String,
+    /// }
+    ///
+    /// let server = mcp_analytics::rmcp::instrument!(Server).dimensions_by(|request| {
+    ///     match request.http().and_then(|parts| parts.extensions.get::<Claims>()) {
+    ///         Some(claims) => Dimensions::new().user(&claims.sub).field("org", claims.org.clone()),
+    ///         None => Dimensions::new(),
+    ///     }
+    /// });
+    /// # drop(server);
+    /// ```
+    pub fn dimensions_by(
+        self,
+        dimensions: impl Fn(&RequestInfo<'_>) -> Dimensions + Send + Sync + 'static,
+    ) -> Self {
+        self.with_settings(|settings| settings.dimensions_by = Some(Arc::new(dimensions)))
     }
 
     /// The wrapped server.
@@ -178,10 +226,7 @@ impl<S: Clone> Clone for Instrumented<S> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            connection: Connection::new(
-                self.connection.sites(),
-                self.connection.session_by().cloned(),
-            ),
+            connection: Connection::new(Arc::clone(self.connection.settings())),
         }
     }
 }

@@ -117,6 +117,13 @@ impl Dimensions {
         Scoped::dimensions(self.resolve(), future)
     }
 
+    /// A request's dimensions, as the rmcp server wrapper's `dimensions_by` gives them: the
+    /// user as recorded, and the fields.
+    #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+    pub(crate) fn resolve_for_request(self) -> (Option<Arc<str>>, Fields) {
+        (self.user.as_deref().and_then(user::recorded), self.fields)
+    }
+
     /// The scope's dimensions as its calls inherit them: on top of the enclosing scope's,
     /// which are read now.
     fn resolve(self) -> Arc<Resolved> {
