@@ -30,3 +30,12 @@ pub(crate) fn settings() -> Option<Arc<Settings>> {
 pub(crate) fn install(settings: Settings) {
     *SETTINGS.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(settings));
 }
+
+/// Free text captured on request (an agent's stated intent, a missing-capability report),
+/// made safe to queue: cut to `max_len` bytes.
+// The redaction pipeline (issue 13) takes over here: secrets and personal data inside the
+// text are replaced before the cut.
+#[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+pub(crate) fn free_text(text: &str, max_len: usize) -> Box<str> {
+    crate::rows::text::bounded_str(text, max_len).into()
+}
