@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::call::Callsite;
-pub(crate) use super::fields::{FieldValue, Fields, MAX_FIELD_LEN};
+pub(crate) use super::fields::Fields;
 use super::request::Origin;
 use super::session::SessionId;
 

@@ -5,7 +5,8 @@ use std::fmt;
 
 use tracing_core::field::{Field, Visit};
 
-use crate::rows::log::{FieldValue, Fields, MAX_FIELD_LEN, MAX_MESSAGE_LEN};
+use crate::rows::fields::{FieldValue, Fields, MAX_FIELD_LEN};
+use crate::rows::log::MAX_MESSAGE_LEN;
 use crate::rows::text::bounded;
 
 /// Fields `tracing-log` adds to a bridged `log` record: its target is kept as the line's, the
