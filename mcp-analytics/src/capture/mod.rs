@@ -35,7 +35,7 @@ pub(crate) fn install(settings: Settings) {
 /// made safe to queue: cut to `max_len` bytes.
 // The redaction pipeline (issue 13) takes over here: secrets and personal data inside the
 // text are replaced before the cut.
-#[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+#[allow(dead_code)] // until the agent-facing options read intents
 pub(crate) fn free_text(text: &str, max_len: usize) -> Box<str> {
     crate::rows::text::bounded_str(text, max_len).into()
 }
