@@ -7,6 +7,7 @@ use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
+use crate::before_send::BeforeSend;
 use crate::rows::Row;
 use crate::wire::{Encoder, WallClock};
 
@@ -110,10 +111,11 @@ pub(crate) struct Batcher {
     opened: Option<Instant>,
     clock: WallClock,
     encoder: Encoder,
+    before_send: Option<BeforeSend>,
 }
 
 impl Batcher {
-    pub(crate) fn new(limits: Limits) -> Self {
+    pub(crate) fn new(limits: Limits, before_send: Option<BeforeSend>) -> Self {
         Self {
             limits,
             body: Vec::new(),
@@ -121,6 +123,7 @@ impl Batcher {
             opened: None,
             clock: WallClock::now(),
             encoder: Encoder::default(),
+            before_send,
         }
     }
 
@@ -141,6 +144,11 @@ impl Batcher {
         }
         let start = self.body.len();
         self.encoder.encode(row, &self.clock, &mut self.body);
+        if let Some(hook) = &self.before_send
+            && !hook.apply(&mut self.body, start)
+        {
+            return None;
+        }
         let mut closed = None;
         if self.events > 0 && self.body.len() > self.limits.max_bytes {
             // The line would overflow the batch: close the batch without it, start the next one
@@ -199,7 +207,7 @@ mod tests {
 
     #[test]
     fn batches_close_on_count() {
-        let mut batcher = Batcher::new(limits(3, 1 << 20, Duration::from_secs(60)));
+        let mut batcher = Batcher::new(limits(3, 1 << 20, Duration::from_secs(60)), None);
         let row = call(Outcome::Ok, None);
         assert!(batcher.push(&row).is_none());
         assert!(batcher.push(&row).is_none());
@@ -213,7 +221,10 @@ mod tests {
     fn batches_close_before_overflowing_bytes() {
         let row = call(Outcome::Ok, None);
         let line = encode_line(&row).len();
-        let mut batcher = Batcher::new(limits(1000, line * 2 + line / 2, Duration::from_secs(60)));
+        let mut batcher = Batcher::new(
+            limits(1000, line * 2 + line / 2, Duration::from_secs(60)),
+            None,
+        );
         assert!(batcher.push(&row).is_none());
         assert!(batcher.push(&row).is_none());
         let batch = batcher.push(&row).expect("the third line would overflow");
@@ -224,7 +235,7 @@ mod tests {
 
     #[test]
     fn batches_close_on_age_from_their_first_row() {
-        let mut batcher = Batcher::new(limits(1000, 1 << 20, Duration::from_millis(500)));
+        let mut batcher = Batcher::new(limits(1000, 1 << 20, Duration::from_millis(500)), None);
         let row = call(Outcome::Ok, None);
         assert!(batcher.deadline().is_none());
         let before = Instant::now();
@@ -248,7 +259,7 @@ mod tests {
 
     #[test]
     fn split_keeps_every_line_whole() {
-        let mut batcher = Batcher::new(limits(1000, 1 << 20, Duration::from_secs(60)));
+        let mut batcher = Batcher::new(limits(1000, 1 << 20, Duration::from_secs(60)), None);
         for _ in 0..5 {
             batcher.push(&call(Outcome::Ok, None));
         }

@@ -56,6 +56,7 @@
 #![warn(missing_docs)]
 
 mod batch;
+mod before_send;
 mod capture;
 mod clock;
 mod config;
@@ -82,6 +83,7 @@ mod worker;
 
 use std::time::Duration;
 
+pub use before_send::Event;
 pub use config::Builder;
 pub use error::Error;
 pub use lifecycle::Guard;

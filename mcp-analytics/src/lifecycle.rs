@@ -149,7 +149,9 @@ impl Drop for Guard {
 /// Events recorded and neither delivered nor given up on.
 fn undelivered() -> u64 {
     let stats = COUNTERS.snapshot(global::queued());
-    stats.enqueued.saturating_sub(stats.sent + stats.failed)
+    stats
+        .enqueued
+        .saturating_sub(stats.sent + stats.failed + stats.filtered)
 }
 
 pub(crate) fn flush(timeout: Duration) -> Result<(), Error> {

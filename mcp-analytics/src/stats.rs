@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 /// A snapshot of the pipeline's counters since the process started.
 ///
 /// Every event recorded is either `enqueued` or `dropped`; every enqueued event ends up `sent`,
-/// `failed`, or still on its way. `sent` includes rows the service `quarantined`.
+/// `failed`, `filtered`, or still on its way. `sent` includes rows the service `quarantined`.
 ///
 /// ```
 /// let stats = mcp_analytics::stats();
@@ -39,6 +39,9 @@ pub struct Stats {
     pub batches: u64,
     /// Acknowledged rows that the service put in the datasource's quarantine (schema mismatch).
     pub quarantined: u64,
+    /// Events a [`before_send`](crate::Builder::before_send) hook dropped (or panicked on): not
+    /// sent, on purpose.
+    pub filtered: u64,
     /// Events delivered by a retry after an attempt whose result could not be known (it timed
     /// out or lost its connection after the request was sent): the service may hold them twice.
     /// An upper bound: the unanswered attempt often stored nothing. Every other event is
@@ -71,6 +74,7 @@ pub(crate) struct Counters {
     pub(crate) dropped: Counter,
     pub(crate) dropped_log_lines: Counter,
     pub(crate) retried: Counter,
+    pub(crate) filtered: Counter,
     sent: Counter,
     failed: Counter,
     batches: Counter,
@@ -83,6 +87,7 @@ pub(crate) static COUNTERS: Counters = Counters {
     dropped: Counter::new(),
     dropped_log_lines: Counter::new(),
     retried: Counter::new(),
+    filtered: Counter::new(),
     sent: Counter::new(),
     failed: Counter::new(),
     batches: Counter::new(),
@@ -103,6 +108,7 @@ impl Counters {
             batches: self.batches.get(),
             quarantined: self.quarantined.get(),
             maybe_duplicated: self.maybe_duplicated.get(),
+            filtered: self.filtered.get(),
         }
     }
 
@@ -110,7 +116,7 @@ impl Counters {
     fn in_flight(&self) -> u64 {
         self.taken
             .get()
-            .saturating_sub(self.sent.get() + self.failed.get())
+            .saturating_sub(self.sent.get() + self.failed.get() + self.filtered.get())
     }
 }
 

@@ -67,7 +67,7 @@ fn spawn_with<D: Deliver>(delivery: D, config: &Config, generation: u64) -> Resu
     let worker = Worker {
         inbox,
         batches: Batches {
-            batcher: Batcher::new(config.limits),
+            batcher: Batcher::new(config.limits, config.before_send.clone()),
             ready: VecDeque::new(),
             gzip: delivery.compresses(),
         },

@@ -1,8 +1,10 @@
-//! The builder's settings for what is captured on request: how users are recorded.
+//! The builder's settings for what is captured on request and what is sent: how users are
+//! recorded, and the hook that sees every row before it is sent.
 
 use std::fmt;
 
 use super::Builder;
+use crate::before_send::{BeforeSend, Event};
 use crate::capture::{self, user::HashKey};
 use crate::error::Error;
 
@@ -14,12 +16,14 @@ const MIN_USER_KEY_BYTES: usize = 16;
 pub(super) struct CaptureOptions {
     user_key: Option<HashKey>,
     user_key_len: usize,
+    pub(super) before_send: Option<BeforeSend>,
 }
 
 impl fmt::Debug for CaptureOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CaptureOptions")
             .field("hash_users", &self.user_key.is_some())
+            .field("before_send", &self.before_send.is_some())
             .finish()
     }
 }
@@ -58,6 +62,35 @@ impl Builder {
         let key = key.as_ref();
         self.capture.user_key = Some(HashKey::new(key));
         self.capture.user_key_len = key.len();
+        self
+    }
+}
+
+impl Builder {
+    /// A hook that sees every row before it is sent, as an [`Event`], and returns it (as it
+    /// is or amended) or `None` to drop it: sampling, a key removed, a field added. Dropped
+    /// rows are counted in [`Stats::filtered`](crate::Stats::filtered).
+    ///
+    /// It runs on the analytics worker thread, never on a handler's, so it may take its time
+    /// without slowing a call; what is captured on request reaches it already redacted. A
+    /// hook that panics drops the row it was given (said once on stderr), and nothing else.
+    ///
+    /// ```
+    /// // One row in ten of the successful calls, every failure, no log lines.
+    /// let mut seen = 0_u64;
+    /// let _analytics = mcp_analytics::builder()
+    ///     .before_send(move |event| {
+    ///         seen += 1;
+    ///         let keep = event.level == "error" || (event.kind() != "log" && seen % 10 == 0);
+    ///         keep.then_some(event)
+    ///     })
+    ///     .init();
+    /// ```
+    pub fn before_send(
+        mut self,
+        hook: impl FnMut(Event) -> Option<Event> + Send + 'static,
+    ) -> Self {
+        self.capture.before_send = Some(BeforeSend::new(hook));
         self
     }
 }

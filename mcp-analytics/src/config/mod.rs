@@ -336,6 +336,7 @@ impl Builder {
         Ok(Config {
             target: self.target()?,
             capture: self.capture.resolve()?,
+            before_send: self.capture.before_send.clone(),
             queue_capacity: self.queue_capacity,
             limits: self.limits,
             shutdown_timeout: self.shutdown_timeout,
@@ -394,6 +395,8 @@ pub(crate) struct Config {
     pub(crate) target: Target,
     /// What the recording threads need to make captured values safe.
     pub(crate) capture: crate::capture::Settings,
+    /// The user's hook on every row, run by the worker.
+    pub(crate) before_send: Option<crate::before_send::BeforeSend>,
     pub(crate) queue_capacity: usize,
     pub(crate) limits: Limits,
     pub(crate) shutdown_timeout: Duration,
