@@ -208,9 +208,6 @@ fn request_arguments(sig: &syn::Signature) -> Vec<syn::Ident> {
         .collect()
 }
 
-/// `&(expr)`, spanned so that a type error covers the user's whole expression: the `&` takes
-/// the span of its first token and the parentheses that of its last, and rustc joins them.
-/// (A single span from `Spanned` would cover the first token only on stable Rust.)
 /// One of `fields(..)`: `(name, value)`, its value evaluated by reference (the arguments are
 /// still to be used by the body). A value of a type the format cannot record is an error
 /// spanned on the value.
@@ -228,6 +225,9 @@ fn field_entry(krate: &syn::Path, field: &valid::Field) -> TokenStream {
     quote!((#name, #recorded))
 }
 
+/// `&(expr)`, spanned so that a type error covers the user's whole expression: the `&` takes
+/// the span of its first token and the parentheses that of its last, and rustc joins them.
+/// (A single span from `Spanned` would cover the first token only on stable Rust.)
 fn borrowed(expr: &Expr) -> TokenStream {
     let tokens = expr.to_token_stream();
     let first = tokens
