@@ -15,6 +15,7 @@ use std::sync::Arc;
 use crate::capture::user;
 use crate::clock;
 use crate::global;
+use crate::panic_hook;
 use crate::rows::call::{CallRow, Callsite, Details, ErrorType, HandlerReport, Kind, Outcome};
 use crate::rows::dimensions::Resolved;
 use crate::rows::fields::{FieldValue, Fields};
@@ -236,9 +237,21 @@ impl Drop for Call {
     fn drop(&mut self) {
         if !self.finished {
             let duration_ns = self.elapsed_ns();
-            self.record(Outcome::unfinished(), None, duration_ns);
+            let (outcome, error) = unfinished(self.started);
+            self.record(outcome, error, duration_ns);
         }
     }
+}
+
+/// How a call that started at `started` ends without returning: `panic`, with the panic's
+/// message when the hook kept one for it (see `panic_hook`), or `cancelled`.
+fn unfinished(started: u64) -> (Outcome, Option<Box<str>>) {
+    let outcome = Outcome::unfinished();
+    let error = match outcome {
+        Outcome::Panic => panic_hook::message_since(started),
+        _ => None,
+    };
+    (outcome, error)
 }
 
 /// How a request the server wrapper served ended, as the wrapper saw it.
@@ -365,9 +378,11 @@ impl Drop for ServingCall {
     fn drop(&mut self) {
         if !self.call.finished {
             let duration_ns = self.call.elapsed_ns();
+            let (outcome, error) = unfinished(self.call.started);
             let outcome = self.merge(Ending {
-                outcome: Outcome::unfinished(),
-                ..Ending::OK
+                outcome,
+                error,
+                error_type: None,
             });
             global::push_call(self.call.row(outcome, duration_ns));
         }

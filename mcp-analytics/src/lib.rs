@@ -27,10 +27,15 @@
 //! ```
 //!
 //! Each call records one event: kind, name, function, duration (monotonic clock), outcome
-//! (`ok`, `error`, `panic`, `cancelled`), error text, session, and the instrumented crate's name
-//! and version. The handler never blocks and never waits on the network: the event goes onto a
-//! bounded lock-free queue, and a background thread batches, compresses and ships it, with
-//! retries that follow the Events API's rules. See [`stats`] for what happened to events.
+//! (`ok`, `error`, `panic`, `cancelled`), error text (or the panic's message), session, and the
+//! instrumented crate's name and version. The handler never blocks and never waits on the
+//! network: the event goes onto a bounded lock-free queue, and a background thread batches,
+//! compresses and ships it, with retries that follow the Events API's rules. See [`stats`] for
+//! what happened to events.
+//!
+//! A panic's message comes from a panic hook that `init` chains in front of the one set before
+//! (yours, or the default one printing to stderr, which run as before); a hook set after `init`
+//! replaces it, so set yours first (see [`Builder::panic_messages`]).
 //!
 //! The library writes nothing to stdout (the MCP stdio transport): its few diagnostics go to
 //! stderr, each said once.
@@ -66,6 +71,7 @@ mod error;
 mod global;
 mod instrument;
 mod lifecycle;
+mod panic_hook;
 mod queue;
 #[cfg(feature = "rmcp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::config::Builder;
 use crate::error::Error;
 use crate::global::{self, State};
+use crate::panic_hook;
 use crate::stats::COUNTERS;
 use crate::stats::LEDGER;
 use crate::worker::{self, Command, Handle};
@@ -84,6 +85,7 @@ impl Builder {
 fn start(builder: Builder) -> Result<(Handle, Duration), Error> {
     let config = builder.resolve()?;
     let shutdown_timeout = config.shutdown_timeout;
+    let panic_messages = config.panic_messages;
     // Calibrates the clock now rather than in the first handler call.
     clock::clock();
     let capacity = global::create_queue(config.queue_capacity);
@@ -95,6 +97,7 @@ fn start(builder: Builder) -> Result<(Handle, Duration), Error> {
     crate::capture::install(config.capture.clone());
     let handle = worker::spawn(config, global::next_generation())?;
     global::set_state(State::Running);
+    panic_hook::start(panic_messages);
     Ok((handle, shutdown_timeout))
 }
 
@@ -194,6 +197,7 @@ fn stop(generation: Option<u64>, timeout: Duration) -> Result<(), Error> {
     };
     // From here on, new events are dropped and counted, never stranded in the queue unseen.
     global::set_state(State::Stopped);
+    panic_hook::stop();
     // The worker stops sending a little before the caller stops waiting, so its answer arrives
     // within `timeout`: a fifth (at most 200 ms), room for a busy machine to schedule its last
     // steps.

@@ -29,6 +29,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token"
+# What the demo server's crash tool panics with: its row's `error`.
+CRASH_MESSAGE = "the crash tool panics on purpose"
 APP_NAME = "mcp-analytics-dev"
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$")
 

@@ -23,6 +23,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.types import INVALID_PARAMS, REQUEST_TIMEOUT, CallToolResult, Implementation
 
 from e2e_support import (
+    CRASH_MESSAGE,
     HttpServer,
     IGNORED,
     PRESENT,
@@ -148,7 +149,7 @@ async def crash(session: ClientSession, calls: Expectations) -> None:
     with pytest.raises(MCPError) as caught:
         await session.call_tool("crash", {}, read_timeout_seconds=CRASH_TIMEOUT_S)
     assert caught.value.code == REQUEST_TIMEOUT, f"crash was answered instead of timing out: {caught.value!r}"
-    tool(calls, "crash()", "crash", "panic", error_type="panic", error=None)
+    tool(calls, "crash()", "crash", "panic", error_type="panic", error=CRASH_MESSAGE)
     # The server goes on serving. The SDK posted notifications/cancelled before this request
     # (one message at a time), so the session has it before the client ends the session.
     await session.send_ping()

@@ -16,6 +16,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.types import INVALID_PARAMS, REQUEST_TIMEOUT, CallToolResult, Implementation, jsonrpc_message_adapter
 
 from e2e_support import (
+    CRASH_MESSAGE,
     PRESENT,
     TOKEN,
     Expectations,
@@ -119,7 +120,7 @@ async def drive(session: ClientSession, calls: Expectations) -> dict[str, list[s
     # server goes on serving.
     error = await expect_mcp_error(session.call_tool("crash", {}, read_timeout_seconds=CRASH_TIMEOUT_S))
     assert error.code == REQUEST_TIMEOUT, f"crash was answered instead of timing out: {error!r}"
-    tool("crash()", "crash", "panic", error_type="panic", error=None)
+    tool("crash()", "crash", "panic", error_type="panic", error=CRASH_MESSAGE)
 
     result = await session.call_tool("add", {"a": 40, "b": 2})
     assert not result.is_error and texts(result) == "42", result

@@ -41,6 +41,7 @@ import pytest
 from e2e_support import (
     HttpServer,
     ALWAYS_KEYS,
+    CRASH_MESSAGE,
     APP_NAME,
     HANDLER_KINDS,
     KIND_KEYS,
@@ -264,7 +265,7 @@ def expected_rows(report: dict, session: str | None) -> list[ExpectedRow]:
             elif seen == "error":
                 fields |= failed
             elif seen == "timeout" and params.get("name") == "crash":
-                fields |= {"outcome": "panic", "error_type": "panic", "error": None}
+                fields |= {"outcome": "panic", "error_type": "panic", "error": CRASH_MESSAGE}
             else:
                 raise AssertionError(f"no expectation for a {seen!r} step: {step}")
         else:

@@ -20,7 +20,8 @@ use crate::error::Error;
 pub(crate) use token::Token;
 
 /// Sets up analytics: where events go and how they are batched. Made by
-/// [`builder()`](crate::builder); every setting has a default.
+/// [`builder()`](crate::builder); every setting has a default. `init` also chains a panic hook
+/// in front of yours: set your own before `init` (see [`Builder::panic_messages`]).
 ///
 /// ```
 /// use std::time::Duration;
@@ -49,6 +50,7 @@ pub struct Builder {
     wait_for_ack: bool,
     gzip: bool,
     capture: capture::CaptureOptions,
+    panic_messages: bool,
     #[cfg(feature = "testing")]
     pub(crate) memory: Option<crate::delivery::memory::InMemory>,
 }
@@ -75,6 +77,7 @@ impl Default for Builder {
             wait_for_ack: false,
             gzip: true,
             capture: capture::CaptureOptions::default(),
+            panic_messages: true,
             #[cfg(feature = "testing")]
             memory: None,
         }
@@ -101,6 +104,7 @@ impl fmt::Debug for Builder {
             .field("wait_for_ack", &self.wait_for_ack)
             .field("gzip", &self.gzip)
             .field("capture", &self.capture)
+            .field("panic_messages", &self.panic_messages)
             .finish_non_exhaustive()
     }
 }
@@ -330,6 +334,26 @@ impl Builder {
         self
     }
 
+    /// Record a panic's message as the `error` of the panicking call's row (the outcome is
+    /// `panic` either way). Default: true. The message is the payload of `panic!` (a literal or
+    /// formatted text; any other payload, as `panic_any(42)`, has none), cut like error texts;
+    /// mind that it may say more than an error would.
+    ///
+    /// It comes from a panic hook that `init` installs in front of the one set before (yours,
+    /// or the default one printing to stderr), which then runs exactly as before: set your own
+    /// hook before `init`. A hook set after `init` replaces ours, and messages are no longer
+    /// recorded, unless it calls the one [`std::panic::take_hook`] returns, as ours does.
+    ///
+    /// ```
+    /// // The `panic` outcome only, whatever the panic says.
+    /// let builder = mcp_analytics::builder().panic_messages(false);
+    /// assert!(format!("{builder:?}").contains("panic_messages: false"));
+    /// ```
+    pub fn panic_messages(mut self, record: bool) -> Self {
+        self.panic_messages = record;
+        self
+    }
+
     /// Resolves the builder, the environment and `.env` into a checked configuration.
     pub(crate) fn resolve(self) -> Result<Config, Error> {
         validate::ranges(&self)?;
@@ -340,6 +364,7 @@ impl Builder {
             queue_capacity: self.queue_capacity,
             limits: self.limits,
             shutdown_timeout: self.shutdown_timeout,
+            panic_messages: self.panic_messages,
         })
     }
 
@@ -400,6 +425,8 @@ pub(crate) struct Config {
     pub(crate) queue_capacity: usize,
     pub(crate) limits: Limits,
     pub(crate) shutdown_timeout: Duration,
+    /// Whether a panicking call's row carries the panic's message.
+    pub(crate) panic_messages: bool,
 }
 
 /// Where the worker delivers batches.
