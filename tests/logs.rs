@@ -1,6 +1,7 @@
 //! Log lines through the `tracing` layer: every level, the fields, the handler a line was
-//! written in (sync, async, nested, in a span), the level filter, the share of the queue log
-//! lines may take, and no feedback from the worker's own thread.
+//! written in (sync, async, nested, in a span) and the function that names it, the level filter,
+//! the share of the queue log lines may take, and no feedback from the worker's own thread. Which
+//! crates' lines ship, and how to choose, is `tests/log_filters.rs`.
 //!
 //! Each test installs the layer as its thread's default subscriber and takes its turn on the
 //! process-global pipeline. Most deliver to memory ([`MemoryScenario`]), their lines read
@@ -251,6 +252,73 @@ fn a_line_in_a_span_is_named_after_the_span() {
     assert_eq!(log.record_str("target"), "logs");
 }
 
+#[mcp_tool(name = "weather-now")]
+fn forecast(city: &str) -> String {
+    tracing::info!(city, "forecasting");
+    // A span of the handler's own: the line is still the handler's function's.
+    let parsing = tracing::info_span!("parse_city");
+    parsing.in_scope(|| tracing::info!("parsed"));
+    format!("sunny in {city}")
+}
+
+#[mcp_tool]
+async fn forecast_later(city: String) -> String {
+    tokio::task::yield_now().await;
+    tracing::info!(city, "forecast ready");
+    city
+}
+
+#[test]
+fn a_line_in_a_handler_is_named_after_its_function_not_the_span_serving_it() {
+    use tracing::Instrument;
+
+    let scenario = MemoryScenario::start(|b| b);
+    let rows = logged(&scenario, layer(Level::INFO), || {
+        // What rmcp does: the handler runs inside the service's span, `serve_inner`.
+        let serving = tracing::info_span!("serve_inner");
+        serving.in_scope(|| {
+            forecast("Oslo");
+            tracing::info!("between calls");
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(forecast_later("Quito".into()).instrument(serving));
+    });
+    let lines: Vec<(&str, &str, &str)> = logs(&rows)
+        .iter()
+        .map(|row| {
+            (
+                row.record_str("message"),
+                row.record_str("funcName"),
+                row.record_str("handler"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("forecasting", "forecast", "weather-now"),
+            ("parsed", "forecast", "weather-now"),
+            ("between calls", "serve_inner", ""),
+            ("forecast ready", "forecast_later", "forecast_later"),
+        ]
+    );
+    // The same function names the call's own row.
+    let calls: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|row| row.record_str("kind") == "tool")
+        .map(|row| (row.record_str("tool"), row.record_str("funcName")))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("weather-now", "forecast"),
+            ("forecast_later", "forecast_later")
+        ]
+    );
+}
+
 #[test]
 fn log_lines_take_half_the_queue_at_most_and_calls_keep_the_rest() {
     // In a process of its own: the queue's capacity is set once per process.
@@ -296,11 +364,15 @@ fn the_log_crate_arrives_through_the_bridge_and_the_worker_never_feeds_itself() 
         &[],
         || {
             // Everything, everywhere: the `log` crate's records (the HTTP client's among them,
-            // on the worker's thread) become `tracing` events, and the layer takes every level.
+            // on the worker's thread) become `tracing` events, and the layer takes every level
+            // of every crate.
             tracing_log::LogTracer::init().expect("the bridge installs");
             tracing::subscriber::set_global_default(
-                tracing_subscriber::registry()
-                    .with(mcp_analytics::tracing::layer!().with_level(Level::TRACE)),
+                tracing_subscriber::registry().with(
+                    mcp_analytics::tracing::layer!()
+                        .with_level(Level::TRACE)
+                        .with_other_crates(Level::TRACE),
+                ),
             )
             .expect("the subscriber installs");
             let scenario = Scenario::start(Receiver::start(), |b| b);

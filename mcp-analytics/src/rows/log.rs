@@ -34,7 +34,8 @@ pub(crate) struct LogRow {
     pub(crate) level: Level,
     pub(crate) message: Box<str>,
     pub(crate) target: Cow<'static, str>,
-    /// The enclosing span's name.
+    /// The enclosing span's name, outside handlers only: inside one, the handler's function
+    /// names the line.
     pub(crate) span: Option<&'static str>,
     pub(crate) fields: Fields,
     /// The crate that logged: the handler's inside one, else the layer's.

@@ -12,15 +12,50 @@
 //! # tracing::info!(user = "ada", "logged in");
 //! ```
 //!
-//! Each event at or above the layer's level (`INFO` unless [`Layer::with_level`] says otherwise)
-//! becomes one row: `level` is the event's level in lower case (`error` counts as an error in
-//! the template's metrics), and `record` holds `message` (the formatted message), `funcName` (the
-//! enclosing span's name, else the event's target), `target`, `appName` and `version` (your
-//! crate's, read where `layer!()` is written), `kind = "log"`, and the event's other fields as a
-//! JSON object under `fields`. Inside an instrumented handler a row also names the handler
-//! (`handler_kind`, `handler`) and carries the call's session. Those keys are not `tool`,
-//! `prompt` or `resource` on purpose: the template counts every row with a `tool` as a request of
-//! that tool, and log lines must not inflate it.
+//! Which events become rows, by default: your crate's at `INFO` and above, every other crate's at
+//! `WARN` and above. An SDK's own `INFO` lines (rmcp's as a server starts, on notifications,
+//! cancellations and its end) would otherwise outnumber yours; its warnings and errors still ship.
+//! Your crate is the package whose `CARGO_PKG_NAME` is read where `layer!()` is written (its
+//! library and its default binary, as their module paths name them: `my_server` for the package
+//! `my-server`) and the crate `layer!()` is written in (a binary in `src/bin/`, an example, a
+//! test). An event's target is matched on whole path segments: `my_server` and `my_server::tools`
+//! are yours, `my_server_extra` is not. An event with a target of its own (`info!(target: "audit",
+//! ..)`) counts as another crate's. [`Layer::with_level`] sets your crate's level,
+//! [`Layer::with_other_crates`] the others', and [`Layer::with_targets`] replaces both with
+//! tracing-subscriber's [`Targets`] rules:
+//!
+//! ```
+//! use tracing::Level;
+//! use tracing_subscriber::filter::Targets;
+//!
+//! // Your crate's DEBUG lines too, and nothing of other crates below ERROR.
+//! let layer = mcp_analytics::tracing::layer!()
+//!     .with_level(Level::DEBUG)
+//!     .with_other_crates(Level::ERROR);
+//! # drop(layer);
+//! // Exactly these rules: `my_server` at DEBUG, rmcp at INFO, the rest at WARN.
+//! let targets: Targets = "my_server=debug,rmcp=info,warn".parse()?;
+//! let layer = mcp_analytics::tracing::layer!().with_targets(targets);
+//! # drop(layer);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A filter of tracing-subscriber given to this layer alone (`layer!().with_filter(filter)`, an
+//! `EnvFilter` say) only narrows what it ships: a line ships when that filter and the layer's own
+//! rules both let it through. To let such a filter decide alone, open the layer's own rules:
+//! `.with_targets(Targets::new().with_default(LevelFilter::TRACE))`.
+//!
+//! Each row's `level` is the event's level in lower case (`error` counts as an error in the
+//! template's metrics), and `record` holds `message` (the formatted message), `funcName`,
+//! `target`, `appName` and `version` (your crate's, read where `layer!()` is written),
+//! `kind = "log"`, and the event's other fields as a JSON object under `fields`. `funcName` is,
+//! inside an instrumented handler, the handler's function (the `funcName` of the call's own row),
+//! whatever span is entered around it: an SDK's span, such as rmcp's `serve_inner`, names no
+//! function of yours. Outside handlers it is the enclosing span's name, else the event's target.
+//! Inside an instrumented handler a row also names the handler (`handler_kind`, `handler`) and
+//! carries the call's session. Those keys are not `tool`, `prompt` or `resource` on purpose: the
+//! template counts every row with a `tool` as a request of that tool, and log lines must not
+//! inflate it.
 //!
 //! Log lines may take half the queue at most: a storm of them drops log lines (counted in
 //! [`Stats::dropped_log_lines`](crate::Stats::dropped_log_lines), and in `dropped`), never the
@@ -28,13 +63,21 @@
 //! (the HTTP client's events) is never turned into rows, so shipping cannot feed itself.
 //!
 //! Servers that log with the `log` crate: install `tracing-log`'s `LogTracer` and their records
-//! arrive as `tracing` events, and here.
+//! arrive as `tracing` events, and here, filtered by the record's own target (`tracing-log`
+//! gives them all the target `log`, and the record's in a field).
+//!
+//! Filtering happens as each event arrives, in this layer alone: your other layers (a `fmt`
+//! layer to stderr, say) see every event as before. It is cheap for the lines it drops: a
+//! compare of levels, then one of the target's prefix; a dropped line's message is never
+//! formatted.
 
 mod fields;
+mod filter;
 
 use std::borrow::Cow;
 
-use tracing_core::{Event, Level, Subscriber};
+use tracing_core::{Event, Level, LevelFilter, Subscriber};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
@@ -42,6 +85,7 @@ use crate::clock;
 use crate::global;
 use crate::rows::log::{App, Handler, LogRow};
 use crate::rows::scope::{self, RunningCall};
+use filter::Filter;
 
 /// The layer; make one with [`layer!`](crate::tracing::layer), which reads your crate's name and
 /// version where it is written.
@@ -52,32 +96,115 @@ use crate::rows::scope::{self, RunningCall};
 /// let layer = mcp_analytics::tracing::layer!().with_level(tracing::Level::WARN);
 /// let _subscriber = tracing_subscriber::registry().with(layer);
 /// ```
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Layer {
     app: &'static App,
-    level: Level,
+    filter: Filter,
 }
 
 impl Layer {
+    /// Called by `layer!()` only, with the `module_path!()` where it is written.
     #[doc(hidden)]
-    pub const fn __new(app: &'static App) -> Self {
+    pub const fn __new(app: &'static App, module_path: &'static str) -> Self {
         Self {
             app,
-            level: Level::INFO,
+            filter: Filter::new(app.name, module_path),
         }
     }
 
-    /// Ships events at `level` or more severe (default `INFO`): `WARN` ships warnings and
-    /// errors, `TRACE` everything.
+    /// Ships your crate's events at `level` or more severe (default `INFO`): `WARN` ships its
+    /// warnings and errors, `TRACE` everything it logs. Other crates keep their own level
+    /// ([`with_other_crates`](Self::with_other_crates)). Takes a `Level` or a `LevelFilter`
+    /// (`LevelFilter::OFF`: none of your crate's lines). Without effect under
+    /// [`with_targets`](Self::with_targets), whose rules replace it.
     ///
     /// ```
+    /// use tracing_subscriber::prelude::*;
+    ///
     /// let layer = mcp_analytics::tracing::layer!().with_level(tracing::Level::DEBUG);
-    /// # drop(layer);
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     tracing::debug!("shipped: this crate's, at DEBUG");
+    ///     tracing::info!(target: "rmcp::service", "not shipped: another crate's, below WARN");
+    /// });
+    /// // Before `init()`, what the layer ships waits in the queue.
+    /// assert_eq!(mcp_analytics::stats().queued, 1);
     /// ```
     #[must_use]
-    pub const fn with_level(mut self, level: Level) -> Self {
-        self.level = level;
+    pub fn with_level(mut self, level: impl Into<LevelFilter>) -> Self {
+        self.filter.own(level.into());
         self
+    }
+
+    /// Ships the events of every crate but yours at `level` or more severe (default `WARN`):
+    /// `INFO` ships your dependencies' `INFO` lines too (rmcp's, as a server starts, say),
+    /// `LevelFilter::OFF` none of their lines. Without effect under
+    /// [`with_targets`](Self::with_targets), whose rules replace it.
+    ///
+    /// ```
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let layer = mcp_analytics::tracing::layer!().with_other_crates(tracing::Level::INFO);
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     tracing::info!(target: "rmcp::service", "shipped: another crate's, at INFO");
+    ///     tracing::debug!(target: "hyper::proto", "not shipped: another crate's, at DEBUG");
+    /// });
+    /// assert_eq!(mcp_analytics::stats().queued, 1);
+    /// ```
+    #[must_use]
+    pub fn with_other_crates(mut self, level: impl Into<LevelFilter>) -> Self {
+        self.filter.others(level.into());
+        self
+    }
+
+    /// Ships exactly what `targets` enables, in place of the default rules (and of
+    /// [`with_level`](Self::with_level) and [`with_other_crates`](Self::with_other_crates),
+    /// whichever order they are called in). [`Targets`] is tracing-subscriber's filter, with its
+    /// own rules: the most specific target that applies sets the level, a target applies to
+    /// every target that starts with it (`my_server` also to `my_server_extra`), a bare level
+    /// is the default, and with no default, targets it names none of ship nothing. It parses
+    /// from `RUST_LOG`'s syntax without field filters (`"my_server=debug,rmcp=info,warn"`), so
+    /// it can come from an environment variable of yours.
+    ///
+    /// ```
+    /// use tracing_subscriber::filter::Targets;
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let targets: Targets = "my_server=debug,rmcp=info,warn".parse()?;
+    /// let layer = mcp_analytics::tracing::layer!().with_targets(targets);
+    /// tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+    ///     tracing::debug!(target: "my_server::tools", "shipped");
+    ///     tracing::info!(target: "rmcp::service", "shipped");
+    ///     tracing::info!(target: "hyper::proto", "not shipped: the default is WARN");
+    ///     tracing::info!("not shipped either: no rule names this crate");
+    /// });
+    /// assert_eq!(mcp_analytics::stats().queued, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn with_targets(mut self, targets: Targets) -> Self {
+        self.filter.targets(targets);
+        self
+    }
+
+    /// The line's target, if the filter ships the line.
+    fn shipped_target(&self, event: &Event<'_>) -> Option<Cow<'static, str>> {
+        let metadata = event.metadata();
+        let level = metadata.level();
+        // A `log` record bridged by `tracing-log` has the target `log`; its own is a field, and
+        // the filter applies to that one. Read before anything else of the event, and copied
+        // only when the line ships.
+        if metadata.target() == "log"
+            && metadata.fields().field(fields::LOG_TARGET).is_some()
+            && let Some(shipped) = fields::log_target(event, |target| {
+                self.filter.ships(target, level).then(|| target.to_owned())
+            })
+        {
+            return shipped.map(Cow::Owned);
+        }
+        let target = metadata.target();
+        self.filter
+            .ships(target, level)
+            .then_some(Cow::Borrowed(target))
     }
 }
 
@@ -100,7 +227,7 @@ macro_rules! __tracing_layer {
             ::core::env!("CARGO_PKG_NAME"),
             ::core::env!("CARGO_PKG_VERSION"),
         );
-        $crate::tracing::Layer::__new(&APP)
+        $crate::tracing::Layer::__new(&APP, ::core::module_path!())
     }};
 }
 
@@ -114,23 +241,18 @@ where
     }
 
     // Filtering happens here, not in `enabled`: a `false` there would hide the event from every
-    // other layer of the subscriber too.
+    // other layer of the subscriber too. For the same reason there is no `max_level_hint`: a
+    // layer without one (a `fmt` layer) counts as no opinion, and ours would then cap theirs.
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let metadata = event.metadata();
-        // `Level` orders by verbosity: TRACE is the greatest.
-        if *metadata.level() > self.level || scope::on_worker_thread() {
+        // The cheapest checks first: most lines a layer drops are too verbose for every rule.
+        if !self.filter.may_ship(event.metadata().level()) || scope::on_worker_thread() {
             return;
         }
+        let Some(target) = self.shipped_target(event) else {
+            return;
+        };
         let mut fields = fields::Recorder::default();
         event.record(&mut fields);
-        // A `log` record bridged by `tracing-log` has the target `log`; its own is a field.
-        let target = fields
-            .log_target
-            .take()
-            .map_or(Cow::Borrowed(metadata.target()), Cow::Owned);
-        if target.starts_with("mcp_analytics") {
-            return;
-        }
         let (running, scoped_session, origin) = scope::for_log_line();
         let (handler, session) = match running {
             Some(RunningCall {
@@ -146,11 +268,17 @@ where
             .map_or((self.app.name, self.app.version), |handler| {
                 (handler.callsite.crate_name, handler.callsite.crate_version)
             });
+        // Inside a handler its function names the line (`funcName`), not the span around it, so
+        // the span is looked up only outside one.
+        let span = match handler {
+            Some(_) => None,
+            None => ctx.event_span(event).map(|span| span.name()),
+        };
         global::push_log(Box::new(LogRow {
-            level: level(*metadata.level()),
+            level: level(*event.metadata().level()),
             message: fields.message.take().unwrap_or_default(),
             target,
-            span: ctx.event_span(event).map(|span| span.name()),
+            span,
             fields: fields.fields,
             app_name,
             app_version,

@@ -9,8 +9,10 @@
 //! pipes read (`appName`, `funcName`, `tool`, `prompt`, `resource`, `version`, `message`) plus
 //! ours (`kind`, `method`, `outcome`, `duration_ms`, `error`, `error_type`, the client, the
 //! protocol, the transport, ...: the README's table); a log line's holds `kind = "log"`, its
-//! message, target and fields, and the handler it was written in under keys the template does
-//! not count (`handler_kind`, `handler`).
+//! message, target and fields, its `funcName` (inside an instrumented handler the handler's
+//! function, as on the call's own row; elsewhere the enclosing span's name, else the target),
+//! and the handler it was written in under keys the template does not count (`handler_kind`,
+//! `handler`).
 
 mod keys;
 mod timestamp;
@@ -129,9 +131,15 @@ impl Encoder {
 
     fn log(&mut self, line: &LogRow, clock: &WallClock, out: &mut Vec<u8>) {
         let handler = line.handler.as_ref();
+        // The handler's function, as its call's row names it: not the span around the line,
+        // which inside a handler is often the SDK's (rmcp's `serve_inner`). Only a session's
+        // callsite has no function, and no line is logged inside one.
+        let handler_fn = handler
+            .map(|handler| handler.callsite.fn_name)
+            .filter(|name| !name.is_empty());
         let record = LogRecord {
             app_name: line.app_name,
-            func_name: line.span.unwrap_or(&line.target),
+            func_name: handler_fn.or(line.span).unwrap_or(&line.target),
             version: line.app_version,
             message: &line.message,
             kind: "log",
@@ -225,6 +233,8 @@ struct CallRecord<'a> {
 struct LogRecord<'a> {
     #[serde(rename = "appName")]
     app_name: &'a str,
+    /// Inside an instrumented handler, the handler's function (the `funcName` of the call's
+    /// row); elsewhere the enclosing span's name, else the line's target.
     #[serde(rename = "funcName")]
     func_name: &'a str,
     version: &'a str,
@@ -405,8 +415,8 @@ pub(crate) mod tests {
         assert_eq!(line["session"], "s-1");
         assert_eq!(record["kind"], "log");
         assert_eq!(
-            record["funcName"], "my_server::weather",
-            "the target, without a span"
+            record["funcName"], "add_numbers",
+            "the handler's function, as on its call's row"
         );
         assert_eq!(record["handler_kind"], "tool");
         assert_eq!(record["handler"], "add-renamed");
@@ -483,5 +493,28 @@ pub(crate) mod tests {
         details.user = Some("call-user".into());
         let (_, record) = encode(&row(&details));
         assert_eq!(record["user"], "call-user", "the call's own user first");
+    }
+
+    #[test]
+    fn a_log_line_outside_handlers_is_named_after_its_span_else_its_target() {
+        let line = |span| {
+            Row::Log(Box::new(LogRow {
+                level: Level::Info,
+                message: "refreshed".into(),
+                target: Cow::Borrowed("my_server::cache"),
+                span,
+                fields: Fields::default(),
+                app_name: "my-server",
+                app_version: "1.2.3",
+                handler: None,
+                session: None,
+                origin: None,
+                logged: clock::ticks(),
+            }))
+        };
+        let (_, record) = encode(&line(Some("refresh")));
+        assert_eq!(record["funcName"], "refresh");
+        let (_, record) = encode(&line(None));
+        assert_eq!(record["funcName"], "my_server::cache");
     }
 }
