@@ -73,6 +73,8 @@ mod instrument;
 mod lifecycle;
 mod panic_hook;
 mod queue;
+#[allow(dead_code)] // wired in by the capture of issue 13
+mod redact;
 #[cfg(feature = "rmcp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
 pub mod rmcp;
