@@ -69,6 +69,13 @@ async fn mcp_tool_async(a: u64, b: u64) -> u64 {
     work(a, b)
 }
 
+/// Two fields of its own, a number and a text: the cost of your own dimensions on a call.
+#[mcp_tool(fields(seats = a, region = "eu-west-1"))]
+#[inline(never)]
+fn mcp_tool_fields(a: u64, b: u64) -> u64 {
+    work(a, b)
+}
+
 #[instrument(skip_all)]
 #[inline(never)]
 fn tracing_sync(a: u64, b: u64) -> u64 {
@@ -198,9 +205,10 @@ fn install_consumers() {
 /// Benchmarks every subject with `time` (one thread or two) in group `group`.
 fn bench_all(c: &mut Criterion, group: &str, time: fn(u64, &dyn Timed) -> Duration) {
     let mut group = c.benchmark_group(group);
-    let subjects: [(&str, &dyn Timed); 8] = [
+    let subjects: [(&str, &dyn Timed); 9] = [
         ("sync/baseline", &Plain(|i| baseline(i, 7))),
         ("sync/mcp_tool", &Recorded(|i| mcp_tool_sync(i, 7))),
+        ("sync/mcp_tool_fields", &Recorded(|i| mcp_tool_fields(i, 7))),
         ("sync/tracing", &Traced(|i| tracing_sync(i, 7))),
         ("sync/fastrace", &FastTraced(|i| fastrace_sync(i, 7))),
         (

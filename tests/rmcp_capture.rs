@@ -36,6 +36,11 @@ impl Server {
         "plain".into()
     }
 
+    #[tool(description = "No attribute of ours; answers its argument")]
+    fn lookup(&self, Parameters(args): Parameters<RegionArgs>) -> String {
+        args.region
+    }
+
     #[mcp_tool(fields(region = args.region, tenant = "from-attribute"))]
     #[tool(description = "Our attribute, with fields of its own")]
     fn regional(&self, Parameters(args): Parameters<RegionArgs>) -> String {
@@ -213,4 +218,44 @@ fn dimensions_by_reads_the_user_and_fields_of_each_request() {
         .find(|row| row.record_str("method") == "tools/list")
         .expect("a tools/list row");
     assert_eq!(listing.record["fields"]["method"], "tools/list");
+}
+
+#[test]
+fn the_wrapper_captures_arguments_and_results_only_when_told_and_redacted() {
+    let call_lookup = async |client: &RunningService<RoleClient, ClientConfig>| {
+        let arguments = serde_json::Map::from_iter([
+            ("region".to_owned(), json!("eu, ask ada@example.com")),
+            ("api_key".to_owned(), json!("k-1234-not-a-real-key")),
+        ]);
+        client
+            .call_tool(CallToolRequestParams::new("lookup").with_arguments(arguments))
+            .await
+            .unwrap();
+    };
+    let quiet = connect(
+        "capture-off",
+        false,
+        mcp_analytics::rmcp::instrument!(Server),
+        call_lookup,
+    );
+    let row = &tool_rows(&quiet, "lookup")[0];
+    assert_eq!(row.record.get("arguments"), None, "off by default");
+    assert_eq!(row.record.get("result"), None);
+
+    let server = mcp_analytics::rmcp::instrument!(Server)
+        .capture_arguments(true)
+        .capture_results(true);
+    let rows = connect("capture-on", true, server, call_lookup);
+    let row = &tool_rows(&rows, "lookup")[0];
+    assert_eq!(
+        row.record["arguments"],
+        json!({"region": "eu, ask [redacted:email]", "api_key": "[redacted]"}),
+        "the request's arguments, redacted"
+    );
+    let result = &row.record["result"];
+    assert_eq!(
+        result["content"][0]["text"], "eu, ask [redacted:email]",
+        "the tool's result, redacted: {result}"
+    );
+    assert!(!row.raw.contains("ada@example.com") && !row.raw.contains("k-1234"));
 }

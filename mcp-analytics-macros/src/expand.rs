@@ -50,6 +50,7 @@ fn expand(plan: Plan) -> syn::Result<TokenStream> {
         session,
         user,
         fields,
+        capture,
         krate,
         mut function,
     } = plan;
@@ -97,12 +98,35 @@ fn expand(plan: Plan) -> syn::Result<TokenStream> {
         let fields = fields.iter().map(|field| field_entry(&krate, field));
         start = quote!(#start.with_fields([#(#fields),*]));
     }
+    if capture.arguments {
+        let arguments = bindings(&function.sig).into_iter().map(|binding| {
+            let name = binding.unraw().to_string();
+            quote!((#name, (&&#krate::__private::Probe(&#binding)).__mcp_analytics_json()))
+        });
+        start = quote!(#start.with_arguments([#(#arguments),*]));
+    }
+    let finish = if capture.result {
+        quote! {
+            __mcp_analytics_call.finish_with_result(
+                (&&&#krate::__private::Probe(&__mcp_analytics_output)).__mcp_analytics_observe(),
+                (&&&#krate::__private::Probe(&__mcp_analytics_output)).__mcp_analytics_json(),
+            );
+        }
+    } else {
+        quote! {
+            __mcp_analytics_call.finish(
+                (&&&#krate::__private::Probe(&__mcp_analytics_output)).__mcp_analytics_observe(),
+            );
+        }
+    };
     let calls = Calls {
         krate: krate.clone(),
         start: quote! {
             {
                 #[allow(unused_imports)]
-                use #krate::__private::{ViaNoFacts as _, ViaRequestFacts as _};
+                use #krate::__private::{
+                    ViaNoFacts as _, ViaNoJson as _, ViaRequestFacts as _, ViaSerialize as _,
+                };
                 #start
             }
         },
@@ -110,12 +134,10 @@ fn expand(plan: Plan) -> syn::Result<TokenStream> {
             {
                 #[allow(unused_imports)]
                 use #krate::__private::{
-                    ViaAnything as _, ViaCallOutcome as _, ViaNestedOutcome as _, ViaResult as _,
+                    ViaAnything as _, ViaCallOutcome as _, ViaNestedOutcome as _, ViaNoJson as _,
+                    ViaResult as _, ViaSerialize as _, ViaSerializeOk as _,
                 };
-                __mcp_analytics_call.finish(
-                    (&&&#krate::__private::Probe(&__mcp_analytics_output))
-                        .__mcp_analytics_observe(),
-                );
+                #finish
             }
         },
     };
@@ -180,6 +202,31 @@ const REQUEST_TYPES: &[&str] = &[
 
 /// The bindings of the arguments whose type is one of [`REQUEST_TYPES`]: `ctx` in
 /// `ctx: RequestContext<RoleServer>`, `parts` in `Extension(parts): Extension<Parts>`.
+/// The names an instrumented function binds its arguments to, `self` aside: `name: T`, and the
+/// one binding of a wrapper pattern (rmcp's `Parameters(args): Parameters<T>`). Names starting
+/// with `_` say "unused": not captured.
+fn bindings(sig: &syn::Signature) -> Vec<syn::Ident> {
+    sig.inputs
+        .iter()
+        .filter_map(|input| {
+            let syn::FnArg::Typed(typed) = input else {
+                return None;
+            };
+            let binding = match &*typed.pat {
+                syn::Pat::Ident(binding) => &binding.ident,
+                syn::Pat::TupleStruct(wrapper) if wrapper.elems.len() == 1 => {
+                    match wrapper.elems.first() {
+                        Some(syn::Pat::Ident(binding)) => &binding.ident,
+                        _ => return None,
+                    }
+                }
+                _ => return None,
+            };
+            (!binding.unraw().to_string().starts_with('_')).then(|| binding.clone())
+        })
+        .collect()
+}
+
 fn request_arguments(sig: &syn::Signature) -> Vec<syn::Ident> {
     sig.inputs
         .iter()

@@ -2,8 +2,10 @@
 //! on the token to change, with what to write instead.
 
 use proc_macro2::Span;
+use syn::parse::Parser as _;
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned as _;
-use syn::{Expr, ExprLit, Ident, Lit, LitStr, Path};
+use syn::{Expr, ExprLit, Ident, Lit, LitStr, Path, Token};
 
 use crate::parse::{Arg, Args, FieldList, Format, Function, Item};
 
@@ -49,6 +51,15 @@ pub(crate) enum Name {
     Computed(Expr),
 }
 
+/// What `capture(..)` asks for.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Capture {
+    /// `arguments`: each argument whose type is `Serialize`, by name.
+    pub(crate) arguments: bool,
+    /// `result`: the returned value (a `Result`'s `Ok` value), when it is `Serialize`.
+    pub(crate) result: bool,
+}
+
 /// One of `fields(..)`, checked.
 pub(crate) struct Field {
     pub(crate) name: String,
@@ -63,6 +74,7 @@ pub(crate) struct Plan {
     pub(crate) session: Option<Expr>,
     pub(crate) user: Option<Expr>,
     pub(crate) fields: Vec<Field>,
+    pub(crate) capture: Capture,
     /// Where the runtime crate is: `::mcp_analytics` unless `crate = path` says otherwise.
     pub(crate) krate: Path,
     pub(crate) function: Function,
@@ -89,6 +101,7 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
     let mut session = None;
     let mut user = None;
     let mut fields = Vec::new();
+    let mut capture = Capture::default();
     let mut krate = None;
     let mut seen: Vec<String> = Vec::new();
 
@@ -101,17 +114,25 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
                 content,
             } => {
                 let key_text = key.to_string();
-                if key_text != "fields" {
+                if key_text != "fields" && key_text != "capture" {
                     errors.push(paren.span.join(), takes_no_list(attribute, &key_text));
                 } else if seen.contains(&key_text) {
                     errors.push(
                         key.span(),
-                        "duplicate argument `fields`: give it once, with every field in it",
+                        format!(
+                            "duplicate argument `{key_text}`: give it once, with everything in it"
+                        ),
                     );
-                } else {
+                } else if key_text == "fields" {
                     seen.push(key_text);
                     match syn::parse2::<FieldList>(content) {
                         Ok(list) => fields = validate_fields(list, &mut errors),
+                        Err(error) => errors.push(error.span(), error),
+                    }
+                } else {
+                    seen.push(key_text);
+                    match Punctuated::<Ident, Token![,]>::parse_terminated.parse2(content) {
+                        Ok(list) => capture = validate_capture(list, &mut errors),
                         Err(error) => errors.push(error.span(), error),
                     }
                 }
@@ -130,6 +151,7 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
                     }
                     "user" => "`user` takes a value: write `user = <expression>`, e.g. `user = claims.sub`".to_owned(),
                     "fields" => "`fields` takes a list: write `fields(region = args.region)`".to_owned(),
+                    "capture" => "`capture` takes a list: write `capture(arguments, result)`".to_owned(),
                     other => unknown_argument(other),
                 };
                 errors.push(key.span(), hint);
@@ -208,6 +230,10 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
                 key.span(),
                 "`fields` takes a list, not a value: write `fields(region = args.region, plan = %user.plan)`",
             ),
+            "capture" => errors.push(
+                key.span(),
+                "`capture` takes a list, not a value: write `capture(arguments, result)`",
+            ),
             "crate" => match crate_path(value) {
                 Ok(path) => krate = Some(path),
                 Err(span) => errors.push(
@@ -271,6 +297,7 @@ pub(crate) fn validate(kind: Kind, args: Args, item: Item) -> syn::Result<Plan> 
             session,
             user,
             fields,
+            capture,
             krate: krate.unwrap_or_else(|| syn::parse_quote!(::mcp_analytics)),
             function: *function,
         }),
@@ -338,6 +365,32 @@ fn validate_fields(list: FieldList, errors: &mut Errors) -> Vec<Field> {
     fields
 }
 
+/// Checks `capture(..)`: `arguments`, `result`, each once.
+fn validate_capture(list: Punctuated<Ident, Token![,]>, errors: &mut Errors) -> Capture {
+    let mut capture = Capture::default();
+    for what in list {
+        let slot = match what.to_string().as_str() {
+            "arguments" => &mut capture.arguments,
+            "result" => &mut capture.result,
+            other => {
+                errors.push(
+                    what.span(),
+                    format!("`capture` takes `arguments` and `result`, not `{other}`: write `capture(arguments, result)`"),
+                );
+                continue;
+            }
+        };
+        if *slot {
+            errors.push(
+                what.span(),
+                format!("`{what}` is already captured: give it once"),
+            );
+        }
+        *slot = true;
+    }
+    capture
+}
+
 fn takes_no_list(attribute: &str, key: &str) -> String {
     match key {
         "name" | "session" | "user" | "crate" => {
@@ -348,7 +401,9 @@ fn takes_no_list(attribute: &str, key: &str) -> String {
 }
 
 fn unknown_argument(key: &str) -> String {
-    format!("unknown argument `{key}`: expected `name`, `session`, `user`, `fields` or `crate`")
+    format!(
+        "unknown argument `{key}`: expected `name`, `session`, `user`, `fields`, `capture` or `crate`"
+    )
 }
 
 fn describe_literal(lit: &Lit) -> &'static str {

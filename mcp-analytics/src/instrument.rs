@@ -12,13 +12,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::capture::user;
+use crate::capture::{self, user};
 use crate::clock;
 use crate::global;
 use crate::panic_hook;
-use crate::rows::call::{CallRow, Callsite, Details, ErrorType, HandlerReport, Kind, Outcome};
-use crate::rows::dimensions::Resolved;
-use crate::rows::fields::{FieldValue, Fields};
+use crate::rows::call::{
+    CallRow, Callsite, Captured, Details, ErrorType, HandlerReport, Kind, Outcome,
+};
+use crate::rows::fields::{FieldValue, Fields, Resolved};
 use crate::rows::outcome::{ErrorText, Observed};
 use crate::rows::request::RequestFacts;
 use crate::rows::scope::{self, Active, Inherited, Running, RunningCall, Scoped, Serving};
@@ -144,6 +145,30 @@ impl Call {
     pub fn with_fields<const N: usize>(mut self, fields: [(&'static str, FieldValue); N]) -> Self {
         self.details().fields = Fields(Vec::from(fields));
         self
+    }
+
+    /// `capture(arguments)`: each argument's JSON, by name (`None`: its type is not
+    /// `Serialize`), redacted now, before anything is queued.
+    pub fn with_arguments<const N: usize>(
+        mut self,
+        arguments: [(&'static str, Option<serde_json::Value>); N],
+    ) -> Self {
+        let object = arguments
+            .into_iter()
+            .filter_map(|(name, value)| Some((name.to_owned(), value?)))
+            .collect::<serde_json::Map<_, _>>();
+        if let Some(arguments) = capture::value(serde_json::Value::Object(object)) {
+            self.details().captured.get_or_insert_default().arguments = Some(arguments);
+        }
+        self
+    }
+
+    /// [`Call::finish`] with `capture(result)`: the returned value's JSON, redacted.
+    pub fn finish_with_result(mut self, observed: Observed<'_>, result: Option<serde_json::Value>) {
+        if let Some(result) = result.and_then(capture::value) {
+            self.details().captured.get_or_insert_default().result = Some(result);
+        }
+        self.finish(observed);
     }
 
     /// `session = <expr>`: an empty value means "not known here" and keeps the scoped session.
@@ -307,6 +332,11 @@ impl ServingCall {
             joined: None,
         };
         Self { call, served }
+    }
+
+    /// Adds to what the request's row captured.
+    pub(crate) fn capture(&mut self, add: impl FnOnce(&mut Captured)) {
+        add(self.call.details().captured.get_or_insert_default());
     }
 
     /// `body`, run inside the request.

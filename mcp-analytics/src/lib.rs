@@ -73,7 +73,6 @@ mod instrument;
 mod lifecycle;
 mod panic_hook;
 mod queue;
-#[allow(dead_code)] // wired in by the capture of issue 13
 mod redact;
 #[cfg(feature = "rmcp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
@@ -273,6 +272,7 @@ pub fn stats() -> Stats {
 /// What the attribute macros expand to. Not public API: no stability guarantees.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::capture::probe::{ViaNoJson, ViaSerialize, ViaSerializeOk};
     pub use crate::instrument::Call;
     #[cfg(feature = "rmcp")]
     pub use crate::rmcp::sites::ServerSites;

@@ -37,8 +37,9 @@ use std::panic::PanicHookInfo;
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
+use crate::capture;
 use crate::clock;
-use crate::rows::text::{MAX_ERROR_LEN, bounded_str};
+use crate::rows::text::MAX_ERROR_LEN;
 
 /// Whether the hook records: analytics runs, with panic messages on.
 static RECORDING: AtomicBool = AtomicBool::new(false);
@@ -106,10 +107,12 @@ fn text_of(payload: &(dyn Any + Send)) -> Option<&str> {
         .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
 }
 
-/// What a row keeps of a panic's message: every message passes here, once, in the hook. Only
-/// bounded for now, as error texts are; text redaction (`crate::redact`) belongs here.
+/// What a row keeps of a panic's message: every message passes here, once, in the hook.
+/// Messages quote what the code was handling (`called unwrap on Err(..)`, a URL, an address):
+/// secrets and personal data in them are redacted, as in every captured text, then the text is
+/// bounded as error texts are.
 fn sanitize(message: &str) -> Box<str> {
-    bounded_str(message, MAX_ERROR_LEN).into()
+    capture::free_text(message, MAX_ERROR_LEN)
 }
 
 /// The message of the panic this thread unwinds from, for the guard of a call that started at

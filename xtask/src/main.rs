@@ -208,9 +208,13 @@ fn output(dir: &Path, program: &str, args: &[&str]) -> Option<String> {
 }
 
 /// The hot path's subjects and layouts, in table order.
-const SUBJECTS: [(&str, &str); 4] = [
+const SUBJECTS: [(&str, &str); 5] = [
     ("baseline", "uninstrumented (baseline)"),
     ("mcp_tool", "`#[mcp_tool]`"),
+    (
+        "mcp_tool_fields",
+        "`#[mcp_tool(fields(..))]`, two fields (sync only)",
+    ),
     (
         "tracing",
         "tracing `#[instrument]` + registry + recording layer",

@@ -7,15 +7,21 @@ use super::Builder;
 use crate::before_send::{BeforeSend, Event};
 use crate::capture::{self, user::HashKey};
 use crate::error::Error;
+use crate::redact::{RedactHook, Redaction};
 
 /// Shortest key `hash_users` takes: 128 bits, as much as the hashes it keys keep.
 const MIN_USER_KEY_BYTES: usize = 16;
+
+/// Smallest `capture_limit`: room for a cut value's marker, and some of the value.
+const MIN_CAPTURE_LIMIT: usize = 128;
 
 /// What the builder holds for the capture settings.
 #[derive(Clone, Default)]
 pub(super) struct CaptureOptions {
     user_key: Option<HashKey>,
     user_key_len: usize,
+    redact_with: Option<RedactHook>,
+    capture_limit: Option<usize>,
     pub(super) before_send: Option<BeforeSend>,
 }
 
@@ -23,6 +29,8 @@ impl fmt::Debug for CaptureOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CaptureOptions")
             .field("hash_users", &self.user_key.is_some())
+            .field("redact_with", &self.redact_with.is_some())
+            .field("capture_limit", &self.capture_limit)
             .field("before_send", &self.before_send.is_some())
             .finish()
     }
@@ -37,8 +45,16 @@ impl CaptureOptions {
                 reason: format!("the key must be at least {MIN_USER_KEY_BYTES} bytes"),
             });
         }
+        let max_bytes = self.capture_limit.unwrap_or(Redaction::DEFAULT_MAX_BYTES);
+        if max_bytes < MIN_CAPTURE_LIMIT {
+            return Err(Error::InvalidSetting {
+                setting: "capture_limit",
+                reason: format!("must be at least {MIN_CAPTURE_LIMIT} bytes"),
+            });
+        }
         Ok(capture::Settings {
             user_key: self.user_key.clone(),
+            redaction: Redaction::new(self.redact_with.clone(), max_bytes),
         })
     }
 }
@@ -67,6 +83,40 @@ impl Builder {
 }
 
 impl Builder {
+    /// Your own redaction, run on every captured value (arguments, results) after the built-in
+    /// layers (credential keys, secrets and personal data inside strings) and before the size
+    /// bound: remove members, mask ids, replace the value whole. It runs on the thread that
+    /// records the call, before the row is queued: keep it cheap. A hook that panics fails
+    /// closed: the value is replaced by a marker, and the call goes on.
+    ///
+    /// ```
+    /// let _analytics = mcp_analytics::builder()
+    ///     .redact_with(|value| {
+    ///         if let Some(object) = value.as_object_mut() {
+    ///             object.remove("customer_id");
+    ///         }
+    ///     })
+    ///     .init();
+    /// ```
+    pub fn redact_with(
+        mut self,
+        hook: impl Fn(&mut serde_json::Value) + Send + Sync + 'static,
+    ) -> Self {
+        self.capture.redact_with = Some(std::sync::Arc::new(hook));
+        self
+    }
+
+    /// The most bytes of compact JSON one captured value (a call's arguments, its result)
+    /// keeps; a longer one is cut, the cut marked. Default: 4 KiB; at least 128.
+    ///
+    /// ```
+    /// let _analytics = mcp_analytics::builder().capture_limit(16 * 1024).init();
+    /// ```
+    pub fn capture_limit(mut self, bytes: usize) -> Self {
+        self.capture.capture_limit = Some(bytes);
+        self
+    }
+
     /// A hook that sees every row before it is sent, as an [`Event`], and returns it (as it
     /// is or amended) or `None` to drop it: sampling, a key removed, a field added. Dropped
     /// rows are counted in [`Stats::filtered`](crate::Stats::filtered).

@@ -128,9 +128,10 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<GetPromptResponse, ErrorData>> + MaybeSendFuture + '_ {
-        let call =
+        let mut call =
             self.connection()
                 .begin(Method::GetPrompt, (&context).into(), Some(&request.name));
+        self.record_arguments(&mut call, request.arguments.as_ref());
         let resumes = request.request_state.clone();
         let body = self.inner().get_prompt(request, context);
         self.serve(call, body, move |answer, row| {
@@ -275,9 +276,10 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<CallToolResponse, ErrorData>> + MaybeSendFuture + '_ {
-        let call =
+        let mut call =
             self.connection()
                 .begin(Method::CallTool, (&context).into(), Some(&request.name));
+        self.record_arguments(&mut call, request.arguments.as_ref());
         let resumes = request.request_state.clone();
         let body = self.inner().call_tool(request, context);
         self.serve(call, body, move |answer, row| {

@@ -18,6 +18,7 @@ use super::settings::{RequestInfo, Settings};
 use super::sites::ServerSites;
 use super::spanning;
 use crate::Dimensions;
+use crate::capture;
 use crate::clock;
 use crate::instrument::{Ending, ServingCall};
 use crate::rows::call::{CallRow, ErrorType, Link, Outcome};
@@ -147,6 +148,50 @@ impl<S> Instrumented<S> {
         self.with_settings(|settings| settings.dimensions_by = Some(Arc::new(dimensions)))
     }
 
+    /// Records the arguments of each handler call (`tools/call`, `prompts/get`) as the client
+    /// sent them, under the record key `arguments`. Off by default: arguments are what users
+    /// typed and agents chose, and may be personal data.
+    ///
+    /// What is recorded is redacted first, on the thread that serves the request, before it is
+    /// queued: credential-like keys, then secrets and personal data inside strings, then your
+    /// own [`Builder::redact_with`](crate::Builder::redact_with) hook, then the size bound
+    /// ([`Builder::capture_limit`](crate::Builder::capture_limit)). Nothing is recorded before
+    /// `init`, when the rules are not known yet.
+    ///
+    /// ```
+    /// # use rmcp::{ServerHandler, model::ServerConfig};
+    /// # #[derive(Clone)]
+    /// # struct Server;
+    /// # impl ServerHandler for Server {
+    /// #     fn get_info(&self) -> ServerConfig { ServerConfig::default() }
+    /// # }
+    /// let server = mcp_analytics::rmcp::instrument!(Server)
+    ///     .capture_arguments(true)
+    ///     .capture_results(true);
+    /// # drop(server);
+    /// ```
+    pub fn capture_arguments(self, capture: bool) -> Self {
+        self.with_settings(|settings| settings.capture_arguments = capture)
+    }
+
+    /// Records the result of each handler call (a tool's `CallToolResult`, a prompt's
+    /// messages) under the record key `result`, redacted as
+    /// [`capture_arguments`](Self::capture_arguments) says. Off by default.
+    ///
+    /// ```
+    /// # use rmcp::{ServerHandler, model::ServerConfig};
+    /// # #[derive(Clone)]
+    /// # struct Server;
+    /// # impl ServerHandler for Server {
+    /// #     fn get_info(&self) -> ServerConfig { ServerConfig::default() }
+    /// # }
+    /// let server = mcp_analytics::rmcp::instrument!(Server).capture_results(true);
+    /// # drop(server);
+    /// ```
+    pub fn capture_results(self, capture: bool) -> Self {
+        self.with_settings(|settings| settings.capture_results = capture)
+    }
+
     /// The wrapped server.
     ///
     /// ```
@@ -182,6 +227,20 @@ impl<S> Instrumented<S> {
         &self.connection
     }
 
+    /// The arguments of a handler call, onto its row when the server is told to capture them.
+    pub(super) fn record_arguments(
+        &self,
+        call: &mut ServingCall,
+        arguments: Option<&impl serde::Serialize>,
+    ) {
+        if self.connection.settings().capture_arguments
+            && let Some(arguments) = arguments
+            && let Ok(arguments) = serde_json::to_value(arguments)
+        {
+            call.capture(|captured| captured.arguments = capture::value(arguments));
+        }
+    }
+
     /// Runs `body` as the request `call` records, and records it when it ends; `more` adds to
     /// the row what only this request's answer tells.
     pub(super) async fn serve<T: Answer>(
@@ -193,6 +252,12 @@ impl<S> Instrumented<S> {
         let (result, mut row) = answered(call, body).await;
         if let Ok(answer) = &result {
             more(answer, &mut row);
+            if self.connection.settings().capture_results
+                && let Some(captured) = answer.result().and_then(capture::value)
+                && let Some(details) = row.details.as_deref_mut()
+            {
+                details.captured.get_or_insert_default().result = Some(captured);
+            }
         }
         self.connection.record(row);
         result
@@ -262,10 +327,16 @@ fn failed(error: &ErrorData) -> Ending {
     }
 }
 
-/// What an answer says of how its request ended: most are plain successes.
+/// What an answer says of how its request ended (most are plain successes), and what it
+/// holds that a handler call's row may capture.
 pub(super) trait Answer {
     fn ending(&self) -> Ending {
         Ending::OK
+    }
+
+    /// The handler's result, as JSON: a completed tool call's or prompt's.
+    fn result(&self) -> Option<serde_json::Value> {
+        None
     }
 }
 
@@ -293,6 +364,13 @@ impl Answer for CallToolResponse {
             _ => Ending::OK,
         }
     }
+
+    fn result(&self) -> Option<serde_json::Value> {
+        match self {
+            CallToolResponse::Complete(result) => serde_json::to_value(result).ok(),
+            _ => None,
+        }
+    }
 }
 
 impl Answer for GetPromptResponse {
@@ -301,6 +379,13 @@ impl Answer for GetPromptResponse {
             GetPromptResponse::Complete(_) => Ending::OK,
             GetPromptResponse::InputRequired(_) => input_required(),
             _ => Ending::OK,
+        }
+    }
+
+    fn result(&self) -> Option<serde_json::Value> {
+        match self {
+            GetPromptResponse::Complete(result) => serde_json::to_value(result).ok(),
+            _ => None,
         }
     }
 }

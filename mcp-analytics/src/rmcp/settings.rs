@@ -23,6 +23,10 @@ pub(super) struct Settings {
     pub(super) sites: &'static ServerSites,
     pub(super) session_by: Option<Arc<SessionBy>>,
     pub(super) dimensions_by: Option<Arc<DimensionsBy>>,
+    /// Record handler calls' arguments (`tools/call`, `prompts/get`), redacted.
+    pub(super) capture_arguments: bool,
+    /// Record handler calls' results, redacted.
+    pub(super) capture_results: bool,
 }
 
 impl Settings {
@@ -31,6 +35,8 @@ impl Settings {
             sites,
             session_by: None,
             dimensions_by: None,
+            capture_arguments: false,
+            capture_results: false,
         }
     }
 }
@@ -40,6 +46,8 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("session_by", &self.session_by.is_some())
             .field("dimensions_by", &self.dimensions_by.is_some())
+            .field("capture_arguments", &self.capture_arguments)
+            .field("capture_results", &self.capture_results)
             .finish_non_exhaustive()
     }
 }

@@ -6,8 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::dimensions::Resolved;
-use super::fields::Fields;
+use super::fields::{Fields, Resolved};
 use super::request::Origin;
 use super::session::SessionId;
 
@@ -187,6 +186,15 @@ pub(crate) struct Details {
     pub(crate) user: Option<Arc<str>>,
     /// `fields(..)`: the call's own.
     pub(crate) fields: Fields,
+    /// What was captured on request, redacted: arguments and result.
+    pub(crate) captured: Option<Box<Captured>>,
+}
+
+/// A call's arguments and result, captured on request and redacted before the row is queued.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct Captured {
+    pub(crate) arguments: Option<serde_json::Value>,
+    pub(crate) result: Option<serde_json::Value>,
 }
 
 /// Ties together the requests of one call: an answer that asks for input and the request that
@@ -232,6 +240,12 @@ impl Details {
         }
         if !handler.fields.is_empty() {
             self.fields = handler.fields;
+        }
+        // The wrapper's capture, of the request as the client sent it, comes first.
+        if let Some(theirs) = handler.captured {
+            let ours = self.captured.get_or_insert_default();
+            ours.arguments = ours.arguments.take().or(theirs.arguments);
+            ours.result = ours.result.take().or(theirs.result);
         }
     }
 }

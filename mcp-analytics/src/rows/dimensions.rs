@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
-use super::fields::{Fields, ToFieldValue};
+use super::fields::{Fields, Resolved, ToFieldValue};
 use super::scope::{self, Scoped};
 use crate::capture::user;
 
@@ -43,14 +43,6 @@ use crate::capture::user;
 pub struct Dimensions {
     user: Option<Box<str>>,
     fields: Fields,
-}
-
-/// What a scope's calls inherit, resolved once on entry: the user as it will be recorded
-/// (hashed if so configured), the fields merged with the enclosing scope's.
-#[derive(Debug, Default)]
-pub(crate) struct Resolved {
-    pub(crate) user: Option<Arc<str>>,
-    pub(crate) fields: Fields,
 }
 
 impl Dimensions {

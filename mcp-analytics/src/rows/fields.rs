@@ -7,6 +7,7 @@
 //! under a key of their own, so a cut is visible in the data rather than silent.
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::text::{MAX_ERROR_LEN, bounded};
 
@@ -47,6 +48,15 @@ impl Fields {
             None => self.0.push((name, value)),
         }
     }
+}
+
+/// What the calls of a [`Dimensions`](crate::Dimensions) scope inherit, resolved once on entry:
+/// the user as it will be recorded (hashed if so configured), the fields merged with the
+/// enclosing scope's.
+#[derive(Debug, Default)]
+pub(crate) struct Resolved {
+    pub(crate) user: Option<Arc<str>>,
+    pub(crate) fields: Fields,
 }
 
 /// A field's value, as JSON will hold it.

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::task::{Context, Poll};
 
 use super::call::Callsite;
-use super::dimensions::Resolved;
+use super::fields::Resolved;
 use super::request::Origin;
 use super::served::ServedRequest;
 use super::session::SessionId;
