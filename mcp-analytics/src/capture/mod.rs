@@ -35,7 +35,8 @@ pub(crate) fn install(settings: Settings) {
 /// made safe to queue: cut to `max_len` bytes.
 // The redaction pipeline (issue 13) takes over here: secrets and personal data inside the
 // text are replaced before the cut.
-#[allow(dead_code)] // until the agent-facing options read intents
+// Read by the rmcp wrapper's agent-facing options only.
+#[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
 pub(crate) fn free_text(text: &str, max_len: usize) -> Box<str> {
     crate::rows::text::bounded_str(text, max_len).into()
 }

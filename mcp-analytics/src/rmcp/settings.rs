@@ -1,12 +1,13 @@
 //! What a wrapped server is told to do beyond recording every request: the callbacks that read
-//! sessions and dimensions off a request, and what to capture. Shared by the server's clones,
-//! which are its connections.
+//! sessions and dimensions off a request, what to capture, and what to say to the agent (the
+//! agent-facing options). Shared by the server's clones, which are its connections.
 
 use std::fmt;
 use std::sync::Arc;
 
 use rmcp::model::{Extensions, MetaObject};
 
+use super::agent;
 use super::facts::Incoming;
 use super::sites::ServerSites;
 use crate::Dimensions;
@@ -23,6 +24,7 @@ pub(super) struct Settings {
     pub(super) sites: &'static ServerSites,
     pub(super) session_by: Option<Arc<SessionBy>>,
     pub(super) dimensions_by: Option<Arc<DimensionsBy>>,
+    pub(super) agent: agent::Options,
 }
 
 impl Settings {
@@ -31,6 +33,7 @@ impl Settings {
             sites,
             session_by: None,
             dimensions_by: None,
+            agent: agent::Options::default(),
         }
     }
 }
@@ -40,6 +43,7 @@ impl fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("session_by", &self.session_by.is_some())
             .field("dimensions_by", &self.dimensions_by.is_some())
+            .field("agent", &self.agent)
             .finish_non_exhaustive()
     }
 }
