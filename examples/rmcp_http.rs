@@ -11,11 +11,18 @@
 //! protocol version; 2026-07-28 requests are served that way in either mode. Such requests carry
 //! no session (the `session` column is empty), and their client is what each request says in
 //! its `_meta`.
+//!
+//! With `MCP_ANALYTICS_AGENT_OPTIONS=1`, the wrapper's agent-facing options are on (all off
+//! otherwise, as by default): every tool asks the agent why it is called (`context`, recorded as
+//! `intent`) and takes a `conversation_id` (handed out with the first result, recorded as
+//! `conversation`, and, on requests without a session, as their `session`), and one more tool,
+//! `get_more_tools`, takes reports of what is missing.
 
 mod demo_server;
 
 use std::sync::Arc;
 
+use mcp_analytics::rmcp::Instrumented;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
@@ -29,11 +36,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => usage(),
     };
     let _analytics = mcp_analytics::init();
+    let agent = agent_options_asked();
 
     let stop = CancellationToken::new();
     let mcp = StreamableHttpService::new(
         // rmcp makes one server per session (per request when stateless): wrap each.
-        || Ok(mcp_analytics::rmcp::instrument!(demo_server::Demo)),
+        move || {
+            let server = mcp_analytics::rmcp::instrument!(demo_server::Demo);
+            Ok(agent_options(server, agent))
+        },
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default()
             .with_legacy_session_mode(!stateless)
@@ -54,6 +65,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("analytics: {error}");
     }
     Ok(())
+}
+
+/// Whether `MCP_ANALYTICS_AGENT_OPTIONS=1` asks for the agent-facing options.
+fn agent_options_asked() -> bool {
+    std::env::var("MCP_ANALYTICS_AGENT_OPTIONS").is_ok_and(|value| value == "1")
+}
+
+/// `server` with every agent-facing option on, when `on`.
+fn agent_options<S>(server: Instrumented<S>, on: bool) -> Instrumented<S> {
+    if !on {
+        return server;
+    }
+    server
+        .intent_argument(true)
+        .conversations(true)
+        .missing_capability_tool("get_more_tools")
 }
 
 fn usage() -> ! {

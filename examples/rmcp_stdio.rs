@@ -10,17 +10,40 @@
 //! A stdio server is one MCP session: its events share one session id. Nothing but protocol
 //! messages goes to stdout. When the client closes stdin the server returns from `main`, and
 //! dropping the analytics guard delivers what is queued.
+//!
+//! With `MCP_ANALYTICS_AGENT_OPTIONS=1`, the wrapper's agent-facing options are on (all off
+//! otherwise, as by default): every tool asks the agent why it is called (`context`, recorded as
+//! `intent`) and takes a `conversation_id` (handed out with the first result, recorded as
+//! `conversation`), and one more tool, `get_more_tools`, takes reports of what is missing.
 
 mod demo_server;
 
+use mcp_analytics::rmcp::Instrumented;
 use rmcp::ServiceExt;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _analytics = mcp_analytics::init();
-    let server = mcp_analytics::rmcp::instrument!(demo_server::Demo)
+    let server = mcp_analytics::rmcp::instrument!(demo_server::Demo);
+    let server = agent_options(server, agent_options_asked())
         .serve(rmcp::transport::stdio())
         .await?;
     server.waiting().await?;
     Ok(())
+}
+
+/// Whether `MCP_ANALYTICS_AGENT_OPTIONS=1` asks for the agent-facing options.
+fn agent_options_asked() -> bool {
+    std::env::var("MCP_ANALYTICS_AGENT_OPTIONS").is_ok_and(|value| value == "1")
+}
+
+/// `server` with every agent-facing option on, when `on`.
+fn agent_options<S>(server: Instrumented<S>, on: bool) -> Instrumented<S> {
+    if !on {
+        return server;
+    }
+    server
+        .intent_argument(true)
+        .conversations(true)
+        .missing_capability_tool("get_more_tools")
 }

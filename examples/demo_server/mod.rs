@@ -31,7 +31,10 @@ pub struct TwoNumbers {
     b: i64,
 }
 
+/// Strict: an argument it does not declare fails the call, so a `lookup` that succeeds shows
+/// that what the wrapper's agent-facing options add to the arguments never reaches the server.
 #[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Key {
     key: String,
 }

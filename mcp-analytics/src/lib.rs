@@ -116,7 +116,7 @@ pub mod session {
 /// past the most a call keeps are counted.
 pub mod limits {
     pub use crate::rows::fields::{MAX_FIELD_LEN, MAX_FIELDS};
-    pub use crate::rows::text::{MAX_ERROR_LEN, MAX_NAME_LEN};
+    pub use crate::rows::text::{MAX_ERROR_LEN, MAX_INTENT_LEN, MAX_NAME_LEN};
 }
 
 /// Records each call of a tool handler: `#[mcp_tool]`, `#[mcp_tool(name = "…")]`.

@@ -41,7 +41,10 @@ TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}$")
 HANDLER_KINDS = ("tool", "prompt", "resource")
 HANDLER_METHOD = {"tool": "tools/call", "prompt": "prompts/get", "resource": "resources/read"}
 KIND_OF_METHOD = {method: kind for kind, method in HANDLER_METHOD.items()}
-KINDS = (*HANDLER_KINDS, "request", "notification", "session", "task")
+# A missing-capability report (the wrapper's `missing_capability_tool` option) is a `tools/call`
+# the wrapper answers: a row of its own kind, named under `name`, never a call of a tool.
+MISSING_CAPABILITY = "missing_capability"
+KINDS = (*HANDLER_KINDS, "request", "notification", "session", "task", MISSING_CAPABILITY)
 OUTCOMES = ("ok", "error", "panic", "cancelled", "input_required", "task")
 # The template counts failed and panicked calls as errors; nothing else is the server's failure.
 LEVEL_OF_OUTCOME = {outcome: "error" if outcome in ("error", "panic") else "info" for outcome in OUTCOMES}
@@ -55,16 +58,22 @@ ALWAYS_KEYS = frozenset({"appName", "version", "message", "kind"})
 ORIGIN_KEYS = frozenset({"client_name", "client_version", "protocol_version", "transport"})
 # What ties the rows of a call that spans requests (input required, tasks) together.
 LINK_KEYS = frozenset({"continuation", "resumes", "task_id", "total_duration_ms"})
+# What the agent said of a call, with the wrapper's agent-facing options on (off by default).
+AGENT_KEYS = frozenset({"intent", "conversation"})
 # Per kind: the keys a record must have besides ALWAYS_KEYS, and those it may have. A key
 # without a value is left out, never sent empty.
 KIND_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     **{
         kind: (
             frozenset({"funcName", kind, "method", "outcome", "duration_ms", "transport", "request_id"}),
-            ORIGIN_KEYS | LINK_KEYS | {"handler_duration_ms", "error", "error_type"},
+            ORIGIN_KEYS | LINK_KEYS | AGENT_KEYS | {"handler_duration_ms", "error", "error_type"},
         )
         for kind in HANDLER_KINDS
     },
+    MISSING_CAPABILITY: (
+        frozenset({"funcName", "name", "method", "outcome", "duration_ms", "transport", "request_id"}),
+        ORIGIN_KEYS | AGENT_KEYS,
+    ),
     "request": (
         frozenset({"funcName", "method", "outcome", "duration_ms", "transport", "request_id"}),
         ORIGIN_KEYS | {"error", "error_type", "listed"},
@@ -74,7 +83,7 @@ KIND_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "session": (frozenset({"event", "transport"}), ORIGIN_KEYS | {"duration_ms"}),
     "task": (
         frozenset({"funcName", "name", "outcome", "duration_ms"}),
-        ORIGIN_KEYS | LINK_KEYS | {"request_id", "error", "error_type"},
+        ORIGIN_KEYS | LINK_KEYS | AGENT_KEYS | {"request_id", "error", "error_type"},
     ),
 }
 # Every key a record may have.
@@ -155,7 +164,7 @@ class Row:
             return self.record.get(kind, "")
         if kind == "session":
             return self.record.get("event", "")
-        if kind == "task":
+        if kind in ("task", MISSING_CAPABILITY):
             return self.record.get("name", "")
         return self.record.get("method", "")
 
@@ -268,6 +277,7 @@ class HttpServer:
         workdir: Path,
         startup_timeout: float = 10.0,
         stateless: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_loopback_port()
         self.url = f"http://127.0.0.1:{self.port}/mcp"
@@ -281,7 +291,7 @@ class HttpServer:
             stderr=subprocess.PIPE,
             text=True,
             cwd=workdir,  # no .env there
-            env={"TB_API_URL": receiver_url, "TB_WRITE_TOKEN": TOKEN},
+            env={"TB_API_URL": receiver_url, "TB_WRITE_TOKEN": TOKEN, **(env or {})},
         )
         self._reader = threading.Thread(target=self._read_stderr, name="rmcp_http-stderr", daemon=True)
         self._reader.start()
@@ -776,6 +786,13 @@ class Expectations:
             fields["duration_ms"] = at_least(min_duration_ms)
         self._add(label, method, fields | extra | self.origin(method), request_id)
 
+    def missing_capability(self, label: str, name: str, **extra: object) -> None:
+        """A `tools/call` of the missing-capability tool, just sent: the wrapper answers it, and
+        its row is a report, not a call of a tool; `extra`: more record keys to check."""
+        fields: dict[str, object] = {"kind": MISSING_CAPABILITY, "method": "tools/call", "name": name}
+        fields |= {"outcome": "ok", "tool": None, "error": None, "error_type": None, "funcName": "call_tool"}
+        self._add(label, "tools/call", fields | extra | self.origin("tools/call"), None)
+
     def request(
         self,
         label: str,
@@ -888,6 +905,8 @@ def check_row_invariants(
             assert row.method == HANDLER_METHOD[kind], f"method of a {kind} row{where}"
         if kind in ("request", "notification"):
             assert row.method and row.method not in KIND_OF_METHOD, f"method of a {kind} row{where}"
+        if kind == MISSING_CAPABILITY:
+            assert row.method == "tools/call" and "tool" not in record, f"a report names no tool{where}"
         if kind == "notification":
             assert row.outcome == "ok", f"a notification's outcome{where}"
         if "listed" in record:

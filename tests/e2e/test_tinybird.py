@@ -6,9 +6,10 @@ panics, a cancellation; spread latencies; five sessions) through a loopback Even
 the rows it received and its own account of every call. The test deploys the project's
 datasources and pipes into chdb, appends those rows, plus rows in the shape of the template's
 TypeScript and Python producers (no `kind`), log lines (`kind = 'log'`) and rows of the rmcp
-server wrapper that are not handler calls (`kind` request, notification, session, task), reads the
-`api_prometheus` endpoint in the `.prometheus` format, checks it with `promtool check metrics`,
-and compares every metric with what the calls, not the rows, say it must be.
+server wrapper that are not handler calls (`kind` request, notification, session, task,
+missing_capability), reads the `api_prometheus` endpoint in the `.prometheus` format, checks it
+with `promtool check metrics`, and compares every metric with what the calls, not the rows, say
+it must be.
 """
 
 from __future__ import annotations
@@ -255,21 +256,24 @@ def log_lines(app: str, version: str) -> list[dict]:
 
 
 # The sessions of the wrapper's rows below: none made a handler call, so none may count.
-WRAPPER_SESSIONS = ("wrapper-session", "wrapper-tasks", "")
+# A conversation handle stands for the session of a stateless request when the wrapper's
+# `conversations` option is on.
+CONVERSATION = "0190b0a8-4c1e-7000-8000-5b2f3a1d9e01"
+WRAPPER_SESSIONS = ("wrapper-session", "wrapper-tasks", "", CONVERSATION)
 
 
 def wrapper_rows(app: str, version: str) -> list[dict]:
     """Rows of the rmcp server wrapper (`instrument!`) that are not handler calls, in the exact
     shape the crate sends (keys without a value left out): a session's start and end, its
     initialize, listing, notification and a failed ping; a stateless request (empty session);
-    a finished task. Counted the template's way they would add requests of tool '', errors and
-    sessions of their own; none may count."""
+    a finished task; an agent's report of a missing capability. Counted the template's way they
+    would add requests of tool '', errors and sessions of their own; none may count."""
     at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     origin = {"client_name": "wrapper-client", "client_version": "1.0.0", "protocol_version": "2025-11-25", "transport": "tcp"}
 
     def row(session: str, level: str, kind: str, **record: object) -> dict:
         head = {"appName": app, "funcName": record.pop("funcName"), "version": version}
-        name = record.get("method") or record.get("event") or record.get("name")
+        name = record.get("name") or record.get("method") or record.get("event")
         outcome = record.get("outcome")
         message = f"{kind} {name}" + (f": {outcome}" if outcome else "") + (f": {record['error']}" if "error" in record else "")
         full = {**head, "message": message, "kind": kind, **record}
@@ -292,6 +296,9 @@ def wrapper_rows(app: str, version: str) -> list[dict]:
             error="unsupported protocol version", error_type="-32602", **origin, request_id="1"),
         row("wrapper-tasks", "error", "task", funcName="call_tool", name="search", outcome="error", duration_ms=2500.0,
             error="upstream failed", error_type="tool_error", task_id="task-1", **origin),
+        row(CONVERSATION, "info", "missing_capability", funcName="call_tool", method="tools/call",
+            name="get_more_tools", outcome="ok", duration_ms=0.03, **origin, request_id="3",
+            intent="a tool that converts currencies", conversation=CONVERSATION),
     ]
 
 
@@ -541,11 +548,12 @@ def test_wrapper_rows_other_than_handler_calls_are_not_calls(
     workspace: Workspace, metrics: dict[str, Family], workload: Workload
 ) -> None:
     """The rmcp server wrapper also records every other request, notification, session and
-    task. Counted the template's way, each would be a request of tool '' (some at level error)
+    task, and the agents' reports of missing capabilities. Counted the template's way, each would be a request of tool '' (some at level error)
     in sessions that made no call; none reaches `mcp_calls`, so every metric is the calls'."""
     truth = workload.truth
     sent = wrapper_rows(truth["app_name"], truth["version"])
-    assert {json.loads(row["record"])["kind"] for row in sent} == {"request", "notification", "session", "task"}
+    kinds_sent = {json.loads(row["record"])["kind"] for row in sent}
+    assert kinds_sent == {"request", "notification", "session", "task", "missing_capability"}
     assert {row["level"] for row in sent} == {"info", "error"}
     assert {row["session"] for row in sent} == set(WRAPPER_SESSIONS)
     called = {call["session"] for call in truth["calls"]}

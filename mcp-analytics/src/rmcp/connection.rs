@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use super::agent::Said;
 use super::facts::{self, Handshake, Incoming};
 use super::settings::{RequestInfo, Settings};
 use super::sites::{Method, ServerSites};
@@ -66,6 +67,18 @@ impl Connection {
         incoming: Incoming<'_>,
         name: Option<&str>,
     ) -> ServingCall {
+        self.begin_said(method, incoming, name, Said::default())
+    }
+
+    /// [`begin`](Self::begin), with what the agent `said` of the request (a `tools/call`, with
+    /// the agent-facing options on).
+    pub(super) fn begin_said(
+        &self,
+        method: Method,
+        incoming: Incoming<'_>,
+        name: Option<&str>,
+        said: Said,
+    ) -> ServingCall {
         let parts = incoming.parts();
         let site = self.settings.sites.site(method);
         let session = match self
@@ -107,6 +120,8 @@ impl Connection {
             origin.user = user;
             origin.fields = fields;
         }
+        origin.intent = said.intent;
+        origin.conversation = said.conversation;
         let origin = Arc::new(origin);
         let in_session = origin.transport == Some(Transport::Pipe)
             || session.as_ref().is_some_and(|id| !id.is_none_session());
@@ -115,6 +130,15 @@ impl Connection {
             self.session_known(&mut state, session.clone(), &origin, None);
         }
         drop(state);
+        // A request in no session of its own (stateless HTTP) is in its agent's conversation,
+        // where the agent carries one: the template's session metrics then count conversations.
+        // Not a session of the connection's: it neither starts nor ends with it.
+        let session = match (session, &origin.conversation) {
+            (Some(id), Some(conversation)) if id.is_none_session() => {
+                Some(SessionId::from(Arc::clone(conversation)))
+            }
+            (session, _) => session,
+        };
         let served = Arc::new(ServedRequest::new(session, origin, site.kind));
         ServingCall::start(site, served, name)
     }
@@ -138,9 +162,12 @@ impl Connection {
             .map(|row| row.started)
             .or(handshake)
             .unwrap_or_else(clock::ticks);
-        // The session's rows name its client and protocol, not the request that started it.
+        // The session's rows name its client and protocol, not the request that started it,
+        // nor what its agent said of that request.
         let origin = Arc::new(Origin {
             request_id: None,
+            intent: None,
+            conversation: None,
             ..Origin::clone(origin)
         });
         let start = Started {

@@ -26,31 +26,14 @@ use rmcp::model::{
 use rmcp::service::{MaybeSendFuture, NotificationContext, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
+use super::agent;
 use super::facts;
 use super::facts::Incoming;
-use super::listing;
-use super::server::{Instrumented, link_spanning};
+use super::listing::{listed, page};
+use super::server::{Instrumented, link_spanning, link_tool_call};
 use super::sites::Method;
 use super::spanning;
-use crate::rows::call::CallRow;
 use crate::rows::request::Client;
-
-/// Adds what a listing advertised to its row, when it changed.
-fn listed<'a>(
-    server_sites: &'static super::sites::ServerSites,
-    method: Method,
-    page: Option<&str>,
-    names: impl Iterator<Item = &'a str> + Clone,
-    row: &mut CallRow,
-) {
-    if let Some(details) = row.details.as_deref_mut() {
-        details.listed = listing::changed(server_sites, method, page, names);
-    }
-}
-
-fn page(request: Option<&PaginatedRequestParams>) -> Option<String> {
-    request.and_then(|request| request.cursor.clone())
-}
 
 impl<S: ServerHandler> ServerHandler for Instrumented<S> {
     fn ping(
@@ -273,28 +256,30 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
 
     fn call_tool(
         &self,
-        request: CallToolRequestParams,
+        mut request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> impl Future<Output = Result<CallToolResponse, ErrorData>> + MaybeSendFuture + '_ {
-        let mut call =
-            self.connection()
-                .begin(Method::CallTool, (&context).into(), Some(&request.name));
+        // The agent-facing options (off by default) take what they added out of the arguments,
+        // before the server sees them, and keep what the agent said for the row.
+        let settings = self.connection().settings();
+        let (agent, said) = agent::Call::take(
+            &settings.agent,
+            settings.sites,
+            &mut request,
+            &context.meta.0,
+            |name| self.inner().get_tool(name),
+        );
+        let mut call = self.connection().begin_said(
+            agent.method(),
+            (&context).into(),
+            Some(&request.name),
+            said,
+        );
         self.record_arguments(&mut call, request.arguments.as_ref());
         let resumes = request.request_state.clone();
-        let body = self.inner().call_tool(request, context);
+        let body = agent.answer(move || self.inner().call_tool(request, context));
         self.serve(call, body, move |answer, row| {
-            let asks = match answer {
-                CallToolResponse::InputRequired(asks) => Some(asks),
-                _ => None,
-            };
-            link_spanning(row, resumes.as_deref(), asks);
-            if let CallToolResponse::Task(task) = answer {
-                spanning::task_started(&task.task.task_id, row);
-                if let Some(details) = row.details.as_deref_mut() {
-                    let link = details.link.get_or_insert_default();
-                    link.task_id = Some(task.task.task_id.as_str().into());
-                }
-            }
+            link_tool_call(row, resumes.as_deref(), answer);
         })
     }
 
@@ -307,15 +292,22 @@ impl<S: ServerHandler> ServerHandler for Instrumented<S> {
             .connection()
             .begin(Method::ListTools, (&context).into(), None);
         let page = page(request.as_ref());
-        let sites = self.connection().settings().sites;
-        self.serve(
+        let first_page = page.is_none();
+        let settings = self.connection().settings();
+        let sites = settings.sites;
+        let listing = self.serve(
             call,
             self.inner().list_tools(request, context),
             move |answer, row| {
                 let names = answer.tools.iter().map(|tool| &*tool.name);
                 listed(sites, Method::ListTools, page.as_deref(), names, row);
             },
-        )
+        );
+        // What the server listed is recorded; the agent-facing options (off by default) add to
+        // what the client sees.
+        agent::advertise(&settings.agent, sites, first_page, listing, |name| {
+            self.inner().get_tool(name)
+        })
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Mutex, PoisonError};
 
+use rmcp::model::PaginatedRequestParams;
+
 use super::sites::{Method, ServerSites};
+use crate::rows::call::CallRow;
 use crate::rows::text::{MAX_NAME_LEN, bounded_str};
 
 /// Most names kept of one listing: a server advertising more is cut, visibly (`…` as the last).
@@ -23,6 +26,24 @@ type Listing = (usize, Method, Option<String>);
 
 /// The digest of each listing's last names.
 static LAST: Mutex<Option<HashMap<Listing, u64>>> = Mutex::new(None);
+
+/// Adds what a listing advertised (`names`) to its row, when it changed.
+pub(super) fn listed<'a>(
+    sites: &'static ServerSites,
+    method: Method,
+    page: Option<&str>,
+    names: impl Iterator<Item = &'a str> + Clone,
+    row: &mut CallRow,
+) {
+    if let Some(details) = row.details.as_deref_mut() {
+        details.listed = changed(sites, method, page, names);
+    }
+}
+
+/// The page a listing request asks for: its cursor (`None`: the first).
+pub(super) fn page(request: Option<&PaginatedRequestParams>) -> Option<String> {
+    request.and_then(|request| request.cursor.clone())
+}
 
 /// The names to record with a listing's row: `Some` when they changed since the last time.
 pub(super) fn changed<'a>(

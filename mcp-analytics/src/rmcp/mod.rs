@@ -21,6 +21,7 @@
 //! # drop(server);
 //! ```
 
+mod agent;
 mod connection;
 mod facts;
 mod handler;

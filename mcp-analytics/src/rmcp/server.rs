@@ -12,6 +12,7 @@ use rmcp::model::{
     ReadResourceResponse,
 };
 
+use super::agent;
 use super::connection::Connection;
 use super::facts;
 use super::settings::{RequestInfo, Settings};
@@ -192,6 +193,111 @@ impl<S> Instrumented<S> {
         self.with_settings(|settings| settings.capture_results = capture)
     }
 
+    /// Asks the agent why it calls each tool, and records its answer as the call's `intent`.
+    ///
+    /// **Off by default**: it changes what the server advertises. Each tool of a `tools/list`
+    /// answer gets one more, required, argument, `context`, described to the agent as the
+    /// purpose of the call in 15 to 25 words, without personal details. On each `tools/call`
+    /// the wrapper takes `context` out of the arguments before the server sees them, and
+    /// records it, redacted and cut to [`MAX_INTENT_LEN`](crate::limits::MAX_INTENT_LEN), as the
+    /// row's `intent`. A client that states the user's intent itself (SEP-2817's `_meta`
+    /// `io.modelcontextprotocol/aiInvocation` `userIntent`) is taken at its word first, for
+    /// every tool.
+    ///
+    /// A tool that declares `context` itself keeps it as its own data (it reaches the tool, and
+    /// is not recorded), and a tool whose input schema is composed at its top (`oneOf`,
+    /// `anyOf`, `allOf`, `$ref`) is left as it is. The wrapper knows what it added to a tool
+    /// from the server's listings in this process, else from the server's `get_tool` (which
+    /// rmcp's `#[tool_handler]` implements); a tool that neither names keeps its arguments.
+    ///
+    /// ```
+    /// # use rmcp::{ServerHandler, model::ServerConfig};
+    /// # #[derive(Clone, Debug)]
+    /// # struct Server;
+    /// # impl ServerHandler for Server {
+    /// #     fn get_info(&self) -> ServerConfig { ServerConfig::default() }
+    /// # }
+    /// let server = mcp_analytics::rmcp::instrument!(Server).intent_argument(true);
+    /// // Its `Debug` says which agent-facing options are on.
+    /// assert!(format!("{server:?}").contains("intent: true, conversations: false"));
+    /// ```
+    pub fn intent_argument(self, on: bool) -> Self {
+        self.with_settings(|settings| settings.agent.intent = on)
+    }
+
+    /// Groups one agent's calls into a conversation, recorded as each call's `conversation`,
+    /// where no session does (stateless streamable HTTP, every 2026-07-28 HTTP request).
+    ///
+    /// **Off by default**: it changes what the server advertises and answers. Each tool of a
+    /// `tools/list` answer gets one more, optional, argument, `conversation_id`. A call that
+    /// brings none (or one the wrapper could not have made: only the UUIDv7 handles it hands
+    /// out are taken, so that made-up ids like `conv-1` never merge two agents) is given a new
+    /// handle: its successful result ends with one more text block, `{"conversation_id":"…"}`,
+    /// which the agent is asked to pass back on its next calls. The wrapper takes
+    /// `conversation_id` out of the arguments before the server sees them.
+    ///
+    /// A request with no session of its own has its conversation as its `session`, so that
+    /// the template's session metrics count conversations; in a session (stdio, stateful HTTP)
+    /// calls keep their session and carry `conversation` too. A call whose result does not
+    /// hand its new handle over (a failure, an answer asking for input) is a conversation of
+    /// its own. The same rules as [`intent_argument`](Self::intent_argument)'s decide which
+    /// tools get the argument.
+    ///
+    /// ```
+    /// # use rmcp::{ServerHandler, model::ServerConfig};
+    /// # #[derive(Clone, Debug)]
+    /// # struct Server;
+    /// # impl ServerHandler for Server {
+    /// #     fn get_info(&self) -> ServerConfig { ServerConfig::default() }
+    /// # }
+    /// use std::sync::Arc;
+    ///
+    /// use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+    /// use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+    ///
+    /// // No sessions: what groups one agent's calls is its conversation.
+    /// let service = StreamableHttpService::new(
+    ///     || Ok(mcp_analytics::rmcp::instrument!(Server).conversations(true)),
+    ///     Arc::new(LocalSessionManager::default()),
+    ///     StreamableHttpServerConfig::default().with_legacy_session_mode(false),
+    /// );
+    /// # drop(service);
+    /// let server = mcp_analytics::rmcp::instrument!(Server).conversations(true);
+    /// assert!(format!("{server:?}").contains("conversations: true"));
+    /// ```
+    pub fn conversations(self, on: bool) -> Self {
+        self.with_settings(|settings| settings.agent.conversations = on)
+    }
+
+    /// Lists one more tool, named `name` (`get_more_tools` when blank), which the agent is
+    /// told to call when no listed tool can do what its user asked, saying what it looked for
+    /// (one required string argument, `context`).
+    ///
+    /// **Off by default**: it changes what the server advertises and answers. The wrapper
+    /// answers the tool itself, with a short acknowledgement; the server never sees the call.
+    /// Its row is of a kind of its own, `missing_capability` (`name` the tool's, `intent` the
+    /// report, redacted and cut), which the template does not count as a call of a tool. A
+    /// server that has a tool of that name (listed, or known to its `get_tool`) keeps it: the
+    /// wrapper then neither lists nor answers its own.
+    ///
+    /// ```
+    /// # use rmcp::{ServerHandler, model::ServerConfig};
+    /// # #[derive(Clone, Debug)]
+    /// # struct Server;
+    /// # impl ServerHandler for Server {
+    /// #     fn get_info(&self) -> ServerConfig { ServerConfig::default() }
+    /// # }
+    /// let server = mcp_analytics::rmcp::instrument!(Server).missing_capability_tool("suggest_a_tool");
+    /// assert!(format!("{server:?}").contains(r#"missing_capability_tool: Some("suggest_a_tool")"#));
+    /// // A blank name is the usual one.
+    /// let server = mcp_analytics::rmcp::instrument!(Server).missing_capability_tool(" ");
+    /// assert!(format!("{server:?}").contains(r#"Some("get_more_tools")"#));
+    /// ```
+    pub fn missing_capability_tool(self, name: impl Into<String>) -> Self {
+        let name = agent::Options::tool_name(name.into());
+        self.with_settings(|settings| settings.agent.missing_capability_tool = Some(name))
+    }
+
     /// The wrapped server.
     ///
     /// ```
@@ -300,6 +406,7 @@ impl<S: fmt::Debug> fmt::Debug for Instrumented<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Instrumented")
             .field("inner", &self.inner)
+            .field("agent", &self.connection.settings().agent)
             .finish_non_exhaustive()
     }
 }
@@ -420,6 +527,24 @@ plain_answers!(
     rmcp::model::ListSkillsResult,
     rmcp::model::GetSkillResult,
 );
+
+/// A `tools/call`'s row, linked to the other rows of its call: the request it resumes
+/// (`resumes`, the `requestState` it brought back), the input its answer asks for, the task it
+/// became.
+pub(super) fn link_tool_call(row: &mut CallRow, resumes: Option<&str>, answer: &CallToolResponse) {
+    let asks = match answer {
+        CallToolResponse::InputRequired(asks) => Some(asks),
+        _ => None,
+    };
+    link_spanning(row, resumes, asks);
+    if let CallToolResponse::Task(task) = answer {
+        spanning::task_started(&task.task.task_id, row);
+        if let Some(details) = row.details.as_deref_mut() {
+            let link = details.link.get_or_insert_default();
+            link.task_id = Some(task.task.task_id.as_str().into());
+        }
+    }
+}
 
 /// A handler-call request that may span requests: links its row to the others of its call.
 /// `resumes` is the `requestState` the request brought back, `asks` the one its answer gives.

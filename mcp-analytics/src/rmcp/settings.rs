@@ -1,12 +1,13 @@
 //! What a wrapped server is told to do beyond recording every request: the callbacks that read
-//! sessions and dimensions off a request, and what to capture. Shared by the server's clones,
-//! which are its connections.
+//! sessions and dimensions off a request, what to capture, and what to say to the agent (the
+//! agent-facing options). Shared by the server's clones, which are its connections.
 
 use std::fmt;
 use std::sync::Arc;
 
 use rmcp::model::{Extensions, MetaObject};
 
+use super::agent;
 use super::facts::Incoming;
 use super::sites::ServerSites;
 use crate::Dimensions;
@@ -27,6 +28,7 @@ pub(super) struct Settings {
     pub(super) capture_arguments: bool,
     /// Record handler calls' results, redacted.
     pub(super) capture_results: bool,
+    pub(super) agent: agent::Options,
 }
 
 impl Settings {
@@ -37,6 +39,7 @@ impl Settings {
             dimensions_by: None,
             capture_arguments: false,
             capture_results: false,
+            agent: agent::Options::default(),
         }
     }
 }
@@ -48,6 +51,7 @@ impl fmt::Debug for Settings {
             .field("dimensions_by", &self.dimensions_by.is_some())
             .field("capture_arguments", &self.capture_arguments)
             .field("capture_results", &self.capture_results)
+            .field("agent", &self.agent)
             .finish_non_exhaustive()
     }
 }

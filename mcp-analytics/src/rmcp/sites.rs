@@ -19,7 +19,7 @@ use crate::rows::call::{Callsite, Kind};
 /// notifications) and function (the `ServerHandler` method that serves it).
 macro_rules! methods {
     ($($variant:ident => $kind:ident, $name:expr, $function:literal;)*) => {
-        /// One recorded MCP method, or a session's or task's event.
+        /// One recorded MCP method, or a session's or task's event, or an agent's report.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub(super) enum Method {
             $($variant,)*
@@ -63,6 +63,8 @@ methods! {
     SessionStart => Session, "start", "";
     SessionEnd => Session, "end", "";
     TaskEnd => Task, "", "call_tool";
+    // A `tools/call` of the tool the wrapper adds and answers (`missing_capability_tool`).
+    MissingCapability => MissingCapability, "", "call_tool";
 }
 
 /// The wrapper's callsites for one server crate. Made by `instrument!` as a `static`.
@@ -107,6 +109,11 @@ mod tests {
         );
         let list = SITES.site(Method::ListTools);
         assert_eq!((list.kind, list.name), (Kind::Request, "tools/list"));
+        let report = SITES.site(Method::MissingCapability);
+        assert_eq!(
+            (report.kind, report.fn_name),
+            (Kind::MissingCapability, "call_tool")
+        );
         let end = SITES.site(Method::TaskEnd);
         assert_eq!(
             (end.kind, end.crate_name, end.crate_version),

@@ -26,6 +26,10 @@ pub enum Kind {
     Session,
     /// A task (SEP-2663) that reached its final status.
     Task,
+    /// An agent's report that no tool does what it was asked: a `tools/call` of the tool the
+    /// wrapper's `missing_capability_tool` option adds, answered by the wrapper. Not a handler
+    /// call: the template must not count it as a call of a tool.
+    MissingCapability,
 }
 
 impl Kind {
@@ -38,13 +42,15 @@ impl Kind {
             Kind::Notification => "notification",
             Kind::Session => "session",
             Kind::Task => "task",
+            Kind::MissingCapability => "missing_capability",
         }
     }
 
-    /// The MCP method of a handler call of this kind.
+    /// The MCP method of a row of this kind, where the kind says it: a handler call, or a
+    /// missing-capability report (a `tools/call` the wrapper answers).
     pub(crate) const fn handler_method(self) -> Option<&'static str> {
         match self {
-            Kind::Tool => Some("tools/call"),
+            Kind::Tool | Kind::MissingCapability => Some("tools/call"),
             Kind::Resource => Some("resources/read"),
             Kind::Prompt => Some("prompts/get"),
             _ => None,

@@ -86,7 +86,8 @@ impl fmt::Display for RequestId {
 }
 
 /// Who sent a request, in which protocol, over what, under which id, for which user, from
-/// which model and trace: shared by the rows of the request (one `Arc` per request, made once).
+/// which model and trace, and, where the rmcp wrapper's agent-facing options are on, why and in
+/// which conversation: shared by the rows of the request (one `Arc` per request, made once).
 #[doc(hidden)]
 #[derive(Debug, Clone, Default)]
 pub struct Origin {
@@ -104,6 +105,12 @@ pub struct Origin {
     pub(crate) user: Option<Arc<str>>,
     /// The server wrapper's `fields_by`, for the request.
     pub(crate) fields: Fields,
+    /// Why the agent made the request, in its own words, made safe to queue (redacted, cut):
+    /// the rmcp wrapper's `intent_argument` option.
+    pub(crate) intent: Option<Box<str>>,
+    /// The conversation handle the agent's call carried or was given: the rmcp wrapper's
+    /// `conversations` option.
+    pub(crate) conversation: Option<Arc<str>>,
 }
 
 /// A W3C trace context's ids (`traceparent`: `00-<trace-id>-<parent-id>-<flags>`): the trace,

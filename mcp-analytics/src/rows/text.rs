@@ -19,6 +19,14 @@ pub const MAX_ERROR_LEN: usize = 1024;
 /// ```
 pub const MAX_NAME_LEN: usize = 512;
 
+/// Longest free text an agent gave, kept per call, in bytes, cut the same way: its stated
+/// intent, or its report of a missing capability (the rmcp wrapper's agent-facing options).
+///
+/// ```
+/// assert!(mcp_analytics::limits::MAX_INTENT_LEN >= 256);
+/// ```
+pub const MAX_INTENT_LEN: usize = 512;
+
 const ELLIPSIS: char = '…';
 
 /// Formats `value` into at most `limit` bytes. Formatting stops as soon as the limit is reached,

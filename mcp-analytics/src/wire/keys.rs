@@ -42,8 +42,9 @@ impl<T: std::fmt::Display> Serialize for AsText<T> {
 }
 
 /// Who sent a request: `client_name`, `client_version`, `protocol_version`, `transport`,
-/// `request_id`, `model`, `trace_id` and `span_id`, each when known. The request's user and
-/// fields are the call's to write, merged with its own.
+/// `request_id`, `model`, `trace_id` and `span_id`, and what the agent said of it, `intent` and
+/// `conversation`, each when known. The request's user and fields are the call's to write,
+/// merged with its own.
 pub(super) struct OriginRecord<'a>(pub(super) &'a Origin);
 
 impl Serialize for OriginRecord<'_> {
@@ -70,6 +71,12 @@ impl Serialize for OriginRecord<'_> {
             // As OpenTelemetry writes them: lower-case hex, 32 and 16 digits.
             map.serialize_entry("trace_id", &AsText(format_args!("{:032x}", trace.trace_id)))?;
             map.serialize_entry("span_id", &AsText(format_args!("{:016x}", trace.span_id)))?;
+        }
+        if let Some(intent) = &origin.intent {
+            map.serialize_entry("intent", intent)?;
+        }
+        if let Some(conversation) = &origin.conversation {
+            map.serialize_entry("conversation", conversation)?;
         }
         map.end()
     }
@@ -137,5 +144,68 @@ impl Serialize for CallFields<'_> {
             map.serialize_entry(FIELDS_CUT_KEY, &left_out)?;
         }
         map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::clock;
+    use crate::rows::Row;
+    use crate::rows::call::{CallRow, Callsite, Details, Kind, Outcome};
+    use crate::rows::request::Origin;
+    use crate::rows::session::SessionId;
+    use crate::wire::tests::{call, encode_line};
+
+    /// The line's columns, and its `record` parsed.
+    fn encode(row: &Row) -> (serde_json::Value, serde_json::Value) {
+        let line: serde_json::Value = serde_json::from_slice(&encode_line(row)).unwrap();
+        let record = serde_json::from_str(line["record"].as_str().unwrap()).unwrap();
+        (line, record)
+    }
+
+    #[test]
+    fn a_missing_capability_report_names_no_tool_and_carries_what_the_agent_said() {
+        static REPORT: Callsite = Callsite::new(
+            Kind::MissingCapability,
+            "",
+            "call_tool",
+            "my-server",
+            "1.2.3",
+        );
+        let origin = Origin {
+            intent: Some("a tool to convert currencies".into()),
+            conversation: Some("0190b0a8-0000-7000-8000-000000000000".into()),
+            ..Origin::default()
+        };
+        let row = Row::Call(CallRow {
+            callsite: &REPORT,
+            session: Some(SessionId::from("0190b0a8-0000-7000-8000-000000000000")),
+            details: Some(Box::new(Details {
+                name: Some("get_more_tools".into()),
+                origin: Some(Arc::new(origin)),
+                ..Details::default()
+            })),
+            started: clock::ticks(),
+            duration_ns: 1_000,
+            outcome: Outcome::Ok,
+        });
+        let (line, record) = encode(&row);
+        assert_eq!(record["kind"], "missing_capability");
+        assert_eq!(record["method"], "tools/call");
+        assert_eq!(record["name"], "get_more_tools");
+        assert_eq!(record.get("tool"), None, "not a call of a tool");
+        assert_eq!(record["intent"], "a tool to convert currencies");
+        assert_eq!(
+            record["conversation"],
+            "0190b0a8-0000-7000-8000-000000000000"
+        );
+        assert_eq!(record["message"], "missing_capability get_more_tools: ok");
+        assert_eq!(line["level"], "info");
+        let (_, plain) = encode(&call(Outcome::Ok, None));
+        for key in ["intent", "conversation"] {
+            assert_eq!(plain.get(key), None, "left out when not said");
+        }
     }
 }

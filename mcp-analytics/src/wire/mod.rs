@@ -104,7 +104,11 @@ impl Encoder {
                 Kind::Request | Kind::Notification => name,
                 _ => kind.handler_method().unwrap_or(""),
             },
-            name: if kind == Kind::Task { name } else { "" },
+            // Not `tool`: the template counts every row naming a tool as a call of it.
+            name: match kind {
+                Kind::Task | Kind::MissingCapability => name,
+                _ => "",
+            },
             event: if kind == Kind::Session { name } else { "" },
             outcome,
             // A session's start has no duration; its end has the session's.
