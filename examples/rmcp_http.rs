@@ -22,7 +22,6 @@ mod demo_server;
 
 use std::sync::Arc;
 
-use mcp_analytics::rmcp::Instrumented;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
@@ -36,14 +35,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => usage(),
     };
     let _analytics = mcp_analytics::init();
-    let agent = agent_options_asked();
 
     let stop = CancellationToken::new();
     let mcp = StreamableHttpService::new(
         // rmcp makes one server per session (per request when stateless): wrap each.
         move || {
             let server = mcp_analytics::rmcp::instrument!(demo_server::Demo);
-            Ok(agent_options(server, agent))
+            Ok(demo_server::agent_options_from_env(server))
         },
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default()
@@ -65,22 +63,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("analytics: {error}");
     }
     Ok(())
-}
-
-/// Whether `MCP_ANALYTICS_AGENT_OPTIONS=1` asks for the agent-facing options.
-fn agent_options_asked() -> bool {
-    std::env::var("MCP_ANALYTICS_AGENT_OPTIONS").is_ok_and(|value| value == "1")
-}
-
-/// `server` with every agent-facing option on, when `on`.
-fn agent_options<S>(server: Instrumented<S>, on: bool) -> Instrumented<S> {
-    if !on {
-        return server;
-    }
-    server
-        .intent_argument(true)
-        .conversations(true)
-        .missing_capability_tool("get_more_tools")
 }
 
 fn usage() -> ! {

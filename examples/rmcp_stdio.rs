@@ -18,32 +18,15 @@
 
 mod demo_server;
 
-use mcp_analytics::rmcp::Instrumented;
 use rmcp::ServiceExt;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _analytics = mcp_analytics::init();
     let server = mcp_analytics::rmcp::instrument!(demo_server::Demo);
-    let server = agent_options(server, agent_options_asked())
+    let server = demo_server::agent_options_from_env(server)
         .serve(rmcp::transport::stdio())
         .await?;
     server.waiting().await?;
     Ok(())
-}
-
-/// Whether `MCP_ANALYTICS_AGENT_OPTIONS=1` asks for the agent-facing options.
-fn agent_options_asked() -> bool {
-    std::env::var("MCP_ANALYTICS_AGENT_OPTIONS").is_ok_and(|value| value == "1")
-}
-
-/// `server` with every agent-facing option on, when `on`.
-fn agent_options<S>(server: Instrumented<S>, on: bool) -> Instrumented<S> {
-    if !on {
-        return server;
-    }
-    server
-        .intent_argument(true)
-        .conversations(true)
-        .missing_capability_tool("get_more_tools")
 }

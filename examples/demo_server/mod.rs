@@ -193,3 +193,18 @@ impl ServerHandler for Demo {
         Ok(ReadResourceResult::new(vec![ResourceContents::text(*text, *uri)]).into())
     }
 }
+
+/// `server` with every agent-facing option on when `MCP_ANALYTICS_AGENT_OPTIONS=1` (the e2e
+/// tests' switch): they change what the server advertises, so they are off unless asked.
+pub fn agent_options_from_env<S>(
+    server: mcp_analytics::rmcp::Instrumented<S>,
+) -> mcp_analytics::rmcp::Instrumented<S> {
+    if std::env::var("MCP_ANALYTICS_AGENT_OPTIONS").is_ok_and(|value| value == "1") {
+        server
+            .intent_argument(true)
+            .conversations(true)
+            .missing_capability_tool("get_more_tools")
+    } else {
+        server
+    }
+}

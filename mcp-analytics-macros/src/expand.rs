@@ -200,33 +200,35 @@ const REQUEST_TYPES: &[&str] = &[
     "CallToolRequestParams",
 ];
 
-/// The bindings of the arguments whose type is one of [`REQUEST_TYPES`]: `ctx` in
-/// `ctx: RequestContext<RoleServer>`, `parts` in `Extension(parts): Extension<Parts>`.
 /// The names an instrumented function binds its arguments to, `self` aside: `name: T`, and the
 /// one binding of a wrapper pattern (rmcp's `Parameters(args): Parameters<T>`). Names starting
 /// with `_` say "unused": not captured.
 fn bindings(sig: &syn::Signature) -> Vec<syn::Ident> {
     sig.inputs
         .iter()
-        .filter_map(|input| {
-            let syn::FnArg::Typed(typed) = input else {
-                return None;
-            };
-            let binding = match &*typed.pat {
-                syn::Pat::Ident(binding) => &binding.ident,
-                syn::Pat::TupleStruct(wrapper) if wrapper.elems.len() == 1 => {
-                    match wrapper.elems.first() {
-                        Some(syn::Pat::Ident(binding)) => &binding.ident,
-                        _ => return None,
-                    }
-                }
-                _ => return None,
-            };
-            (!binding.unraw().to_string().starts_with('_')).then(|| binding.clone())
+        .filter_map(|input| match input {
+            syn::FnArg::Typed(typed) => binding(&typed.pat),
+            syn::FnArg::Receiver(_) => None,
         })
+        .filter(|binding| !binding.unraw().to_string().starts_with('_'))
+        .cloned()
         .collect()
 }
 
+/// The one name a pattern binds, if it binds one that way: `name`, or `Wrapper(name)`.
+fn binding(pattern: &syn::Pat) -> Option<&syn::Ident> {
+    match pattern {
+        syn::Pat::Ident(binding) => Some(&binding.ident),
+        syn::Pat::TupleStruct(wrapper) if wrapper.elems.len() == 1 => match wrapper.elems.first() {
+            Some(syn::Pat::Ident(binding)) => Some(&binding.ident),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The bindings of the arguments whose type is one of [`REQUEST_TYPES`]: `ctx` in
+/// `ctx: RequestContext<RoleServer>`, `parts` in `Extension(parts): Extension<Parts>`.
 fn request_arguments(sig: &syn::Signature) -> Vec<syn::Ident> {
     sig.inputs
         .iter()
@@ -241,16 +243,7 @@ fn request_arguments(sig: &syn::Signature) -> Vec<syn::Ident> {
             if !REQUEST_TYPES.iter().any(|name| last.ident == name) {
                 return None;
             }
-            match &*typed.pat {
-                syn::Pat::Ident(binding) => Some(binding.ident.clone()),
-                syn::Pat::TupleStruct(wrapper) if wrapper.elems.len() == 1 => {
-                    match wrapper.elems.first() {
-                        Some(syn::Pat::Ident(binding)) => Some(binding.ident.clone()),
-                        _ => None,
-                    }
-                }
-                _ => None,
-            }
+            binding(&typed.pat).cloned()
         })
         .collect()
 }
