@@ -37,6 +37,13 @@
 //! (yours, or the default one printing to stderr, which run as before); a hook set after `init`
 //! replaces it, so set yours first (see [`Builder::panic_messages`]).
 //!
+//! More, on request: your own dimensions (`fields(..)` on the attribute, a [`Dimensions`]
+//! scope), the user a call acts for (`user = ..`, hashed with [`Builder::hash_users`]), and a
+//! call's arguments and result (`capture(arguments, result)`). Nothing that could be personal
+//! data is recorded by default, and what is captured is redacted before it is queued
+//! ([`Builder::redact_with`], [`Builder::capture_limit`]). [`Builder::before_send`] sees every
+//! row, on the worker thread, to amend or drop it.
+//!
 //! The library writes nothing to stdout (the MCP stdio transport): its few diagnostics go to
 //! stderr, each said once.
 //!
@@ -51,10 +58,12 @@
 //! check in your own tests what your server records.
 //!
 //! Architecture, one module per job: `rows` (what a call or a log line records, and the scope
-//! it runs in) → `global` (the lock-free queue and the process-wide state) → `worker` (the
-//! thread that drains it) → `batch` and `wire` (batching, NDJSON, gzip) → `delivery` (the
-//! Events API: HTTP, retries, rate limits; or memory). `config` resolves the settings,
-//! `lifecycle` starts and stops the worker, `stats` counts what became of every row.
+//! it runs in), made safe by `capture` and `redact` on the recording thread → `global` (the
+//! lock-free queue and the process-wide state) → `worker` (the thread that drains it) →
+//! `batch` and `wire` (batching, NDJSON, gzip; `before_send`, your hook, on each line) →
+//! `delivery` (the Events API: HTTP, retries, rate limits; or memory). `config` resolves the
+//! settings, `lifecycle` starts and stops the worker, `stats` counts what became of every row,
+//! `panic_hook` keeps a panicking call's message.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
