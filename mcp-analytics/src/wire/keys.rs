@@ -76,7 +76,7 @@ impl Serialize for OriginRecord<'_> {
             map.serialize_entry("intent", intent)?;
         }
         if let Some(conversation) = &origin.conversation {
-            map.serialize_entry("conversation", conversation)?;
+            map.serialize_entry("conversation", &**conversation)?;
         }
         map.end()
     }
