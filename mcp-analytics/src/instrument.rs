@@ -324,7 +324,7 @@ impl ServingCall {
                 name: name.map(|name| Arc::from(bounded_str(name, MAX_NAME_LEN))),
                 origin: Some(Arc::clone(&served.origin)),
                 // A server served inside a `Dimensions` scope: its requests are in it too.
-                dimensions: scope::inherited().dimensions,
+                dimensions: scope::inherited_dimensions(),
                 ..Details::default()
             })),
             started: clock::ticks(),

@@ -22,6 +22,11 @@ impl HashKey {
         Self(key.into())
     }
 
+    /// The key's length, in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// `user`'s hash, as hex.
     fn digest(&self, user: &str) -> String {
         // HMAC takes keys of any length; `new_from_slice` cannot fail for it.

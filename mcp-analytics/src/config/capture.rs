@@ -19,7 +19,6 @@ const MIN_CAPTURE_LIMIT: usize = 128;
 #[derive(Clone, Default)]
 pub(super) struct CaptureOptions {
     user_key: Option<HashKey>,
-    user_key_len: usize,
     redact_with: Option<RedactHook>,
     capture_limit: Option<usize>,
     pub(super) before_send: Option<BeforeSend>,
@@ -39,7 +38,11 @@ impl fmt::Debug for CaptureOptions {
 impl CaptureOptions {
     /// The settings the recording threads will read, or why they cannot be.
     pub(super) fn resolve(&self) -> Result<capture::Settings, Error> {
-        if self.user_key.is_some() && self.user_key_len < MIN_USER_KEY_BYTES {
+        if self
+            .user_key
+            .as_ref()
+            .is_some_and(|key| key.len() < MIN_USER_KEY_BYTES)
+        {
             return Err(Error::InvalidSetting {
                 setting: "hash_users",
                 reason: format!("the key must be at least {MIN_USER_KEY_BYTES} bytes"),
@@ -75,9 +78,7 @@ impl Builder {
     /// assert!(!format!("{builder:?}").contains("aaaa"));
     /// ```
     pub fn hash_users(mut self, key: impl AsRef<[u8]>) -> Self {
-        let key = key.as_ref();
-        self.capture.user_key = Some(HashKey::new(key));
-        self.capture.user_key_len = key.len();
+        self.capture.user_key = Some(HashKey::new(key.as_ref()));
         self
     }
 }

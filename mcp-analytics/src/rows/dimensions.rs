@@ -119,7 +119,7 @@ impl Dimensions {
     /// The scope's dimensions as its calls inherit them: on top of the enclosing scope's,
     /// which are read now.
     fn resolve(self) -> Arc<Resolved> {
-        let outer = scope::inherited().dimensions;
+        let outer = scope::inherited_dimensions();
         let mut fields = outer
             .as_ref()
             .map(|outer| outer.fields.clone())

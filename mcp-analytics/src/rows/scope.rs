@@ -115,6 +115,17 @@ pub(crate) fn inherited() -> Inherited {
     })
 }
 
+/// The innermost [`Dimensions`](crate::Dimensions) scope's, alone: for the wrapper's requests
+/// and nested scopes, which need nothing else of [`inherited`].
+pub(crate) fn inherited_dimensions() -> Option<Arc<Resolved>> {
+    frames(|frames| {
+        frames
+            .iter()
+            .rev()
+            .find_map(|frame| frame.dimensions.clone())
+    })
+}
+
 /// Where a log line written now stands, read in one pass: the innermost instrumented call
 /// running (if calls are tracked), the innermost session, and who sent the request the rmcp
 /// server wrapper serves, if it serves one.
