@@ -65,6 +65,8 @@ fn start(url: &str, token: &str, shutdown_timeout: Duration) -> Guard {
         .read_env(false)
         .api_url(url)
         .token(token)
+        // The in-memory bound alone: what the handler pays while the queue fills and drops.
+        .spool(false)
         .shutdown_timeout(shutdown_timeout)
         .try_init()
         .expect("analytics starts")

@@ -192,6 +192,7 @@ fn measure(c: &mut Criterion, name: &str, gzip: bool, sessions: &[SessionId]) ->
         .read_env(false)
         .api_url(receiver.url())
         .token(receiver.token())
+        .spool(false)
         .gzip(gzip)
         .shutdown_timeout(Duration::from_secs(30))
         .try_init()

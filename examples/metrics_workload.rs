@@ -331,6 +331,7 @@ fn run(out_dir: &Path) -> Result<(), String> {
         .read_env(false)
         .api_url(receiver.url())
         .token(receiver.token())
+        .spool(false)
         .init();
 
     let ledger = Ledger::default();

@@ -62,7 +62,9 @@ fn main() {
         Some(receiver) => mcp_analytics::builder()
             .read_env(false)
             .api_url(receiver.url())
-            .token(receiver.token()),
+            .token(receiver.token())
+            // The receiver ends with this process: nothing could be delivered later.
+            .spool(false),
         None => mcp_analytics::builder(),
     };
     let _analytics = builder.init();

@@ -212,6 +212,8 @@ pub fn run(events: u64) -> Report {
         .read_env(false)
         .api_url(format!("http://127.0.0.1:{port}"))
         .token("soak-token")
+        // The in-memory bound alone: the soak measures what the queue holds and drops.
+        .spool(false)
         .queue_capacity(CAPACITY as usize)
         .max_batch_events(MAX_BATCH_EVENTS as usize)
         .max_batch_bytes(MAX_BATCH_BYTES as usize)

@@ -385,6 +385,7 @@ fn against_a_dead_endpoint(url: String, n: u64) -> mcp_analytics::Guard {
         .read_env(false)
         .api_url(url)
         .token("test-token")
+        .spool(false)
         .max_batch_age(Duration::from_millis(10))
         .shutdown_timeout(Duration::from_secs(1))
         .try_init()

@@ -33,8 +33,12 @@ fn assert_error_hides_token(what: &str, error: &Error) {
     assert_no_token(&format!("{what} (Display)"), &error.to_string());
 }
 
+/// Without a spool: what these tests do not deliver must not reach the next one.
 fn with_token() -> Builder {
-    mcp_analytics::builder().read_env(false).token(TOKEN)
+    mcp_analytics::builder()
+        .read_env(false)
+        .token(TOKEN)
+        .spool(false)
 }
 
 #[mcp_tool]

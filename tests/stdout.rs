@@ -38,6 +38,7 @@ fn child() {
             .read_env(false)
             .api_url(receiver.url())
             .token(receiver.token())
+            .spool(false)
             .shutdown_timeout(Duration::from_millis(500))
     };
     let analytics = configure().init();

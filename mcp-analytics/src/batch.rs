@@ -21,11 +21,15 @@ pub(crate) struct Limits {
     pub(crate) max_age: Duration,
 }
 
-/// A closed batch: an NDJSON body and how many rows it holds.
-#[derive(Debug)]
+/// A closed batch: an NDJSON body and how many rows it holds. Clones share the bytes.
+#[derive(Debug, Clone)]
 pub(crate) struct Batch {
-    pub(crate) body: Vec<u8>,
+    pub(crate) body: Bytes,
     pub(crate) events: usize,
+    /// An attempt to send it ended without an answer (a timeout, a connection lost after the
+    /// request went out), or it was spooled while a send was under way: the service may hold
+    /// its rows already.
+    pub(crate) maybe_delivered: bool,
     /// The body gzip-compressed, once [`Batch::compress`] ran.
     gzipped: Option<Bytes>,
 }
@@ -33,9 +37,20 @@ pub(crate) struct Batch {
 impl Batch {
     pub(crate) fn new(body: Vec<u8>, events: usize) -> Self {
         Self {
-            body,
+            body: body.into(),
             events,
+            maybe_delivered: false,
             gzipped: None,
+        }
+    }
+
+    /// A batch read back from the spool: its body, and the same compressed as it was stored.
+    pub(crate) fn from_spool(body: Vec<u8>, gzipped: Bytes, events: usize) -> Self {
+        Self {
+            body: body.into(),
+            events,
+            maybe_delivered: false,
+            gzipped: Some(gzipped),
         }
     }
 
@@ -49,6 +64,13 @@ impl Batch {
         }
     }
 
+    /// The compressed body (compressed now if not yet), shared without a copy: what the spool
+    /// stores. `None` only if compression failed.
+    pub(crate) fn compressed(&mut self) -> Option<Bytes> {
+        self.compress();
+        self.gzipped.clone()
+    }
+
     /// What goes on the wire, shared by every attempt without a copy: the compressed body
     /// (compressed now if not yet) with its `Content-Encoding`, or the body as is.
     pub(crate) fn payload(&mut self, gzip: bool) -> (Bytes, Option<&'static str>) {
@@ -57,7 +79,7 @@ impl Batch {
         }
         match (&self.gzipped, gzip) {
             (Some(gzipped), true) => (gzipped.clone(), Some("gzip")),
-            _ => (Bytes::copy_from_slice(&self.body), None),
+            _ => (self.body.clone(), None),
         }
     }
 
@@ -86,9 +108,15 @@ impl Batch {
         let mut head = self.body;
         let tail = head.split_off(cut);
         let head_events = head.iter().filter(|&&b| b == b'\n').count();
+        let half = |body, events| Batch {
+            body,
+            events,
+            maybe_delivered: self.maybe_delivered,
+            gzipped: None,
+        };
         Ok((
-            Batch::new(head, head_events),
-            Batch::new(tail, self.events - head_events),
+            half(head, head_events),
+            half(tail, self.events - head_events),
         ))
     }
 

@@ -149,12 +149,9 @@ impl Drop for Guard {
     }
 }
 
-/// Events recorded and neither delivered nor given up on.
+/// Events recorded and neither delivered, given up on, filtered nor spooled.
 fn undelivered() -> u64 {
-    let stats = COUNTERS.snapshot(global::queued());
-    stats
-        .enqueued
-        .saturating_sub(stats.sent + stats.failed + stats.filtered)
+    COUNTERS.undelivered(global::queued())
 }
 
 pub(crate) fn flush(timeout: Duration) -> Result<(), Error> {

@@ -7,7 +7,9 @@ use std::sync::{Mutex, PoisonError};
 /// A snapshot of the pipeline's counters since the process started.
 ///
 /// Every event recorded is either `enqueued` or `dropped`; every enqueued event ends up `sent`,
-/// `failed`, `filtered`, or still on its way. `sent` includes rows the service `quarantined`.
+/// `failed`, `filtered`, `spooled` (on disk, for a later delivery), or still on its way. `sent`
+/// includes rows the service `quarantined`. `replayed` and `discarded` count spooled events,
+/// whichever process spooled them.
 ///
 /// ```
 /// let stats = mcp_analytics::stats();
@@ -45,8 +47,20 @@ pub struct Stats {
     /// Events delivered by a retry after an attempt whose result could not be known (it timed
     /// out or lost its connection after the request was sent): the service may hold them twice.
     /// An upper bound: the unanswered attempt often stored nothing. Every other event is
-    /// delivered at most once.
+    /// delivered at most once. Spooled events count here too when a process that was sending
+    /// them died before the answer, or an unanswered attempt preceded their spooling.
     pub maybe_duplicated: u64,
+    /// Events written to the disk spool because they could not be delivered now: the service
+    /// was unreachable or asked to wait, the queue was about to overflow during an outage, or
+    /// the process was exiting. A later delivery counts them in `replayed`.
+    pub spooled: u64,
+    /// Spooled events this process delivered, from its own spool files or from those of an
+    /// earlier run or another copy of the server.
+    pub replayed: u64,
+    /// Spooled events this process deleted undelivered: the oldest, to keep the spool within
+    /// its budget, and those of files that could not be read back (set aside on disk) or that
+    /// the service refused.
+    pub discarded: u64,
 }
 
 /// One live counter.
@@ -80,6 +94,9 @@ pub(crate) struct Counters {
     batches: Counter,
     quarantined: Counter,
     maybe_duplicated: Counter,
+    spooled: Counter,
+    pub(crate) replayed: Counter,
+    pub(crate) discarded: Counter,
 }
 
 pub(crate) static COUNTERS: Counters = Counters {
@@ -93,6 +110,9 @@ pub(crate) static COUNTERS: Counters = Counters {
     batches: Counter::new(),
     quarantined: Counter::new(),
     maybe_duplicated: Counter::new(),
+    spooled: Counter::new(),
+    replayed: Counter::new(),
+    discarded: Counter::new(),
 };
 
 impl Counters {
@@ -109,14 +129,33 @@ impl Counters {
             quarantined: self.quarantined.get(),
             maybe_duplicated: self.maybe_duplicated.get(),
             filtered: self.filtered.get(),
+            spooled: self.spooled.get(),
+            replayed: self.replayed.get(),
+            discarded: self.discarded.get(),
         }
+    }
+
+    /// Counts what became of a spooled file's rows sent again: they are not the rows of this
+    /// worker's generation (any process may have spooled them), so they bypass the ledger.
+    pub(crate) fn settle_replayed(&self, settled: Settled) {
+        self.replayed.add(settled.sent);
+        self.batches.add(settled.batches);
+        self.quarantined.0.fetch_add(settled.quarantined, Relaxed);
+        self.maybe_duplicated.add(settled.maybe_duplicated);
+        // Refused for good: the file is gone.
+        self.discarded.add(settled.failed);
+    }
+
+    /// Events recorded and neither delivered, given up on, filtered nor spooled.
+    pub(crate) fn undelivered(&self, queued: usize) -> u64 {
+        self.in_flight() + queued as u64
     }
 
     /// Taken from the queue and not settled yet: in batches, in flight.
     fn in_flight(&self) -> u64 {
-        self.taken
-            .get()
-            .saturating_sub(self.sent.get() + self.failed.get() + self.filtered.get())
+        self.taken.get().saturating_sub(
+            self.sent.get() + self.failed.get() + self.filtered.get() + self.spooled.get(),
+        )
     }
 }
 
@@ -136,6 +175,8 @@ pub(crate) struct Settled {
     pub(crate) failed: usize,
     /// Of `failed`, the rows the shutdown deadline cut off.
     pub(crate) abandoned: usize,
+    /// Rows written to the disk spool.
+    pub(crate) spooled: usize,
 }
 
 impl std::ops::AddAssign for Settled {
@@ -146,6 +187,7 @@ impl std::ops::AddAssign for Settled {
         self.maybe_duplicated += other.maybe_duplicated;
         self.failed += other.failed;
         self.abandoned += other.abandoned;
+        self.spooled += other.spooled;
     }
 }
 
@@ -189,6 +231,7 @@ impl Ledger {
             .fetch_add(settled.quarantined, Relaxed);
         COUNTERS.maybe_duplicated.add(settled.maybe_duplicated);
         COUNTERS.failed.add(settled.failed);
+        COUNTERS.spooled.add(settled.spooled);
         true
     }
 

@@ -190,12 +190,48 @@ pub fn shared_memory() -> &'static Memory {
     &MEMORY
 }
 
-/// A builder pointed at `receiver`, ignoring the environment.
+/// A builder pointed at `receiver`, ignoring the environment, without a spool: what a test
+/// does not deliver must not reach the next test (or the user's cache directory). The spool's
+/// own tests give theirs a directory of their own ([`SpoolDir`]).
 pub fn builder_for(receiver: &Receiver) -> Builder {
     mcp_analytics::builder()
         .read_env(false)
         .api_url(receiver.url())
         .token(receiver.token())
+        .spool(false)
+}
+
+/// A spool directory of a test's own, removed on drop.
+pub struct SpoolDir(pub PathBuf);
+
+impl SpoolDir {
+    pub fn new(test: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("mcp-analytics-spool-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+
+    /// The names of the spooled files, sorted (oldest first).
+    pub fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&self.0)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                    .filter(|name| name.ends_with(".ndjson.gz"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for SpoolDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 const CHILD: &str = "MCP_ANALYTICS_TEST_CHILD";

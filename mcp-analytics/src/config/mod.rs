@@ -5,6 +5,7 @@
 
 mod capture;
 mod env;
+mod spool;
 mod token;
 mod url;
 mod validate;
@@ -17,6 +18,7 @@ use crate::batch::Limits;
 use crate::delivery::http;
 use crate::diag;
 use crate::error::Error;
+pub(crate) use spool::SpoolSettings;
 pub(crate) use token::Token;
 
 /// Sets up analytics: where events go and how they are batched. Made by
@@ -50,6 +52,7 @@ pub struct Builder {
     wait_for_ack: bool,
     gzip: bool,
     capture: capture::CaptureOptions,
+    spool: spool::SpoolOptions,
     panic_messages: bool,
     #[cfg(feature = "testing")]
     pub(crate) memory: Option<crate::delivery::memory::InMemory>,
@@ -71,12 +74,13 @@ impl Default for Builder {
             },
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
-            shutdown_timeout: Duration::from_secs(3),
+            shutdown_timeout: Duration::from_millis(1500),
             max_attempts: 8,
             max_requests_per_second: 50,
             wait_for_ack: false,
             gzip: true,
             capture: capture::CaptureOptions::default(),
+            spool: spool::SpoolOptions::default(),
             panic_messages: true,
             #[cfg(feature = "testing")]
             memory: None,
@@ -104,6 +108,7 @@ impl fmt::Debug for Builder {
             .field("wait_for_ack", &self.wait_for_ack)
             .field("gzip", &self.gzip)
             .field("capture", &self.capture)
+            .field("spool", &self.spool)
             .field("panic_messages", &self.panic_messages)
             .finish_non_exhaustive()
     }
@@ -275,7 +280,12 @@ impl Builder {
         self
     }
 
-    /// Longest the [`Guard`](crate::Guard)'s drop waits to deliver what is queued. Default: 3 s.
+    /// Longest the [`Guard`](crate::Guard)'s drop waits to deliver what is queued. Default:
+    /// 1.5 s, within the grace period MCP clients give a stdio server between closing its
+    /// stdin and killing it (2 s for the official Python and TypeScript SDKs). With the spool
+    /// (the default), what is undelivered is written to disk first, in milliseconds, and the
+    /// time left goes to delivering it; without it, what is still undelivered at the deadline
+    /// is lost.
     ///
     /// ```
     /// let builder = mcp_analytics::builder().shutdown_timeout(std::time::Duration::from_secs(1));
@@ -357,8 +367,21 @@ impl Builder {
     /// Resolves the builder, the environment and `.env` into a checked configuration.
     pub(crate) fn resolve(self) -> Result<Config, Error> {
         validate::ranges(&self)?;
+        let env = env::Env::read(self.read_env, self.dotenv.as_deref())?;
+        let datasource = self
+            .datasource
+            .clone()
+            .or_else(|| env.get(env::DATASOURCE))
+            .unwrap_or_else(|| Self::DEFAULT_DATASOURCE.to_owned());
+        validate::datasource(&datasource)?;
+        let target = self.target(&env, &datasource)?;
+        #[cfg(feature = "testing")]
+        let implicit_spool = !matches!(target, Target::Memory(_));
+        #[cfg(not(feature = "testing"))]
+        let implicit_spool = true;
         Ok(Config {
-            target: self.target()?,
+            spool: self.spool.resolve(&env, &datasource, implicit_spool)?,
+            target,
             capture: self.capture.resolve()?,
             before_send: self.capture.before_send.clone(),
             queue_capacity: self.queue_capacity,
@@ -370,12 +393,11 @@ impl Builder {
 
     /// Where rows go: the Events API, with its URL and token from the builder, the environment
     /// or `.env`; or, in tests, memory.
-    fn target(&self) -> Result<Target, Error> {
+    fn target(&self, env: &env::Env, datasource: &str) -> Result<Target, Error> {
         #[cfg(feature = "testing")]
         if let Some(memory) = &self.memory {
             return Ok(Target::Memory(memory.clone()));
         }
-        let env = env::Env::read(self.read_env, self.dotenv.as_deref())?;
         let token = self
             .token
             .clone()
@@ -387,13 +409,7 @@ impl Builder {
             .clone()
             .or_else(|| env.get(env::API_URL))
             .unwrap_or_else(|| Self::DEFAULT_API_URL.to_owned());
-        let datasource = self
-            .datasource
-            .clone()
-            .or_else(|| env.get(env::DATASOURCE))
-            .unwrap_or_else(|| Self::DEFAULT_DATASOURCE.to_owned());
-        validate::datasource(&datasource)?;
-        let events_url = url::events_url(&api_url, &datasource, self.wait_for_ack)?;
+        let events_url = url::events_url(&api_url, datasource, self.wait_for_ack)?;
         if events_url.scheme() == "http" && !url::is_loopback(&events_url) {
             diag::report(format_args!(
                 "the API URL uses http:// to a non-loopback host: the write token travels unencrypted"
@@ -424,6 +440,8 @@ pub(crate) struct Config {
     pub(crate) before_send: Option<crate::before_send::BeforeSend>,
     pub(crate) queue_capacity: usize,
     pub(crate) limits: Limits,
+    /// Where undeliverable batches wait, if anywhere.
+    pub(crate) spool: Option<SpoolSettings>,
     pub(crate) shutdown_timeout: Duration,
     /// Whether a panicking call's row carries the panic's message.
     pub(crate) panic_messages: bool,

@@ -1,12 +1,12 @@
 //! Batches to the Events API: `POST {base}/v0/events?name={datasource}`, NDJSON, gzip.
 //!
-//! 2xx is success; retryable answers and errors are retried by the rules of [`super::retry`];
+//! 2xx is success; retryable answers and errors are retried by the rules of [`super::retry`],
+//! and a batch still undelivered after them is deferred (to the spool, when there is one);
 //! 413 means the body is too large, so the batch is split in two; any other answer (400, 403,
 //! 404, 422, ...) is final: the batch is given up and the cause reported once on stderr.
 //! Requests start at the pace [`super::rate_limit`] allows.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,11 +15,11 @@ use reqwest::{StatusCode, Url};
 
 use super::rate_limit::Pacer;
 use super::retry::{MAX_RETRY_AFTER, backoff, is_retryable, retry_after};
-use super::{Deadline, Deliver};
+use super::{Deadline, Deferred, DeferredBecause, Deliver, Health, Report, report_dropped};
 use crate::batch::Batch;
 use crate::diag;
 use crate::error::Error;
-use crate::stats::{COUNTERS, Settled};
+use crate::stats::COUNTERS;
 
 /// How much of a refusal's body is quoted on stderr.
 const QUOTED_BODY: usize = 200;
@@ -44,6 +44,7 @@ pub(crate) struct EventsApi {
     gzip: bool,
     max_attempts: u32,
     pacer: Pacer,
+    health: Health,
 }
 
 /// Why a request did not deliver its batch.
@@ -89,6 +90,7 @@ impl EventsApi {
             gzip: options.gzip,
             max_attempts: options.max_attempts,
             pacer: Pacer::new(options.min_request_interval),
+            health: Health::default(),
         })
     }
 
@@ -104,12 +106,11 @@ impl EventsApi {
         let (body, encoding) = batch.payload(self.gzip);
         let mut attempt = 1;
         // Whether an earlier attempt may have been processed although we saw no answer.
-        let mut maybe_delivered = false;
-        loop {
-            deadline
-                .before(self.pacer.wait_turn())
-                .await
-                .ok_or(Failure::Deadline)?;
+        let mut maybe_delivered = batch.maybe_delivered;
+        let failure = loop {
+            if deadline.before(self.pacer.wait_turn()).await.is_none() {
+                break Failure::Deadline;
+            }
             let mut request = self
                 .client
                 .post(self.url.clone())
@@ -119,15 +120,17 @@ impl EventsApi {
             if let Some(encoding) = encoding {
                 request = request.header(header::CONTENT_ENCODING, encoding);
             }
-            let answer = deadline
-                .before(request.send())
-                .await
-                .ok_or(Failure::Deadline)?;
+            let Some(answer) = deadline.before(request.send()).await else {
+                // The request may have gone out, and been processed.
+                maybe_delivered = true;
+                break Failure::Deadline;
+            };
 
             let (retry_after, last) = match answer {
                 Ok(response) => {
                     let status = response.status();
                     self.pacer.observe(status, response.headers());
+                    self.health.set(!is_retryable(status));
                     if status.is_success() {
                         let body = response.bytes().await.unwrap_or_default();
                         return Ok(Acknowledged {
@@ -145,6 +148,7 @@ impl EventsApi {
                     (retry_after(response.headers()), format!("HTTP {status}"))
                 }
                 Err(error) => {
+                    self.health.set(false);
                     // A failed connection sent nothing; a timeout or a connection lost after
                     // sending leaves the outcome unknown.
                     maybe_delivered |= !error.is_connect();
@@ -153,29 +157,31 @@ impl EventsApi {
             };
 
             if attempt >= self.max_attempts {
-                return Err(Failure::GaveUp {
+                break Failure::GaveUp {
                     attempts: attempt,
                     last,
-                });
+                };
             }
             let delay = match retry_after {
                 Some(asked) if asked > MAX_RETRY_AFTER => {
-                    return Err(Failure::GaveUp {
+                    break Failure::GaveUp {
                         attempts: attempt,
                         last: format!("{last} with Retry-After {}s", asked.as_secs()),
-                    });
+                    };
                 }
                 Some(asked) => asked,
                 None => backoff(attempt),
             };
-            deadline
-                .before(tokio::time::sleep(delay))
-                .await
-                .ok_or(Failure::Deadline)?;
+            if deadline.before(tokio::time::sleep(delay)).await.is_none() {
+                break Failure::Deadline;
+            }
             // Counted once it is really sent again, not when a deadline cuts the wait short.
             COUNTERS.retried.add(1);
             attempt += 1;
-        }
+        };
+        // Whoever sends it next must know that the service may hold its rows already.
+        batch.maybe_delivered = maybe_delivered;
+        Err(failure)
     }
 }
 
@@ -184,9 +190,14 @@ impl Deliver for EventsApi {
         self.gzip
     }
 
+    fn health(&self) -> Health {
+        self.health.clone()
+    }
+
     /// Splits on 413, so one batch may become several requests.
-    async fn deliver(&mut self, batch: Batch, deadline: &Deadline) -> Settled {
-        let mut settled = Settled::default();
+    async fn deliver(&mut self, batch: Batch, deadline: &Deadline) -> Report {
+        let mut report = Report::default();
+        let settled = &mut report.settled;
         let mut pending = vec![batch];
         while let Some(mut batch) = pending.pop() {
             let given_up = match self.send(&mut batch, deadline).await {
@@ -207,8 +218,8 @@ impl Deliver for EventsApi {
                         continue;
                     }
                     Err(batch) => {
-                        report_given_up(
-                            &batch,
+                        report_dropped(
+                            batch.events,
                             format_args!("an event is larger than the Events API accepts (413)"),
                         );
                         batch
@@ -220,20 +231,19 @@ impl Deliver for EventsApi {
                     batch
                 }
                 Err(Failure::GaveUp { attempts, last }) => {
-                    report_given_up(
-                        &batch,
-                        format_args!("gave up after {attempts} attempts, the last: {last}"),
-                    );
-                    batch
+                    let why = DeferredBecause::GaveUp { attempts, last };
+                    report.deferred.push(Deferred { batch, why });
+                    continue;
                 }
                 Err(Failure::Deadline) => {
-                    settled.abandoned += batch.events;
-                    batch
+                    let why = DeferredBecause::Deadline;
+                    report.deferred.push(Deferred { batch, why });
+                    continue;
                 }
             };
             settled.failed += given_up.events;
         }
-        settled
+        report
     }
 }
 
@@ -262,14 +272,6 @@ fn report_quarantine(quarantined: u64) {
              match the events (see its `_quarantine` datasource)"
         ));
     }
-}
-
-fn report_given_up(batch: &Batch, why: fmt::Arguments<'_>) {
-    static GAVE_UP: diag::Once = diag::Once::new();
-    GAVE_UP.report(format_args!(
-        "dropped a batch of {} events: {why} (reported once; see mcp_analytics::stats())",
-        batch.events
-    ));
 }
 
 /// Reports each refusing status once, with what to check.

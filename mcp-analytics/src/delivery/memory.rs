@@ -4,7 +4,7 @@
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{Deadline, Deliver};
+use super::{Deadline, Deferred, DeferredBecause, Deliver, Health, Report};
 use crate::batch::Batch;
 use crate::stats::Settled;
 
@@ -112,12 +112,18 @@ impl Deliver for InMemory {
         false
     }
 
-    async fn deliver(&mut self, batch: Batch, deadline: &Deadline) -> Settled {
+    fn health(&self) -> Health {
+        Health::default()
+    }
+
+    async fn deliver(&mut self, batch: Batch, deadline: &Deadline) -> Report {
         if deadline.has_passed() {
-            return Settled {
-                failed: batch.events,
-                abandoned: batch.events,
-                ..Settled::default()
+            return Report {
+                deferred: vec![Deferred {
+                    batch,
+                    why: DeferredBecause::Deadline,
+                }],
+                ..Report::default()
             };
         }
         let body = String::from_utf8_lossy(&batch.body);
@@ -126,10 +132,13 @@ impl Deliver for InMemory {
         delivered.batches += 1;
         drop(delivered);
         self.shared.arrived.notify_all();
-        Settled {
-            sent: batch.events,
-            batches: 1,
-            ..Settled::default()
+        Report {
+            settled: Settled {
+                sent: batch.events,
+                batches: 1,
+                ..Settled::default()
+            },
+            ..Report::default()
         }
     }
 }

@@ -2,8 +2,9 @@
 //! implementation and counts what it reports, in one place (`stats::LEDGER`).
 //!
 //! [`http`] delivers to Tinybird's Events API, with its retry policy ([`retry`]) and its rate
-//! limits ([`rate_limit`]); `memory` keeps batches in memory, for tests (`crate::testing`). A disk spool for what
-//! cannot be delivered now plugs in here too.
+//! limits ([`rate_limit`]); `memory` keeps batches in memory, for tests (`crate::testing`). What
+//! a delivery hands back as [`Deferred`] may be delivered later: the worker keeps it in the disk
+//! spool (`crate::spool`) when there is one, and counts it as failed when not.
 
 pub(crate) mod http;
 #[cfg(feature = "testing")]
@@ -11,13 +12,17 @@ pub(crate) mod memory;
 pub(crate) mod rate_limit;
 pub(crate) mod retry;
 
+use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tokio::sync::watch;
 use tokio::time::sleep_until;
 
 use crate::batch::Batch;
+use crate::diag;
 use crate::stats::Settled;
 
 /// A destination for batches.
@@ -26,10 +31,99 @@ pub(crate) trait Deliver: Send + 'static {
     /// during the delivery before it.
     fn compresses(&self) -> bool;
 
+    /// Whether the destination answered its last request, as the worker sees it while a
+    /// delivery is under way.
+    fn health(&self) -> Health;
+
     /// Delivers `batch` (splitting, retrying and waiting as the destination's rules say) until
-    /// it is delivered, given up on, or `deadline` passes, and reports what became of its rows.
-    /// Retries are counted as they happen; everything else is counted from the report.
-    fn deliver(&mut self, batch: Batch, deadline: &Deadline) -> impl Future<Output = Settled>;
+    /// it is delivered, refused, deferred, or `deadline` passes, and reports what became of its
+    /// rows. Retries are counted as they happen; everything else is counted from the report.
+    fn deliver(&mut self, batch: Batch, deadline: &Deadline) -> impl Future<Output = Report>;
+}
+
+/// What became of a batch handed to a delivery.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    /// Rows delivered, or refused for good.
+    pub(crate) settled: Settled,
+    /// What was not delivered but may be later: the whole batch, or what a split left of it.
+    pub(crate) deferred: Vec<Deferred>,
+}
+
+impl Report {
+    /// Whether nothing of the batch was delivered or refused: it is all deferred, as it was.
+    pub(crate) fn untouched(&self) -> bool {
+        self.settled.sent == 0 && self.settled.failed == 0
+    }
+}
+
+/// A batch not delivered now, that a later delivery may get through.
+#[derive(Debug)]
+pub(crate) struct Deferred {
+    pub(crate) batch: Batch,
+    pub(crate) why: DeferredBecause,
+}
+
+/// Why a batch was deferred.
+#[derive(Debug)]
+pub(crate) enum DeferredBecause {
+    /// Every attempt failed with a retryable error, or the service asked to wait too long.
+    GaveUp { attempts: u32, last: String },
+    /// The shutdown deadline passed.
+    Deadline,
+}
+
+impl Deferred {
+    /// Counts a deferred batch that cannot be kept for later as failed, saying once why.
+    pub(crate) fn fail(self) -> Settled {
+        let events = self.batch.events;
+        match self.why {
+            DeferredBecause::GaveUp { attempts, last } => {
+                report_dropped(
+                    events,
+                    format_args!("gave up after {attempts} attempts, the last: {last}"),
+                );
+                Settled {
+                    failed: events,
+                    ..Settled::default()
+                }
+            }
+            DeferredBecause::Deadline => Settled {
+                failed: events,
+                abandoned: events,
+                ..Settled::default()
+            },
+        }
+    }
+}
+
+/// Says once that a batch was dropped, and why.
+pub(crate) fn report_dropped(events: usize, why: fmt::Arguments<'_>) {
+    static DROPPED: diag::Once = diag::Once::new();
+    DROPPED.report(format_args!(
+        "dropped a batch of {events} events: {why} (reported once; see mcp_analytics::stats())"
+    ));
+}
+
+/// Whether a destination answered its last request: shared between the delivery, which sets
+/// it, and the worker, which reads it while the delivery runs.
+#[derive(Debug, Clone)]
+pub(crate) struct Health(Arc<AtomicBool>);
+
+impl Default for Health {
+    fn default() -> Self {
+        Self(Arc::new(AtomicBool::new(true)))
+    }
+}
+
+impl Health {
+    pub(crate) fn is_healthy(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set(&self, healthy: bool) {
+        self.0.store(healthy, Ordering::Relaxed);
+    }
 }
 
 /// The shutdown deadline: unset until `shutdown()` sets it; past it, nothing is sent or retried.
@@ -47,6 +141,15 @@ impl Deadline {
         self.0
             .borrow()
             .is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
+    /// Completes once a deadline is set: shutdown has begun.
+    pub(crate) async fn set(&self) {
+        let mut deadline = self.0.clone();
+        if deadline.wait_for(Option::is_some).await.is_err() {
+            // The handle is gone, so no deadline will ever be set.
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Runs `future` to completion unless the deadline passes first.

@@ -1,0 +1,417 @@
+//! The background worker: one thread with its own current-thread tokio runtime, so it works in
+//! sync programs and beside any runtime the server uses. It drains the queue into batches and
+//! hands them to its delivery, answering flush and shutdown requests in between.
+//!
+//! While a batch is being delivered, the worker goes on taking rows into the next batch, until
+//! one more batch is closed and waiting: encoding overlaps the service's answer, so the worker's
+//! rate is the slower of the two rather than their sum, and a slow or retrying endpoint holds
+//! one batch of rows besides the queue (bounded) before the queue fills.
+//!
+//! With a spool (`crate::spool`), what cannot be delivered now goes to disk instead of being
+//! dropped: a batch the service would not take after its retries; during an outage, the
+//! batches waiting, as soon as the queue is half full; and, as shutdown begins, everything at
+//! once, before a last delivery is tried in the time left. Spooled files are sent again, oldest
+//! first and between live batches, at start and once the service answers again.
+
+mod backlog;
+
+use std::collections::VecDeque;
+use std::pin::pin;
+use std::sync::mpsc::SyncSender;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{mpsc, watch};
+
+use backlog::{Backlog, POPS_PER_CHUNK, Spooled, Take};
+
+use crate::batch::{Batch, Batcher};
+use crate::config::{Config, Target};
+use crate::delivery::http::EventsApi;
+use crate::delivery::{Deadline, Deliver, Health, Report};
+use crate::error::Error;
+use crate::global;
+use crate::rows::scope;
+use crate::spool::{Claim, Replay, Spool};
+use crate::stats::COUNTERS;
+
+/// What the rest of the process asks of the worker.
+pub(crate) enum Command {
+    /// Ship everything queued now, then answer.
+    Flush(SyncSender<()>),
+    /// Ship everything queued now (up to the deadline), answer, and stop.
+    Shutdown(SyncSender<()>),
+}
+
+/// The running worker, as seen from `init`/`flush`/`shutdown`.
+pub(crate) struct Handle {
+    pub(crate) commands: mpsc::UnboundedSender<Command>,
+    pub(crate) deadline: watch::Sender<Option<Instant>>,
+    pub(crate) thread: JoinHandle<()>,
+    /// The `init` this worker belongs to (see `global::next_generation`).
+    pub(crate) generation: u64,
+}
+
+/// Starts the worker thread for `config`'s destination and waits for it to confirm that its
+/// runtime is up, so `init` reports every failure.
+pub(crate) fn spawn(config: Config, generation: u64) -> Result<Handle, Error> {
+    match config.target.clone() {
+        Target::EventsApi {
+            events_url,
+            token,
+            options,
+        } => {
+            let delivery = EventsApi::new(events_url, token.expose(), &options)?;
+            spawn_with(delivery, &config, generation)
+        }
+        #[cfg(feature = "testing")]
+        Target::Memory(memory) => spawn_with(memory, &config, generation),
+    }
+}
+
+/// The runtime is built on the worker thread itself: a runtime dropped on the caller's thread
+/// would panic if that thread is inside an async context.
+fn spawn_with<D: Deliver>(delivery: D, config: &Config, generation: u64) -> Result<Handle, Error> {
+    let (set_deadline, deadline) = Deadline::new();
+    let (commands, inbox) = mpsc::unbounded_channel();
+    let spool = config.spool.as_ref().and_then(|settings| {
+        match Spool::open(
+            settings.dir.clone(),
+            &settings.datasource,
+            settings.max_bytes,
+        ) {
+            Ok(spool) => Some(Spooled {
+                spool,
+                replay: Replay::new(),
+            }),
+            Err(error) => {
+                crate::diag::report(format_args!(
+                    "cannot use the spool at {}: {error}; events that cannot be delivered now \
+                     are dropped",
+                    settings.dir.display()
+                ));
+                None
+            }
+        }
+    });
+    let worker = Worker {
+        inbox,
+        backlog: Backlog {
+            batcher: Batcher::new(config.limits, config.before_send.clone()),
+            ready: VecDeque::new(),
+            gzip: delivery.compresses(),
+            spool,
+            generation,
+            queue_capacity: config.queue_capacity,
+        },
+        health: delivery.health(),
+        delivery,
+        idle_poll: config.limits.max_age,
+        deadline,
+    };
+    let (started, confirmation) = std::sync::mpsc::sync_channel(1);
+    let thread = std::thread::Builder::new()
+        .name("mcp-analytics".into())
+        .spawn(move || {
+            scope::mark_worker_thread();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            match runtime {
+                Ok(runtime) => {
+                    let _ = started.send(Ok(()));
+                    runtime.block_on(worker.run());
+                    // Don't wait for blocking tasks (a DNS lookup that hangs): `shutdown` joins
+                    // this thread within its deadline.
+                    runtime.shutdown_background();
+                }
+                Err(error) => {
+                    let _ = started.send(Err(error));
+                }
+            }
+        })
+        .map_err(Error::Worker)?;
+    match confirmation.recv() {
+        Ok(Ok(())) => Ok(Handle {
+            commands,
+            deadline: set_deadline,
+            thread,
+            generation,
+        }),
+        Ok(Err(error)) => Err(Error::Worker(error)),
+        Err(_) => Err(Error::Worker(std::io::Error::other(
+            "the worker thread ended before starting",
+        ))),
+    }
+}
+
+struct Worker<D> {
+    inbox: mpsc::UnboundedReceiver<Command>,
+    delivery: D,
+    /// Whether the delivery's destination answers, read while a delivery runs.
+    health: Health,
+    backlog: Backlog,
+    /// Longest sleep with nothing pending: a wake-up lost to a race costs this much latency.
+    idle_poll: Duration,
+    deadline: Deadline,
+}
+
+/// Ready once there are rows to take, after letting the runtime look at its sockets: a chunk
+/// of encoding at a time, so that the answer to the request in flight is read within a chunk's
+/// time of its arrival.
+async fn rows_to_take() {
+    tokio::task::yield_now().await;
+    if global::queued() == 0 {
+        global::WAKE.notified().await;
+    }
+}
+
+/// What the worker does during a delivery.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Meanwhile {
+    /// Takes newly queued rows into the next batch (see the module docs).
+    Batch,
+    /// Nothing: the worker is shutting down, and what it took now could not ship.
+    Wait,
+}
+
+enum Wake {
+    Command(Option<Command>),
+    Rows,
+}
+
+impl<D: Deliver> Worker<D> {
+    async fn run(mut self) {
+        loop {
+            let wake = self.next_wake().await;
+            // With batches ready, ship first: rows are taken while they are delivered.
+            if self.backlog.ready.is_empty() || !matches!(wake, Wake::Rows) {
+                self.backlog.drain(&self.deadline);
+            }
+            match wake {
+                Wake::Rows => {
+                    self.backlog.close_if_due();
+                    self.ship(Meanwhile::Batch).await;
+                    if self.backlog.ready.is_empty() && self.replay_due() {
+                        self.replay_one(Meanwhile::Batch).await;
+                    }
+                }
+                Wake::Command(Some(Command::Flush(done))) => {
+                    self.backlog.close();
+                    self.ship(Meanwhile::Batch).await;
+                    let _ = done.send(());
+                }
+                Wake::Command(Some(Command::Shutdown(done))) => {
+                    if self.backlog.spool.is_some() {
+                        // Secure first, then send: a kill after this loses nothing taken.
+                        self.backlog.secure(&self.deadline, None);
+                        while !self.deadline.has_passed() && self.replay_one(Meanwhile::Wait).await
+                        {
+                        }
+                        self.backlog.report_left_behind();
+                    } else {
+                        self.backlog.close();
+                        self.ship(Meanwhile::Wait).await;
+                    }
+                    let _ = done.send(());
+                    return;
+                }
+                // Every handle is gone: nobody can flush or shut down any more.
+                Wake::Command(None) => return,
+            }
+        }
+    }
+
+    /// Whether the spool is to be looked at now.
+    fn replay_due(&self) -> bool {
+        self.backlog
+            .spool
+            .as_ref()
+            .is_some_and(|spooled| spooled.replay.is_due(Instant::now()))
+    }
+
+    /// Sleeps until a command, a wake-up from a producer, or the open batch's age limit; with
+    /// batches waiting to ship or spooled files to send, returns at once (with a command first,
+    /// if one came).
+    async fn next_wake(&mut self) -> Wake {
+        if !self.backlog.ready.is_empty() || self.replay_due() {
+            return match self.inbox.try_recv() {
+                Ok(command) => Wake::Command(Some(command)),
+                Err(TryRecvError::Disconnected) => Wake::Command(None),
+                Err(TryRecvError::Empty) => Wake::Rows,
+            };
+        }
+        let batcher = &self.backlog.batcher;
+        let idle = batcher.is_empty();
+        global::set_worker_idle(idle);
+        if idle && global::queued() > 0 {
+            // A row arrived between the last drain and the idle flag: don't sleep on it.
+            global::set_worker_idle(false);
+            return Wake::Rows;
+        }
+        let until = batcher
+            .deadline()
+            .unwrap_or_else(|| Instant::now() + self.idle_poll);
+        let wake = tokio::select! {
+            biased;
+            command = self.inbox.recv() => Wake::Command(command),
+            () = global::WAKE.notified() => Wake::Rows,
+            () = tokio::time::sleep_until(until.into()) => Wake::Rows,
+        };
+        global::set_worker_idle(false);
+        wake
+    }
+
+    /// Ships the batches closed so far. Those that close while these are delivered wait for
+    /// the next round, so that a steady stream of rows cannot hold a command back.
+    async fn ship(&mut self, meanwhile: Meanwhile) {
+        for _ in 0..self.backlog.ready.len() {
+            let Some(batch) = self.backlog.ready.pop_front() else {
+                break;
+            };
+            let (report, copy) = self.deliver(batch, Origin::Live, meanwhile).await;
+            match copy {
+                // Shutdown began during the delivery, and a copy of the batch went to disk.
+                Some(copy) => self.settle_held(copy, report, Origin::Live),
+                None => self.backlog.settle_report(report),
+            }
+        }
+    }
+
+    /// Sends the oldest spooled file nobody else is sending; returns whether one was delivered.
+    async fn replay_one(&mut self, meanwhile: Meanwhile) -> bool {
+        let Some(spooled) = &mut self.backlog.spool else {
+            return false;
+        };
+        let claimed = spooled.spool.claim_oldest();
+        COUNTERS.discarded.add(claimed.set_aside);
+        let Some((mut claim, batch)) = claimed.next else {
+            spooled.replay.found_nothing();
+            return false;
+        };
+        spooled.spool.mark_sending(&mut claim);
+        let (report, _) = self.deliver(batch, Origin::Spooled, meanwhile).await;
+        let delivered = report.deferred.is_empty();
+        self.settle_held(claim, report, Origin::Spooled);
+        if let Some(spooled) = &mut self.backlog.spool {
+            if delivered {
+                spooled.replay.sent();
+            } else {
+                spooled.replay.failed();
+            }
+        }
+        delivered
+    }
+
+    /// Settles the delivery of a batch that is also on disk, `claim`ed by this process: the
+    /// file goes once the batch was delivered (or refused for good), and stays for later if
+    /// none of it was; in between (a split batch, partly delivered), the file goes and what is
+    /// left is spooled anew.
+    fn settle_held(&mut self, claim: Claim, report: Report, origin: Origin) {
+        let Some(spooled) = &mut self.backlog.spool else {
+            return;
+        };
+        if report.untouched() && !report.deferred.is_empty() {
+            let Report {
+                mut settled,
+                deferred,
+            } = report;
+            let events = claim.events();
+            let maybe_delivered = deferred.iter().any(|left| left.batch.maybe_delivered);
+            spooled.spool.release(claim, maybe_delivered);
+            if origin == Origin::Live {
+                settled.spooled += events;
+                self.backlog.settle(settled);
+            }
+            return;
+        }
+        let Report {
+            mut settled,
+            deferred,
+        } = report;
+        spooled.spool.acknowledge(claim);
+        let mut respooled = 0;
+        for mut left in deferred {
+            if self.backlog.store(&mut left.batch, false).is_some() {
+                respooled += left.batch.events;
+            } else if origin == Origin::Live {
+                settled += left.fail();
+            } else {
+                COUNTERS.discarded.add(left.batch.events);
+            }
+        }
+        match origin {
+            Origin::Live => {
+                settled.spooled += respooled;
+                self.backlog.settle(settled);
+            }
+            Origin::Spooled => COUNTERS.settle_replayed(settled),
+        }
+    }
+
+    /// Delivers `batch`, taking rows into the next batches meanwhile (with
+    /// [`Meanwhile::Batch`]). Should shutdown begin during the delivery, with a spool, every
+    /// other row goes to disk at once, and a copy of a live `batch` too, returned held: the
+    /// delivery goes on, and its outcome decides the copy's fate.
+    async fn deliver(
+        &mut self,
+        batch: Batch,
+        origin: Origin,
+        meanwhile: Meanwhile,
+    ) -> (Report, Option<Claim>) {
+        // The copy shares the batch's bytes. A spooled batch is on disk already.
+        let mut to_secure =
+            (self.backlog.spool.is_some() && origin == Origin::Live).then(|| batch.clone());
+        let mut copy = None;
+        let backlog = &mut self.backlog;
+        let health = &self.health;
+        let deadline = &self.deadline;
+        let mut delivery = pin!(self.delivery.deliver(batch, deadline));
+        let mut securing = backlog.spool.is_some();
+        let mut batching = meanwhile == Meanwhile::Batch;
+        let report = loop {
+            tokio::select! {
+                biased;
+                report = &mut delivery => break report,
+                () = deadline.set(), if securing => {
+                    securing = false;
+                    batching = false;
+                    copy = backlog.secure(deadline, to_secure.take());
+                }
+                () = room_to_take(backlog, health),
+                    if batching && (backlog.ready.is_empty() || backlog.may_spill(health)) =>
+                {
+                    backlog.spill_if_filling(health);
+                    if backlog.ready.is_empty() {
+                        // Superseded: take nothing more.
+                        batching = backlog
+                            .take_from_queue(POPS_PER_CHUNK, Take::UntilClosed)
+                            .is_some();
+                    }
+                }
+            }
+        };
+        (report, copy)
+    }
+}
+
+/// Where a delivered batch came from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// This worker's queue: its rows count in this process's ledger.
+    Live,
+    /// A spool file: its rows count as replayed, whoever recorded them.
+    Spooled,
+}
+
+/// Ready once rows can be taken into a batch: at once when no batch is waiting; otherwise
+/// (during an outage, with a spool) once producers wake the worker, to see whether the queue
+/// is filling up.
+async fn room_to_take(backlog: &Backlog, health: &Health) {
+    if backlog.ready.is_empty() {
+        rows_to_take().await;
+    } else if backlog.may_spill(health) {
+        global::WAKE.notified().await;
+    }
+}

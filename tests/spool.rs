@@ -1,0 +1,243 @@
+//! The disk spool, in one process: what cannot be delivered now (the endpoint is down, rate
+//! limits, a long outage, exit) goes to disk, and a later worker delivers it, each event once.
+//! Each test prints one line of figures, visible with `--nocapture`:
+//!
+//! ```text
+//! spool <name>: emitted N, delivered-unique N, duplicated D, discarded X, spooled S, replayed R
+//! ```
+//!
+//! Several processes over one spool (short-lived copies, concurrent starts, `kill -9`) are in
+//! `spool_processes.rs`; a stdio server driven by the Python SDK is in the end-to-end suite.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use common::{Scenario, SpoolDir, builder_for, in_own_process};
+use mcp_analytics::{Builder, Stats, mcp_tool};
+use mcp_analytics_receiver::{Receiver, Row, Scripted};
+
+/// One event per call, named by its argument.
+#[mcp_tool(name = format!("ev-{i}"))]
+fn ev(i: u32) -> u32 {
+    i
+}
+
+fn emit(range: Range<u32>) -> Vec<String> {
+    range
+        .map(|i| {
+            ev(i);
+            format!("ev-{i}")
+        })
+        .collect()
+}
+
+/// A pipeline spooling to `spool`: batches close quickly.
+fn spooling(builder: Builder, spool: &SpoolDir) -> Builder {
+    builder
+        .spool(true)
+        .spool_dir(&spool.0)
+        .max_batch_age(Duration::from_millis(20))
+}
+
+/// How many times each emitted name arrived; fails on a name nobody emitted.
+fn arrivals(emitted: &[String], rows: &[Row]) -> BTreeMap<String, usize> {
+    let mut seen: BTreeMap<String, usize> = emitted.iter().map(|n| (n.clone(), 0)).collect();
+    for row in rows {
+        let name = row.record_str("tool");
+        *seen
+            .get_mut(name)
+            .unwrap_or_else(|| panic!("`{name}` was never emitted")) += 1;
+    }
+    seen
+}
+
+/// Asserts every emitted name arrived exactly once, and prints the scenario's figures.
+#[track_caller]
+fn assert_each_once(name: &str, emitted: &[String], rows: &[Row], before: Stats) {
+    let seen = arrivals(emitted, rows);
+    let missing: Vec<_> = seen
+        .iter()
+        .filter(|&(_, &n)| n == 0)
+        .map(|(k, _)| k)
+        .collect();
+    let twice: Vec<_> = seen
+        .iter()
+        .filter(|&(_, &n)| n > 1)
+        .map(|(k, _)| k)
+        .collect();
+    let now = mcp_analytics::stats();
+    println!(
+        "spool {name}: emitted {}, delivered-unique {}, duplicated {}, discarded {}, spooled {}, replayed {}",
+        emitted.len(),
+        seen.values().filter(|&&n| n > 0).count(),
+        seen.values().map(|&n| n.saturating_sub(1)).sum::<usize>(),
+        now.discarded - before.discarded,
+        now.spooled - before.spooled,
+        now.replayed - before.replayed,
+    );
+    assert!(missing.is_empty(), "never delivered: {missing:?}");
+    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+}
+
+/// Waits until the spool holds no file, or fails after `timeout`.
+#[track_caller]
+fn wait_until_empty(spool: &SpoolDir, timeout: Duration) {
+    let started = Instant::now();
+    while !spool.files().is_empty() {
+        assert!(
+            started.elapsed() < timeout,
+            "the spool still holds {:?}",
+            spool.files()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn spool_exit_with_the_endpoint_down_then_a_later_run_delivers_once() {
+    let spool = SpoolDir::new("down-at-exit");
+    let scenario = Scenario::start(Receiver::start(), |b| spooling(b, &spool));
+    let before = scenario.stats_before();
+    scenario.receiver.go_down();
+    let emitted = emit(0..170);
+
+    let started = Instant::now();
+    let shutdown = mcp_analytics::shutdown(Duration::from_millis(1500));
+    let took = started.elapsed();
+    assert!(shutdown.is_ok(), "everything is on disk: {shutdown:?}");
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    let after = mcp_analytics::stats();
+    assert_eq!(after.spooled - before.spooled, 170);
+    assert_eq!(after.failed - before.failed, 0);
+    assert_eq!(after.dropped - before.dropped, 0);
+    assert!(!spool.files().is_empty());
+    assert!(scenario.receiver.rows().is_empty());
+
+    // The next run, with the endpoint up: it sends the spool at start.
+    scenario.receiver.go_up();
+    let next = spooling(builder_for(&scenario.receiver), &spool)
+        .try_init()
+        .expect("the next run starts");
+    let rows = scenario
+        .receiver
+        .wait_for_rows(170, Duration::from_secs(30));
+    wait_until_empty(&spool, Duration::from_secs(30));
+    drop(next);
+    assert_each_once("down-at-exit", &emitted, &rows, before);
+    assert_eq!(mcp_analytics::stats().replayed - before.replayed, 170);
+}
+
+#[test]
+fn spool_exit_during_rate_limiting_then_a_later_run_delivers_once() {
+    let spool = SpoolDir::new("rate-limited");
+    let receiver = Receiver::start();
+    receiver.script([
+        Scripted::retry_after(429, "1"),
+        Scripted::retry_after(429, "1"),
+        Scripted::retry_after(429, "1"),
+    ]);
+    let mut scenario = Scenario::start(receiver, |b| spooling(b, &spool));
+    let before = scenario.stats_before();
+    let emitted = emit(0..170);
+    // Shutdown begins while the first answer asks to wait: the rows go to disk at once.
+    scenario
+        .receiver
+        .wait_for_requests(1, Duration::from_secs(30));
+    drop(scenario.analytics.take());
+    let after = mcp_analytics::stats();
+    assert_eq!(after.spooled - before.spooled, 170, "{after:?}");
+    assert_eq!(after.failed - before.failed, 0);
+
+    let next = spooling(builder_for(&scenario.receiver), &spool)
+        .try_init()
+        .expect("the next run starts");
+    let rows = scenario
+        .receiver
+        .wait_for_rows(170, Duration::from_secs(30));
+    wait_until_empty(&spool, Duration::from_secs(30));
+    drop(next);
+    assert_each_once("rate-limited", &emitted, &rows, before);
+}
+
+#[test]
+fn spool_a_long_outage_drains_the_queue_to_disk_and_loses_nothing() {
+    let spool = SpoolDir::new("long-outage");
+    let scenario = Scenario::start(Receiver::start(), |b| {
+        // A small queue and a short retry budget: the outage outlasts both many times over.
+        spooling(b, &spool)
+            .queue_capacity(1024)
+            .max_batch_events(256)
+            .max_attempts(2)
+    });
+    let before = scenario.stats_before();
+    scenario.receiver.go_down();
+    // Ten queues' worth, at the pace of a busy server: without the spool most would be dropped.
+    let mut emitted = Vec::new();
+    for round in 0..40 {
+        emitted.extend(emit(round * 256..(round + 1) * 256));
+        // Wait for the worker to take each round: the queue never overflows because the
+        // worker moves what waits to disk, not because the producer slows down for it.
+        let taken = common::eventually(Duration::from_secs(30), || {
+            mcp_analytics::stats().queued < 512
+        });
+        assert!(
+            taken,
+            "the worker keeps taking rows: {:?}",
+            mcp_analytics::stats()
+        );
+    }
+    let during = mcp_analytics::stats();
+    assert_eq!(during.dropped - before.dropped, 0, "{during:?}");
+    assert!(during.spooled - before.spooled > 0, "{during:?}");
+
+    scenario.receiver.go_up();
+    let rows = scenario
+        .receiver
+        .wait_for_rows(emitted.len(), Duration::from_secs(60));
+    scenario.flush();
+    wait_until_empty(&spool, Duration::from_secs(30));
+    assert_each_once("long-outage", &emitted, &rows, before);
+}
+
+#[test]
+fn spool_an_unwritable_directory_warns_once_and_falls_back() {
+    let stderr = in_own_process(
+        "spool_an_unwritable_directory_warns_once_and_falls_back",
+        &[],
+        || {
+            // A directory cannot be made under a regular file: what a read-only disk does too.
+            let blocker = std::env::temp_dir().join(format!(
+                "mcp-analytics-spool-blocker-{}",
+                std::process::id()
+            ));
+            std::fs::write(&blocker, b"not a directory").unwrap();
+            let receiver = Receiver::start();
+            receiver.go_down();
+            let analytics = builder_for(&receiver)
+                .spool(true)
+                .spool_dir(blocker.join("spool"))
+                .max_attempts(1)
+                .max_batch_age(Duration::from_millis(10))
+                .try_init()
+                .expect("analytics starts without its spool");
+            emit(0..10);
+            let flushed = mcp_analytics::flush(Duration::from_secs(30));
+            assert!(flushed.is_ok(), "{flushed:?}");
+            emit(10..20);
+            drop(analytics);
+            let stats = mcp_analytics::stats();
+            assert_eq!(stats.spooled, 0);
+            assert_eq!(stats.failed, 20, "{stats:?}");
+            std::fs::remove_file(&blocker).unwrap();
+        },
+    );
+    if common::in_child() {
+        return;
+    }
+    let warnings = stderr.matches("cannot use the spool at").count();
+    assert_eq!(warnings, 1, "{stderr}");
+    assert!(stderr.contains("are dropped"), "{stderr}");
+}
