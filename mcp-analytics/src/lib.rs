@@ -30,8 +30,10 @@
 //! (`ok`, `error`, `panic`, `cancelled`), error text (or the panic's message), session, and the
 //! instrumented crate's name and version. The handler never blocks and never waits on the
 //! network: the event goes onto a bounded lock-free queue, and a background thread batches,
-//! compresses and ships it, with retries that follow the Events API's rules. See [`stats`] for
-//! what happened to events.
+//! compresses and ships it, with retries that follow the Events API's rules. What cannot be
+//! delivered now (an outage, rate limits, the process exiting) goes to a bounded disk spool and
+//! is delivered later, once, by this process or the server's next run ([`Builder::spool`]).
+//! See [`stats`] for what happened to events.
 //!
 //! A panic's message comes from a panic hook that `init` chains in front of the one set before
 //! (yours, or the default one printing to stderr, which run as before); a hook set after `init`
@@ -61,9 +63,10 @@
 //! it runs in), made safe by `capture` and `redact` on the recording thread → `global` (the
 //! lock-free queue and the process-wide state) → `worker` (the thread that drains it) →
 //! `batch` and `wire` (batching, NDJSON, gzip; `before_send`, your hook, on each line) →
-//! `delivery` (the Events API: HTTP, retries, rate limits; or memory). `config` resolves the
-//! settings, `lifecycle` starts and stops the worker, `stats` counts what became of every row,
-//! `panic_hook` keeps a panicking call's message.
+//! `delivery` (the Events API: HTTP, retries, rate limits; or memory), and `spool` for what
+//! cannot be delivered now. `config` resolves the settings, `lifecycle` starts and stops the
+//! worker, `stats` counts what became of every row, `panic_hook` keeps a panicking call's
+//! message.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -102,7 +102,9 @@ fn start(builder: Builder) -> Result<(Handle, Duration), Error> {
 }
 
 /// Keeps analytics running; dropping it ships what is queued, waiting at most the shutdown
-/// timeout ([`Builder::shutdown_timeout`]), then stops the worker. Returned by
+/// timeout ([`Builder::shutdown_timeout`]), then stops the worker. With the spool
+/// ([`Builder::spool`], on by default), what is undelivered is written to disk first, and what
+/// the time left does not deliver waits there for the next run. Returned by
 /// [`init`](crate::init).
 ///
 /// Keep it alive for as long as the server runs, typically as a variable in `main`:

@@ -31,9 +31,10 @@ pub struct Stats {
     /// Of `dropped`, the log lines of the `tracing` layer dropped because log lines already
     /// held their share of the queue (half), which keeps the other half for handler calls.
     pub dropped_log_lines: u64,
-    /// Events given up on: a non-retryable answer, every attempt used, or the shutdown deadline.
-    /// If an earlier attempt of theirs ended without an answer (a timeout), the service may
-    /// have stored them all the same.
+    /// Events given up on: a non-retryable answer; or every attempt used, or the shutdown
+    /// deadline, when the spool could not keep them (turned off, or the disk refused). If an
+    /// earlier attempt of theirs ended without an answer (a timeout), the service may have
+    /// stored them all the same.
     pub failed: u64,
     /// Requests sent again after a retryable failure.
     pub retried: u64,

@@ -193,7 +193,9 @@ impl<D: Deliver> Worker<D> {
                 Wake::Rows => {
                     self.backlog.close_if_due();
                     self.ship(Meanwhile::Batch).await;
-                    if self.backlog.ready.is_empty() && self.replay_due() {
+                    // One spooled file per round, between live batches: a busy server still
+                    // works its spool off, under the same rate limits.
+                    if self.replay_due() {
                         self.replay_one(Meanwhile::Batch).await;
                     }
                 }
