@@ -17,29 +17,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::ops::Range;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Scenario, in_child, in_own_process};
-use mcp_analytics::{Builder, Stats, mcp_tool};
+use common::{Scenario, emit, in_child, in_own_process};
+use mcp_analytics::{Builder, Stats};
 use mcp_analytics_receiver::{Receiver, RequestLog, Row, Scripted};
-
-/// One event per call, named by its argument.
-#[mcp_tool(name = format!("ev-{i}"))]
-fn ev(i: u32) -> u32 {
-    i
-}
-
-/// Emits `ev-{i}` for every `i` of `range`, and returns the names emitted.
-fn emit(range: Range<u32>) -> Vec<String> {
-    range
-        .map(|i| {
-            ev(i);
-            format!("ev-{i}")
-        })
-        .collect()
-}
 
 /// Settings every scenario shares: batches close quickly, the process-wide defaults otherwise.
 fn fast(builder: Builder) -> Builder {

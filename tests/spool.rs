@@ -12,27 +12,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::ops::Range;
+use std::io::Read as _;
 use std::time::{Duration, Instant};
 
-use common::{Scenario, SpoolDir, builder_for, in_own_process};
-use mcp_analytics::{Builder, Stats, mcp_tool};
+use common::{Scenario, SpoolDir, builder_for, emit, in_own_process};
+use mcp_analytics::{Builder, Stats};
 use mcp_analytics_receiver::{Receiver, Row, Scripted};
-
-/// One event per call, named by its argument.
-#[mcp_tool(name = format!("ev-{i}"))]
-fn ev(i: u32) -> u32 {
-    i
-}
-
-fn emit(range: Range<u32>) -> Vec<String> {
-    range
-        .map(|i| {
-            ev(i);
-            format!("ev-{i}")
-        })
-        .collect()
-}
 
 /// A pipeline spooling to `spool`: batches close quickly.
 fn spooling(builder: Builder, spool: &SpoolDir) -> Builder {
@@ -96,10 +81,42 @@ fn wait_until_empty(spool: &SpoolDir, timeout: Duration) {
     }
 }
 
+/// Starts the next run over `spool`, which sends it at start; returns the `n` rows received
+/// once the spool is empty, and shuts that run down.
+fn next_run_delivers(receiver: &Receiver, spool: &SpoolDir, n: usize) -> Vec<Row> {
+    let next = spooling(builder_for(receiver), spool)
+        .try_init()
+        .expect("the next run starts");
+    let rows = receiver.wait_for_rows(n, Duration::from_secs(30));
+    wait_until_empty(spool, Duration::from_secs(30));
+    drop(next);
+    rows
+}
+
+/// Every spooled file's content, decompressed, in name order.
+fn spooled_bodies(spool: &SpoolDir) -> Vec<String> {
+    spool
+        .files()
+        .iter()
+        .map(|name| {
+            let gzipped = std::fs::read(spool.0.join(name)).expect("a spooled file reads");
+            let mut body = String::new();
+            flate2::read::GzDecoder::new(&gzipped[..])
+                .read_to_string(&mut body)
+                .expect("a spooled file is whole gzip'd text");
+            body
+        })
+        .collect()
+}
+
+/// A token that no row could contain by chance.
+const SECRET_TOKEN: &str = "p.spool-test-secret-token-7f3a9c";
+
 #[test]
 fn spool_exit_with_the_endpoint_down_then_a_later_run_delivers_once() {
     let spool = SpoolDir::new("down-at-exit");
-    let scenario = Scenario::start(Receiver::start(), |b| spooling(b, &spool));
+    let receiver = Receiver::builder().token(SECRET_TOKEN).build();
+    let scenario = Scenario::start(receiver, |b| spooling(b, &spool));
     let before = scenario.stats_before();
     scenario.receiver.go_down();
     let emitted = emit(0..170);
@@ -113,19 +130,35 @@ fn spool_exit_with_the_endpoint_down_then_a_later_run_delivers_once() {
     assert_eq!(after.spooled - before.spooled, 170);
     assert_eq!(after.failed - before.failed, 0);
     assert_eq!(after.dropped - before.dropped, 0);
-    assert!(!spool.files().is_empty());
     assert!(scenario.receiver.rows().is_empty());
+    // On disk: the rows as they would be sent, owner-only, and never the token.
+    let bodies = spooled_bodies(&spool);
+    assert_eq!(
+        bodies
+            .iter()
+            .map(|body| body.lines().count())
+            .sum::<usize>(),
+        170
+    );
+    for body in &bodies {
+        assert!(!body.contains(SECRET_TOKEN));
+        for line in body.lines() {
+            serde_json::from_str::<serde_json::Value>(line).expect("each line is a row");
+        }
+    }
+    #[cfg(unix)]
+    for name in spool.files() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(spool.0.join(&name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
 
     // The next run, with the endpoint up: it sends the spool at start.
     scenario.receiver.go_up();
-    let next = spooling(builder_for(&scenario.receiver), &spool)
-        .try_init()
-        .expect("the next run starts");
-    let rows = scenario
-        .receiver
-        .wait_for_rows(170, Duration::from_secs(30));
-    wait_until_empty(&spool, Duration::from_secs(30));
-    drop(next);
+    let rows = next_run_delivers(&scenario.receiver, &spool, emitted.len());
     assert_each_once("down-at-exit", &emitted, &rows, before);
     assert_eq!(mcp_analytics::stats().replayed - before.replayed, 170);
 }
@@ -151,14 +184,7 @@ fn spool_exit_during_rate_limiting_then_a_later_run_delivers_once() {
     assert_eq!(after.spooled - before.spooled, 170, "{after:?}");
     assert_eq!(after.failed - before.failed, 0);
 
-    let next = spooling(builder_for(&scenario.receiver), &spool)
-        .try_init()
-        .expect("the next run starts");
-    let rows = scenario
-        .receiver
-        .wait_for_rows(170, Duration::from_secs(30));
-    wait_until_empty(&spool, Duration::from_secs(30));
-    drop(next);
+    let rows = next_run_delivers(&scenario.receiver, &spool, emitted.len());
     assert_each_once("rate-limited", &emitted, &rows, before);
 }
 
@@ -240,4 +266,55 @@ fn spool_an_unwritable_directory_warns_once_and_falls_back() {
     let warnings = stderr.matches("cannot use the spool at").count();
     assert_eq!(warnings, 1, "{stderr}");
     assert!(stderr.contains("are dropped"), "{stderr}");
+}
+
+#[test]
+fn spool_over_budget_the_oldest_events_are_discarded_counted_and_warned_once() {
+    let stderr = in_own_process(
+        "spool_over_budget_the_oldest_events_are_discarded_counted_and_warned_once",
+        &[],
+        || {
+            let spool = SpoolDir::new("over-budget");
+            let receiver = Receiver::start();
+            receiver.go_down();
+            let analytics = spooling(builder_for(&receiver), &spool)
+                .spool_max_bytes(1 << 20)
+                .max_attempts(1)
+                .max_batch_events(2_000)
+                .try_init()
+                .expect("analytics starts");
+            // Far more than a mebibyte of rows, a queue's worth at a time.
+            let mut emitted = 0;
+            for round in 0..40 {
+                emitted += emit(round * 10_000..(round + 1) * 10_000).len();
+                let flushed = mcp_analytics::flush(Duration::from_secs(60));
+                assert!(flushed.is_ok(), "{flushed:?}");
+            }
+            drop(analytics);
+            let stats = mcp_analytics::stats();
+            let on_disk: usize = spooled_bodies(&spool)
+                .iter()
+                .map(|body| body.lines().count())
+                .sum();
+            let bytes: u64 = spool
+                .files()
+                .iter()
+                .map(|name| std::fs::metadata(spool.0.join(name)).unwrap().len())
+                .sum();
+            println!(
+                "spool over-budget: emitted {emitted}, spooled {}, discarded {}, on disk {on_disk} \
+                 in {bytes} bytes",
+                stats.spooled, stats.discarded
+            );
+            assert_eq!(stats.spooled as usize, emitted, "{stats:?}");
+            assert_eq!(stats.dropped + stats.failed, 0, "{stats:?}");
+            assert!(stats.discarded > 0, "{stats:?}");
+            assert_eq!(on_disk as u64, stats.spooled - stats.discarded);
+            assert!(bytes <= 1 << 20, "{bytes}");
+        },
+    );
+    if common::in_child() {
+        return;
+    }
+    assert_eq!(stderr.matches("is full").count(), 1, "{stderr}");
 }

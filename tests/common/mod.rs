@@ -234,6 +234,22 @@ impl Drop for SpoolDir {
     }
 }
 
+/// One event per call, named by its argument.
+#[mcp_analytics::mcp_tool(name = format!("ev-{i}"))]
+fn ev(i: u32) -> u32 {
+    i
+}
+
+/// Records one event named `ev-{i}` for every `i` of `range`, and returns the names recorded.
+pub fn emit(range: std::ops::Range<u32>) -> Vec<String> {
+    range
+        .map(|i| {
+            ev(i);
+            format!("ev-{i}")
+        })
+        .collect()
+}
+
 const CHILD: &str = "MCP_ANALYTICS_TEST_CHILD";
 
 /// In the child: runs `scenario`. In the parent: re-runs this test binary as a child that runs

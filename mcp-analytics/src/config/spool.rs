@@ -140,3 +140,47 @@ impl Builder {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(builder: &Builder, implicit: bool) -> Result<Option<SpoolSettings>, Error> {
+        builder.spool.resolve(&Env::default(), "mcp_logs", implicit)
+    }
+
+    #[test]
+    fn the_spool_is_where_the_builder_says_or_in_the_cache_directory() {
+        let dir = PathBuf::from("/tmp/analytics-spool");
+        let given = Builder::default().spool_dir(&dir).spool_max_bytes(2 << 20);
+        let settings = resolve(&given, true).unwrap().expect("a spool");
+        assert_eq!(settings.dir, dir);
+        assert_eq!(settings.datasource, "mcp_logs");
+        assert_eq!(settings.max_bytes, 2 << 20);
+
+        let default = resolve(&Builder::default(), true).unwrap();
+        assert_eq!(
+            default.map(|settings| settings.dir),
+            spool::default_dir("mcp_logs"),
+            "the platform's cache directory, when there is one"
+        );
+        assert_eq!(
+            resolve(&Builder::default(), false).unwrap().map(|s| s.dir),
+            None,
+            "deliveries to memory spool only where told"
+        );
+        assert!(
+            resolve(&given, false).unwrap().is_some(),
+            "told: even to memory"
+        );
+    }
+
+    #[test]
+    fn the_spool_can_be_turned_off_and_its_budget_is_checked() {
+        let off = Builder::default().spool_dir("/tmp/x").spool(false);
+        assert!(resolve(&off, true).unwrap().is_none());
+        let tiny = Builder::default().spool_max_bytes(1000);
+        let error = resolve(&tiny, true).unwrap_err();
+        assert!(error.to_string().contains("spool_max_bytes"), "{error}");
+    }
+}

@@ -208,9 +208,7 @@ impl<D: Deliver> Worker<D> {
                     if self.backlog.spool.is_some() {
                         // Secure first, then send: a kill after this loses nothing taken.
                         self.backlog.secure(&self.deadline, None);
-                        while !self.deadline.has_passed() && self.replay_one(Meanwhile::Wait).await
-                        {
-                        }
+                        self.replay_until_deadline().await;
                         self.backlog.report_left_behind();
                     } else {
                         self.backlog.close();
@@ -277,6 +275,16 @@ impl<D: Deliver> Worker<D> {
                 // Shutdown began during the delivery, and a copy of the batch went to disk.
                 Some(copy) => self.settle_held(copy, report, Origin::Live),
                 None => self.backlog.settle_report(report),
+            }
+        }
+    }
+
+    /// Sends spooled files, oldest first, until none is left, one is not delivered, or the
+    /// shutdown deadline passes.
+    async fn replay_until_deadline(&mut self) {
+        while !self.deadline.has_passed() {
+            if !self.replay_one(Meanwhile::Wait).await {
+                return;
             }
         }
     }
