@@ -241,8 +241,9 @@ pub fn builder() -> Builder {
     Builder::default()
 }
 
-/// Ships every event recorded so far, waiting at most `timeout`. `Ok` means each is delivered
-/// or counted as failed; when analytics is disabled or shut down there is nothing to ship.
+/// Ships every event recorded so far, waiting at most `timeout`. `Ok` means each is delivered,
+/// spooled to disk for a later delivery, or counted as failed; when analytics is disabled or
+/// shut down there is nothing to ship.
 /// `Err(Timeout)` says how many were still on their way; they go on being shipped.
 ///
 /// ```
@@ -255,8 +256,10 @@ pub fn flush(timeout: Duration) -> Result<(), Error> {
     lifecycle::flush(timeout)
 }
 
-/// Ships what is queued, waiting at most `timeout`, then stops the worker. Events recorded
-/// afterwards are counted as dropped, until the next `init`. What dropping the [`Guard`] does
+/// Ships what is queued, waiting at most `timeout`, then stops the worker: with the spool,
+/// what is undelivered is written to disk first, then delivered as far as the time allows, and
+/// the rest waits on disk for the next run (counted in [`Stats::spooled`], not as given up).
+/// Events recorded afterwards are counted as dropped, until the next `init`. What dropping the [`Guard`] does
 /// with [`Builder::shutdown_timeout`]; call it yourself where the guard cannot drop (a
 /// `static`, `std::process::exit`), or to see the outcome. `Err(Timeout)` says how many events
 /// were given up, each counted in [`Stats::failed`] by the time it returns.
