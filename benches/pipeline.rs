@@ -23,8 +23,6 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::fs;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -126,42 +124,6 @@ fn emit(n: u64, sessions: &[SessionId]) {
     }
 }
 
-/// A thread's CPU time, read from `/proc/self/task/<tid>/schedstat` (nanoseconds on CPU).
-struct ThreadCpu {
-    schedstat: PathBuf,
-}
-
-impl ThreadCpu {
-    /// The thread of this process whose name starts with `prefix` (Linux shortens thread names
-    /// to 15 bytes), if `/proc` shows one within a second: a new thread names itself once it
-    /// runs.
-    fn find(prefix: &str) -> Option<ThreadCpu> {
-        let started = Instant::now();
-        loop {
-            let found = fs::read_dir("/proc/self/task")
-                .ok()?
-                .flatten()
-                .find_map(|task| {
-                    let name = fs::read_to_string(task.path().join("comm")).ok()?;
-                    name.starts_with(prefix).then(|| ThreadCpu {
-                        schedstat: task.path().join("schedstat"),
-                    })
-                });
-            if found.is_some() || started.elapsed() > Duration::from_secs(1) {
-                return found;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn used(&self) -> Duration {
-        fs::read_to_string(&self.schedstat)
-            .ok()
-            .and_then(|line| line.split_whitespace().next()?.parse().ok())
-            .map_or(Duration::ZERO, Duration::from_nanos)
-    }
-}
-
 /// What one criterion sample measured.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
@@ -197,9 +159,9 @@ fn measure(c: &mut Criterion, name: &str, gzip: bool, sessions: &[SessionId]) ->
         .shutdown_timeout(Duration::from_secs(30))
         .try_init()
         .expect("analytics starts");
-    let worker = ThreadCpu::find("mcp-analytics").expect("the worker thread is in /proc");
+    let worker = common::ThreadCpu::find("mcp-analytics").expect("the worker thread is in /proc");
     let receiver_thread =
-        ThreadCpu::find("events-api-rec").expect("the receiver thread is in /proc");
+        common::ThreadCpu::find("events-api-rec").expect("the receiver thread is in /proc");
 
     SAMPLED.lock().unwrap().clear();
     let mut group = c.benchmark_group("pipeline");

@@ -1,6 +1,7 @@
 //! What the benchmarks share: timing a function's calls, on one thread or on two at once, with
-//! whatever its instrumentation needs around each run of calls kept out of the timing; and
-//! handing each benchmark's medians to `cargo xtask bench`, which writes `BENCHMARKS.md`.
+//! whatever its instrumentation needs around each run of calls kept out of the timing; a
+//! thread's CPU time (the worker's, the receiver's); and handing each benchmark's medians to
+//! `cargo xtask bench`, which writes `BENCHMARKS.md`.
 
 // Each benchmark compiles this module on its own and uses part of it.
 #![allow(dead_code)]
@@ -151,5 +152,41 @@ impl<S: Subject> Timed for S {
 
     fn two_threads(&self, iters: u64) -> Duration {
         contended(iters, self)
+    }
+}
+
+/// A thread's CPU time, read from `/proc/self/task/<tid>/schedstat` (nanoseconds on CPU).
+pub struct ThreadCpu {
+    schedstat: PathBuf,
+}
+
+impl ThreadCpu {
+    /// The thread of this process whose name starts with `prefix` (Linux shortens thread names
+    /// to 15 bytes), if `/proc` shows one within a second: a new thread names itself once it
+    /// runs.
+    pub fn find(prefix: &str) -> Option<ThreadCpu> {
+        let started = Instant::now();
+        loop {
+            let found = std::fs::read_dir("/proc/self/task")
+                .ok()?
+                .flatten()
+                .find_map(|task| {
+                    let name = std::fs::read_to_string(task.path().join("comm")).ok()?;
+                    name.starts_with(prefix).then(|| ThreadCpu {
+                        schedstat: task.path().join("schedstat"),
+                    })
+                });
+            if found.is_some() || started.elapsed() > Duration::from_secs(1) {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn used(&self) -> Duration {
+        std::fs::read_to_string(&self.schedstat)
+            .ok()
+            .and_then(|line| line.split_whitespace().next()?.parse().ok())
+            .map_or(Duration::ZERO, Duration::from_nanos)
     }
 }

@@ -1,7 +1,7 @@
 //! The workspace's own automation (the `cargo xtask` pattern: plain Rust, no extra tool).
 //!
-//! `cargo xtask bench` runs every benchmark (`hot_path`, `rmcp_server`, `pipeline`, `outage`) in
-//! one run and writes `BENCHMARKS.md` at the workspace root: the machine, the date, every figure
+//! `cargo xtask bench` runs every benchmark (`hot_path`, `rmcp_server`, `pipeline`, `outage`,
+//! `spool`) in one run and writes `BENCHMARKS.md` at the workspace root: the machine, the date, every figure
 //! as a median, the ratios to the baseline and to each peer from that same run, and each target
 //! met or missed.
 //!
@@ -24,7 +24,7 @@ type Result<T, E = String> = std::result::Result<T, E>;
 
 const USAGE: &str = "usage: cargo xtask <task>
 
-  bench                 run every benchmark (about five minutes) and write BENCHMARKS.md
+  bench                 run every benchmark (about six minutes) and write BENCHMARKS.md
   msrv                  fail if a dependency of a published crate (all features) declares a
                         rust-version above the workspace's
   public-api [--bless]  compare the public API of mcp-analytics (all features) with
@@ -131,7 +131,7 @@ fn bench() -> Result<()> {
     Ok(())
 }
 
-const BENCHES: [&str; 4] = ["hot_path", "rmcp_server", "pipeline", "outage"];
+const BENCHES: [&str; 5] = ["hot_path", "rmcp_server", "pipeline", "outage", "spool"];
 
 /// What the figures were measured on.
 struct Machine {
@@ -257,6 +257,7 @@ struct Results {
     hot_path: Vec<Median>,
     pipeline: Value,
     outage: Value,
+    spool: Value,
 }
 
 impl Results {
@@ -271,6 +272,7 @@ impl Results {
             hot_path: criterion_medians(&out.join("criterion"))?,
             pipeline: json("pipeline")?,
             outage: json("outage")?,
+            spool: json("spool")?,
         })
     }
 
@@ -288,6 +290,10 @@ impl Results {
 
     fn pipeline(&self, path: &str) -> Option<f64> {
         self.pipeline.pointer(path).and_then(Value::as_f64)
+    }
+
+    fn spool(&self, path: &str) -> Option<f64> {
+        self.spool.pointer(path).and_then(Value::as_f64)
     }
 
     fn targets(&self) -> Vec<Target> {
@@ -450,7 +456,8 @@ fn render(machine: &Machine, results: &Results) -> String {
     let _ = writeln!(
         w,
         "Written by `cargo xtask bench`, which runs every benchmark in one run (`cargo bench \
-         --bench hot_path --bench rmcp_server --bench pipeline --bench outage`) and reads the \
+         --bench hot_path --bench rmcp_server --bench pipeline --bench outage --bench spool`) and \
+         reads the \
          medians back. Every \
          figure below comes from that one run: compare figures within this page, not across \
          runs or machines.\n"
@@ -621,8 +628,97 @@ fn render(machine: &Machine, results: &Results) -> String {
         outage("down")
     );
 
+    render_spool(w, results);
+
     w.push_str(NOTES);
     md
+}
+
+/// The disk spool's section: spooling and replay rates against live delivery in the same run,
+/// bytes on disk per event, and how quickly a shutdown secures what waits.
+fn render_spool(w: &mut String, results: &Results) {
+    let s = |path: &str, decimals| number(results.spool(path), decimals);
+    let _ = writeln!(
+        w,
+        "\n## Disk spool: spooling, replay and shutdown (median of {} samples)\n",
+        s("/samples", 0)
+    );
+    let _ = writeln!(
+        w,
+        "{} events per sample, recorded as fast as the queue takes them, with the worker running \
+         and the spool in a directory on {}.\n",
+        s("/events", 0),
+        results.spool["file_system"]
+            .as_str()
+            .unwrap_or("an unknown file system")
+    );
+    let _ = writeln!(
+        w,
+        "| | events/s | ÷ live delivery | worker CPU ms per million events |\n| --- | ---: | \
+         ---: | ---: |"
+    );
+    let _ = writeln!(
+        w,
+        "| live delivery, endpoint up (the baseline; the spool on, empty) | {} | 1.00 | {} |",
+        s("/live/events_per_second", 0),
+        s("/live/worker_cpu_ms_per_million", 0)
+    );
+    let _ = writeln!(
+        w,
+        "| spooling, endpoint down (first event to all counted spooled, `shutdown()` \
+         included) | {} | {} | {} |",
+        s("/spooling/events_per_second", 0),
+        s("/spooling/ratio_to_live", 2),
+        s("/spooling/worker_cpu_ms_per_million", 0)
+    );
+    let _ = writeln!(
+        w,
+        "| replay by the next run, endpoint up (`try_init` to all replayed, spool empty) | {} \
+         | {} | {} |",
+        s("/replay/events_per_second", 0),
+        s("/replay/ratio_to_live", 2),
+        s("/replay/worker_cpu_ms_per_million", 0)
+    );
+
+    let _ = writeln!(w, "\n| on disk | bytes per event |\n| --- | ---: |");
+    let _ = writeln!(
+        w,
+        "| spooled files (gzip'd NDJSON: the request bodies; {} files) | {} |",
+        s("/disk/files", 0),
+        s("/disk/gzip_bytes_per_event", 1)
+    );
+    let _ = writeln!(
+        w,
+        "| the same, decompressed | {} |",
+        s("/disk/ndjson_bytes_per_event", 1)
+    );
+
+    let _ = writeln!(
+        w,
+        "\n| `shutdown()` (timeout {} ms) | ms |\n| --- | ---: |",
+        s("/shutdown_timeout_ms", 0)
+    );
+    let _ = writeln!(
+        w,
+        "| endpoint hanging, {} events waiting: until `stats().spooled` counts them | {} |",
+        s("/shutdown_events", 0),
+        s("/shutdown/counted_ms", 1)
+    );
+    let _ = writeln!(
+        w,
+        "| ... until they, and the copy of the batch held unanswered, are on disk | {} |",
+        s("/shutdown/on_disk_ms", 1)
+    );
+    let _ = writeln!(
+        w,
+        "| ... until `shutdown()` returns (it goes on delivering until its deadline) | {} |",
+        s("/shutdown/shutdown_ms", 0)
+    );
+    let _ = writeln!(
+        w,
+        "| endpoint down, after spooling: until `shutdown()` returns (the same) | {} |",
+        s("/spooling/shutdown_ms", 0)
+    );
 }
 
 /// How each figure is measured, and what limits it: the same on every run.
@@ -640,6 +736,43 @@ mod tests {
         assert_eq!(number(Some(38.52), 1), "38.5");
         assert_eq!(number(Some(f64::NAN), 1), "n/a");
         assert_eq!(number(None, 1), "n/a");
+    }
+
+    #[test]
+    fn the_spool_section_shows_every_figure_of_spool_json() {
+        // The shape `benches/spool.rs` writes.
+        let spool = serde_json::json!({
+            "samples": 5, "events": 200000, "shutdown_events": 10000,
+            "shutdown_timeout_ms": 1500.0, "file_system": "ext4 (/dev/vda)",
+            "live": { "events_per_second": 400000.0, "worker_cpu_ms_per_million": 1000.0 },
+            "spooling": { "events_per_second": 300000.0, "ratio_to_live": 0.75,
+                          "worker_cpu_ms_per_million": 1200.0, "shutdown_ms": 1300.0 },
+            "replay": { "events_per_second": 350000.0, "ratio_to_live": 0.875,
+                        "worker_cpu_ms_per_million": 300.0, "init_ms": 20.0 },
+            "disk": { "gzip_bytes_per_event": 14.2, "ndjson_bytes_per_event": 330.5, "files": 17.0 },
+            "shutdown": { "counted_ms": 12.5, "on_disk_ms": 14.0, "shutdown_ms": 1300.0,
+                          "queued_at_shutdown": 0.0 },
+        });
+        let results = Results {
+            hot_path: Vec::new(),
+            pipeline: Value::Null,
+            outage: Value::Null,
+            spool,
+        };
+        let mut md = String::new();
+        render_spool(&mut md, &results);
+        assert!(!md.contains("n/a"), "{md}");
+        for figure in [
+            "300,000 | 0.75 | 1,200",
+            "350,000 | 0.88 | 300",
+            "14.2",
+            "330.5",
+            "12.5 |",
+            "14.0 |",
+        ] {
+            assert!(md.contains(figure), "{figure} in {md}");
+        }
+        assert!(md.contains("ext4 (/dev/vda)"), "{md}");
     }
 
     #[test]
