@@ -1,7 +1,8 @@
-"""Shared helpers of the end-to-end suite: the example binaries, the loopback Events API receiver,
-the rows it prints, the rows of `mcp_analytics::rmcp::instrument!`'s contract (what every row
-satisfies, by kind), and matching the rows received against those the requests, notifications
-and sessions of a test's clients must have produced.
+"""Shared helpers of the end-to-end suite: the example binaries and the environment they run in
+(each server's own spool directory), the loopback Events API receiver, the rows it prints, the
+rows of `mcp_analytics::rmcp::instrument!`'s contract (what every row satisfies, by kind), and
+matching the rows received against those the requests, notifications and sessions of a test's
+clients must have produced.
 
 Every wait here is bounded and polls a condition (no bare sleeps); every process started here is
 stopped by its owner's `stop()`, which the fixtures in `conftest.py` always call.
@@ -29,6 +30,14 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token"
+# Where an example server spools what it cannot deliver (`mcp_analytics::init` reads it). Every
+# server the suite starts gets a directory of its own under its test's temporary directory
+# (`server_env`): the default, the user's cache, is shared by every run of the same binary.
+SPOOL_DIR_VARIABLE = "MCP_ANALYTICS_SPOOL_DIR"
+# The example servers, by executable name: the default spool of each is
+# `<cache>/mcp-analytics/<name>/<datasource>`, which the suite must never touch. (The suite's
+# other example, metrics_workload, reads no environment and has no spool.)
+EXAMPLE_SERVERS = ("rmcp_stdio", "rmcp_http")
 # What the demo server's crash tool panics with: its row's `error`.
 CRASH_MESSAGE = "the crash tool panics on purpose"
 APP_NAME = "mcp-analytics-dev"
@@ -126,6 +135,41 @@ def example_binary(name: str) -> Path:
 def workspace_binary(name: str) -> Path:
     """The built binary `name` of a workspace crate (`target/debug/NAME`)."""
     return built_binary(debug_dir() / name)
+
+
+def server_env(receiver_url: str, spool_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables an example server is configured by: it delivers to `receiver_url` with
+    TOKEN, and spools what it cannot deliver to `spool_dir`, which should be its own, under the
+    test's temporary directory. Without it, the server would spool to the user's cache
+    (`~/.cache/mcp-analytics/<executable>/<datasource>`), shared by every test and every run:
+    what one test's server left undelivered would be delivered by a later test's, to that
+    test's receiver. `extra` comes last: a test may set anything, its own spool directory too."""
+    return {"TB_API_URL": receiver_url, "TB_WRITE_TOKEN": TOKEN, SPOOL_DIR_VARIABLE: str(spool_dir), **(extra or {})}
+
+
+def default_spool_roots() -> list[Path]:
+    """Where the example servers' default spools would be (`<cache>/mcp-analytics/<example>`):
+    under `$XDG_CACHE_HOME` and under `~/.cache` (a server started by an MCP SDK inherits HOME,
+    never XDG_CACHE_HOME), and `~/Library/Caches` on macOS."""
+    caches = [Path.home() / ".cache", Path.home() / "Library" / "Caches"]
+    if os.environ.get("XDG_CACHE_HOME"):
+        caches.insert(0, Path(os.environ["XDG_CACHE_HOME"]))
+    return [cache / "mcp-analytics" / name for cache in caches for name in EXAMPLE_SERVERS]
+
+
+def spool_footprint(roots: Iterable[Path]) -> dict[Path, int]:
+    """Every directory and file under `roots`, with its modification time (ns): a spool file
+    written and deleted again between two footprints still changes its directory's."""
+    footprint: dict[Path, int] = {}
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for path in [root, *root.rglob("*")]:
+            try:
+                footprint[path] = path.stat().st_mtime_ns
+            except FileNotFoundError:
+                continue
+    return footprint
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> None:
@@ -267,8 +311,9 @@ def free_loopback_port() -> int:
 
 
 class HttpServer:
-    """`rmcp_http PORT [--stateless]`, configured by TB_API_URL and TB_WRITE_TOKEN only; its
-    stderr is read from a thread; started when it announced its URL."""
+    """`rmcp_http PORT [--stateless]`, configured by TB_API_URL and TB_WRITE_TOKEN, its spool in
+    `workdir/spool` (see `server_env`; `env` may name another); its stderr is read from a
+    thread; started when it announced its URL."""
 
     def __init__(
         self,
@@ -291,7 +336,7 @@ class HttpServer:
             stderr=subprocess.PIPE,
             text=True,
             cwd=workdir,  # no .env there
-            env={"TB_API_URL": receiver_url, "TB_WRITE_TOKEN": TOKEN, **(env or {})},
+            env=server_env(receiver_url, workdir / "spool", env),
         )
         self._reader = threading.Thread(target=self._read_stderr, name="rmcp_http-stderr", daemon=True)
         self._reader.start()

@@ -49,13 +49,13 @@ from e2e_support import (
     LEVEL_OF_OUTCOME,
     LISTINGS,
     PRESENT,
-    TOKEN,
     ExpectedRow,
     Receiver,
     Row,
     await_rows,
     contains,
     mismatch_report,
+    server_env,
 )
 
 TS_DIR = Path(__file__).resolve().parent / "ts"
@@ -463,7 +463,8 @@ def test_typescript_sdk_stdio(
         "ts-stdio",
         "3.1.4",
         ["stdio", str(stdio_server_bin)],
-        client_env({"TB_API_URL": receiver.url, "TB_WRITE_TOKEN": TOKEN}),
+        # client.mjs passes its TB_* and MCP_ANALYTICS_* variables on to the server.
+        client_env(server_env(receiver.url, workdir / "spool")),
         workdir,
     )
     clients.append(run)
