@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from e2e_support import (
+    ClientRun,
     HttpServer,
     Receiver,
     default_spool_roots,
@@ -91,3 +92,14 @@ def http_server(http_server_bin: Path, receiver: Receiver, tmp_path: Path) -> It
 @pytest.fixture
 def stateless_http_server(http_server_bin: Path, receiver: Receiver, tmp_path: Path) -> Iterator[HttpServer]:
     yield from _http_server(http_server_bin, receiver, tmp_path, stateless=True)
+
+
+@pytest.fixture
+def clients() -> Iterator[list[ClientRun]]:
+    """The clients a test started; killed at teardown if still running."""
+    runs: list[ClientRun] = []
+    try:
+        yield runs
+    finally:
+        for run in runs:
+            run.kill()
