@@ -254,7 +254,9 @@ const CHILD: &str = "MCP_ANALYTICS_TEST_CHILD";
 
 /// In the child: runs `scenario`. In the parent: re-runs this test binary as a child that runs
 /// only `test` (with `env` set, in a fresh working directory, with no `TB_*` variables
-/// inherited), asserts it succeeded, and returns its stderr.
+/// inherited, and `MCP_ANALYTICS_SPOOL_DIR` in that directory unless `env` sets it: a scenario
+/// whose `init` reads the environment never spools to the user's cache directory, nor to one
+/// the developer's shell names), asserts it succeeded, and returns its stderr.
 pub fn in_own_process(test: &str, env: &[(&str, &str)], scenario: impl FnOnce()) -> String {
     if std::env::var(CHILD).as_deref() == Ok(test) {
         scenario();
@@ -268,7 +270,8 @@ pub fn in_own_process(test: &str, env: &[(&str, &str)], scenario: impl FnOnce())
         .env(CHILD, test)
         .env_remove("TB_API_URL")
         .env_remove("TB_WRITE_TOKEN")
-        .env_remove("TB_DATASOURCE");
+        .env_remove("TB_DATASOURCE")
+        .env("MCP_ANALYTICS_SPOOL_DIR", workdir.join("spool"));
     for (key, value) in env {
         command.env(key, value);
     }

@@ -1,5 +1,6 @@
 """Fixtures of the end-to-end suite: the receiver and example binaries (built beforehand by
-tests/run.sh; the fixtures never run cargo) and a fresh loopback Events API receiver per test."""
+tests/run.sh; the fixtures never run cargo), a fresh loopback Events API receiver per test, and
+a check that no test's server spooled to the user's cache."""
 
 from __future__ import annotations
 
@@ -8,7 +9,34 @@ from pathlib import Path
 
 import pytest
 
-from e2e_support import HttpServer, Receiver, example_binary, workspace_binary, workspace_version
+from e2e_support import (
+    ClientRun,
+    HttpServer,
+    Receiver,
+    default_spool_roots,
+    example_binary,
+    spool_footprint,
+    workspace_binary,
+    workspace_version,
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_spool_in_the_users_cache() -> Iterator[None]:
+    """Every server a test starts spools under the test's temporary directory (`server_env`),
+    never to its default place in the user's cache, where what one test left undelivered would
+    reach a later test's receiver (or the user's next run of the example). Fails the test that
+    wrote there, created or deleted anything there included (a spool file written at exit and
+    delivered at once leaves nothing behind but its directory's new modification time)."""
+    roots = default_spool_roots()
+    before = spool_footprint(roots)
+    yield
+    after = spool_footprint(roots)
+    changed = sorted(str(path) for path in before.keys() | after.keys() if before.get(path) != after.get(path))
+    assert not changed, (
+        "a server of this test used its default spool, in the user's cache: give it its own "
+        f"(e2e_support.server_env); changed: {changed}"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -64,3 +92,14 @@ def http_server(http_server_bin: Path, receiver: Receiver, tmp_path: Path) -> It
 @pytest.fixture
 def stateless_http_server(http_server_bin: Path, receiver: Receiver, tmp_path: Path) -> Iterator[HttpServer]:
     yield from _http_server(http_server_bin, receiver, tmp_path, stateless=True)
+
+
+@pytest.fixture
+def clients() -> Iterator[list[ClientRun]]:
+    """The clients a test started; killed at teardown if still running."""
+    runs: list[ClientRun] = []
+    try:
+        yield runs
+    finally:
+        for run in runs:
+            run.kill()

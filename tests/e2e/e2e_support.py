@@ -1,7 +1,8 @@
-"""Shared helpers of the end-to-end suite: the example binaries, the loopback Events API receiver,
-the rows it prints, the rows of `mcp_analytics::rmcp::instrument!`'s contract (what every row
-satisfies, by kind), and matching the rows received against those the requests, notifications
-and sessions of a test's clients must have produced.
+"""Shared helpers of the end-to-end suite: the example binaries and the environment they run in
+(each server's own spool directory), the loopback Events API receiver, the rows it prints, the
+rows of `mcp_analytics::rmcp::instrument!`'s contract (what every row satisfies, by kind),
+matching the rows received against those the requests, notifications and sessions of a test's
+clients must have produced, and the scripted TypeScript SDK client (ts/client.mjs).
 
 Every wait here is bounded and polls a condition (no bare sleeps); every process started here is
 stopped by its owner's `stop()`, which the fixtures in `conftest.py` always call.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,6 +31,14 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token"
+# Where an example server spools what it cannot deliver (`mcp_analytics::init` reads it). Every
+# server the suite starts gets a directory of its own under its test's temporary directory
+# (`server_env`): the default, the user's cache, is shared by every run of the same binary.
+SPOOL_DIR_VARIABLE = "MCP_ANALYTICS_SPOOL_DIR"
+# The example servers, by executable name: the default spool of each is
+# `<cache>/mcp-analytics/<name>/<datasource>`, which the suite must never touch. (The suite's
+# other example, metrics_workload, reads no environment and has no spool.)
+EXAMPLE_SERVERS = ("rmcp_stdio", "rmcp_http")
 # What the demo server's crash tool panics with: its row's `error`.
 CRASH_MESSAGE = "the crash tool panics on purpose"
 APP_NAME = "mcp-analytics-dev"
@@ -126,6 +136,41 @@ def example_binary(name: str) -> Path:
 def workspace_binary(name: str) -> Path:
     """The built binary `name` of a workspace crate (`target/debug/NAME`)."""
     return built_binary(debug_dir() / name)
+
+
+def server_env(receiver_url: str, spool_dir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The variables an example server is configured by: it delivers to `receiver_url` with
+    TOKEN, and spools what it cannot deliver to `spool_dir`, which should be its own, under the
+    test's temporary directory. Without it, the server would spool to the user's cache
+    (`~/.cache/mcp-analytics/<executable>/<datasource>`), shared by every test and every run:
+    what one test's server left undelivered would be delivered by a later test's, to that
+    test's receiver. `extra` comes last: a test may set anything, its own spool directory too."""
+    return {"TB_API_URL": receiver_url, "TB_WRITE_TOKEN": TOKEN, SPOOL_DIR_VARIABLE: str(spool_dir), **(extra or {})}
+
+
+def default_spool_roots() -> list[Path]:
+    """Where the example servers' default spools would be (`<cache>/mcp-analytics/<example>`):
+    under `$XDG_CACHE_HOME` and under `~/.cache` (a server started by an MCP SDK inherits HOME,
+    never XDG_CACHE_HOME), and `~/Library/Caches` on macOS."""
+    caches = [Path.home() / ".cache", Path.home() / "Library" / "Caches"]
+    if os.environ.get("XDG_CACHE_HOME"):
+        caches.insert(0, Path(os.environ["XDG_CACHE_HOME"]))
+    return [cache / "mcp-analytics" / name for cache in caches for name in EXAMPLE_SERVERS]
+
+
+def spool_footprint(roots: Iterable[Path]) -> dict[Path, int]:
+    """Every directory and file under `roots`, with its modification time (ns): a spool file
+    written and deleted again between two footprints still changes its directory's."""
+    footprint: dict[Path, int] = {}
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for path in [root, *root.rglob("*")]:
+            try:
+                footprint[path] = path.stat().st_mtime_ns
+            except FileNotFoundError:
+                continue
+    return footprint
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.02) -> None:
@@ -267,8 +312,9 @@ def free_loopback_port() -> int:
 
 
 class HttpServer:
-    """`rmcp_http PORT [--stateless]`, configured by TB_API_URL and TB_WRITE_TOKEN only; its
-    stderr is read from a thread; started when it announced its URL."""
+    """`rmcp_http PORT [--stateless]`, configured by TB_API_URL and TB_WRITE_TOKEN, its spool in
+    `workdir/spool` (see `server_env`; `env` may name another); its stderr is read from a
+    thread; started when it announced its URL."""
 
     def __init__(
         self,
@@ -291,7 +337,7 @@ class HttpServer:
             stderr=subprocess.PIPE,
             text=True,
             cwd=workdir,  # no .env there
-            env={"TB_API_URL": receiver_url, "TB_WRITE_TOKEN": TOKEN, **(env or {})},
+            env=server_env(receiver_url, workdir / "spool", env),
         )
         self._reader = threading.Thread(target=self._read_stderr, name="rmcp_http-stderr", daemon=True)
         self._reader.start()
@@ -937,3 +983,172 @@ def is_uuid_v4(text: str) -> bool:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------------------------
+# The scripted client on the official MCP TypeScript SDK (ts/client.mjs)
+
+TS_DIR = Path(__file__).resolve().parent / "ts"
+CLIENT_SCRIPT = TS_DIR / "client.mjs"
+SDK_PACKAGE = TS_DIR / "node_modules" / "@modelcontextprotocol" / "sdk" / "package.json"
+# How long one client run may take: its own deadline is 45 s; the crash step alone waits 3 s.
+CLIENT_TIMEOUT_S = 40
+CRASH_TIMEOUT_MS = 3000
+
+# The function whose attribute joins a handler call's row, in examples/demo_server.
+FUNC_NAME = {"tools/call": lambda name: "call_tool", "prompts/get": lambda name: name, "resources/read": lambda uri: "read_resource"}
+
+
+def node_command() -> list[str]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail(
+            "node is missing: install Node.js 20 or later (e.g. `apt-get install nodejs npm`, or a "
+            "release from nodejs.org), then run tests/run.sh, which runs `npm ci` in tests/e2e/ts",
+            pytrace=False,
+        )
+    if not SDK_PACKAGE.is_file():
+        pytest.fail(
+            f"{SDK_PACKAGE} is missing: run `npm ci` in {TS_DIR} (tests/run.sh does it)",
+            pytrace=False,
+        )
+    return [node, str(CLIENT_SCRIPT)]
+
+
+def client_env(extra: dict[str, str]) -> dict[str, str]:
+    """A minimal environment: nothing from the developer's shell reaches the server but PATH."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NO_PROXY": "127.0.0.1,localhost"}
+    env["no_proxy"] = env["NO_PROXY"]
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ClientRun:
+    """One run of client.mjs, started at once; `finish()` waits for it and parses its report."""
+
+    name: str
+    version: str
+    args: list[str]
+    env: dict[str, str]
+    workdir: Path
+    proc: subprocess.Popen = field(init=False)
+    stderr_path: Path = field(init=False)
+    report: dict = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.stderr_path = self.workdir / f"client-{self.name}.stderr"
+        with open(self.stderr_path, "w") as stderr:
+            self.proc = subprocess.Popen(
+                [
+                    *node_command(),
+                    *self.args,
+                    "--name",
+                    self.name,
+                    "--version",
+                    self.version,
+                    "--crash-timeout-ms",
+                    str(CRASH_TIMEOUT_MS),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+                cwd=self.workdir,  # no .env there
+                env=self.env,
+            )
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def finish(self) -> dict:
+        try:
+            stdout, _ = self.proc.communicate(timeout=CLIENT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate(timeout=5)
+            raise AssertionError(
+                f"client {self.name} still running after {CLIENT_TIMEOUT_S}s\nstderr:\n{self.stderr}"
+            ) from None
+        lines = stdout.splitlines()
+        assert len(lines) == 1, (
+            f"client {self.name} (exit {self.proc.returncode}) printed {len(lines)} lines on stdout, "
+            f"not one JSON object:\n{stdout}\nstderr:\n{self.stderr}"
+        )
+        self.report = json.loads(lines[0])
+        assert self.proc.returncode == 0 and self.report.get("completed"), (
+            f"client {self.name} did not complete its script (exit {self.proc.returncode}): "
+            f"{self.report.get('fatal')}\nsteps: {json.dumps(self.report.get('steps'), indent=1)}\n"
+            f"stderr:\n{self.stderr}"
+        )
+        return self.report
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate(timeout=5)
+
+
+def answer(report: dict, request_id: object) -> dict | None:
+    """What the client received in answer to its request `request_id`."""
+    return next((m for m in report["received"] if m.get("id") == request_id and m["type"] != "request"), None)
+
+
+def expected_rows(report: dict, session: str | None) -> list[ExpectedRow]:
+    """The rows one client's session must have produced, from what it sent and saw."""
+    rows = []
+    client = report["client_info"]
+    origin = {
+        "client_name": client["name"],
+        "client_version": client["version"],
+        "protocol_version": report["protocol_version"],
+    }
+    for step in report["steps"]:
+        method = step["method"]
+        if method is None:
+            continue
+        request_id = step.get("request_id")
+        assert request_id is not None, f"no request id for step {step}"
+        fields: dict[str, object] = {"method": method, "request_id": str(request_id), **origin}
+        seen = step["outcome"]
+        got = answer(report, request_id)
+        if seen == "error":
+            # The row's error is the one the client got (its text may add the code).
+            error = got["error"] if got and got["type"] == "error" else {}
+            failed = {"outcome": "error", "error_type": str(step["error_code"]), "error": contains(error.get("message", "?"))}
+        kind = KIND_OF_METHOD.get(method, "request")
+        fields["kind"] = kind
+        if kind in HANDLER_KINDS:
+            params = step["params"]
+            name = params["uri"] if kind == "resource" else params["name"]
+            fields[kind] = name
+            # The demo server's attributes join every handler call's row.
+            fields |= {"funcName": FUNC_NAME[method](name), "handler_duration_ms": PRESENT}
+            if seen == "result":
+                fields |= {"outcome": "ok", "error_type": None, "error": None}
+            elif seen == "is_error":
+                fields |= {"outcome": "error", "error_type": "tool_error", "error": step["text"]}
+            elif seen == "error":
+                fields |= failed
+            elif seen == "timeout" and params.get("name") == "crash":
+                fields |= {"outcome": "panic", "error_type": "panic", "error": CRASH_MESSAGE}
+            else:
+                raise AssertionError(f"no expectation for a {seen!r} step: {step}")
+        else:
+            if seen == "result":
+                fields |= {"outcome": "ok", "error_type": None, "error": None}
+            elif seen == "error":
+                fields |= failed
+            else:
+                raise AssertionError(f"no expectation for a {seen!r} step: {step}")
+        rows.append(ExpectedRow(f"{step['step']} ({seen})", fields, session))
+    for message in report["sent"]:
+        if message["type"] == "notification":
+            fields = {"kind": "notification", "method": message["method"], "outcome": "ok", "request_id": None}
+            rows.append(ExpectedRow(f"sent {message['method']}", fields | origin, session))
+    for event in ("start", "end"):
+        fields = {"kind": "session", "event": event, "method": None, "outcome": None, "request_id": None}
+        fields["duration_ms"] = PRESENT if event == "end" else None
+        rows.append(ExpectedRow(f"session {event}", fields | origin, session))
+    return rows

@@ -26,7 +26,6 @@ from mcp.types import CallToolResult, Implementation
 
 from e2e_support import (
     PRESENT,
-    TOKEN,
     Check,
     Expectations,
     HttpServer,
@@ -36,6 +35,7 @@ from e2e_support import (
     assert_rows_as_expected,
     await_rows,
     check_row_invariants,
+    server_env,
     utc_now,
 )
 
@@ -128,7 +128,7 @@ def test_stdio_agent_options(receiver: Receiver, stdio_server_bin: Path, version
     workdir.mkdir()
     params = StdioServerParameters(
         command=str(stdio_server_bin),
-        env={"TB_API_URL": receiver.url, "TB_WRITE_TOKEN": TOKEN, **AGENT_OPTIONS},
+        env=server_env(receiver.url, workdir / "spool", AGENT_OPTIONS),
         cwd=workdir,
     )
     calls = Expectations(client=("e2e-agent-stdio", "1.0.0"), transport="pipe")

@@ -18,7 +18,6 @@ from mcp.types import INVALID_PARAMS, REQUEST_TIMEOUT, CallToolResult, Implement
 from e2e_support import (
     CRASH_MESSAGE,
     PRESENT,
-    TOKEN,
     Expectations,
     Receiver,
     SentLog,
@@ -28,6 +27,7 @@ from e2e_support import (
     check_row_invariants,
     contains,
     is_uuid_v4,
+    server_env,
     utc_now,
 )
 
@@ -191,11 +191,11 @@ def test_stdio_every_request_records_exactly_one_row(
     assert bash, "bash is needed to tee the server's stdout"
     wire_log, status_file = tmp_path / "stdout.jsonl", tmp_path / "exit-status"
     workdir = tmp_path / "server"
-    workdir.mkdir()  # no .env there: the server is configured by the two variables below only
+    workdir.mkdir()  # no .env there: the server is configured by the variables below only
     params = StdioServerParameters(
         command=bash,
         args=["-c", TEE_SCRIPT, "stdio-tee", str(stdio_server_bin), str(wire_log), str(status_file)],
-        env={"TB_API_URL": receiver.url, "TB_WRITE_TOKEN": TOKEN},
+        env=server_env(receiver.url, workdir / "spool"),
         cwd=workdir,
     )
     calls = Expectations(client=CLIENT, transport="pipe")

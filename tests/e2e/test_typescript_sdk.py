@@ -27,13 +27,7 @@ Needs Node.js 20+ and `npm ci` in tests/e2e/ts (tests/run.sh does it).
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -41,139 +35,23 @@ import pytest
 from e2e_support import (
     HttpServer,
     ALWAYS_KEYS,
-    CRASH_MESSAGE,
     APP_NAME,
-    HANDLER_KINDS,
     KIND_KEYS,
-    KIND_OF_METHOD,
     LEVEL_OF_OUTCOME,
     LISTINGS,
-    PRESENT,
-    TOKEN,
+    ClientRun,
     ExpectedRow,
     Receiver,
     Row,
+    answer,
     await_rows,
-    contains,
+    client_env,
+    expected_rows,
     mismatch_report,
+    server_env,
 )
 
-TS_DIR = Path(__file__).resolve().parent / "ts"
-CLIENT_SCRIPT = TS_DIR / "client.mjs"
-SDK_PACKAGE = TS_DIR / "node_modules" / "@modelcontextprotocol" / "sdk" / "package.json"
-# How long one client run may take: its own deadline is 45 s; the crash step alone waits 3 s.
-CLIENT_TIMEOUT_S = 40
-CRASH_TIMEOUT_MS = 3000
 ROWS_TIMEOUT_S = 5.0
-
-# The function whose attribute joins a handler call's row, in examples/demo_server.
-FUNC_NAME = {"tools/call": lambda name: "call_tool", "prompts/get": lambda name: name, "resources/read": lambda uri: "read_resource"}
-
-
-# --------------------------------------------------------------------------------------------
-# Running the client
-
-
-def node_command() -> list[str]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail(
-            "node is missing: install Node.js 20 or later (e.g. `apt-get install nodejs npm`, or a "
-            "release from nodejs.org), then run tests/run.sh, which runs `npm ci` in tests/e2e/ts",
-            pytrace=False,
-        )
-    if not SDK_PACKAGE.is_file():
-        pytest.fail(
-            f"{SDK_PACKAGE} is missing: run `npm ci` in {TS_DIR} (tests/run.sh does it)",
-            pytrace=False,
-        )
-    return [node, str(CLIENT_SCRIPT)]
-
-
-def client_env(extra: dict[str, str]) -> dict[str, str]:
-    """A minimal environment: nothing from the developer's shell reaches the server but PATH."""
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "NO_PROXY": "127.0.0.1,localhost"}
-    env["no_proxy"] = env["NO_PROXY"]
-    env.update(extra)
-    return env
-
-
-@dataclass
-class ClientRun:
-    """One run of client.mjs, started at once; `finish()` waits for it and parses its report."""
-
-    name: str
-    version: str
-    args: list[str]
-    env: dict[str, str]
-    workdir: Path
-    proc: subprocess.Popen = field(init=False)
-    stderr_path: Path = field(init=False)
-    report: dict = field(init=False, default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.stderr_path = self.workdir / f"client-{self.name}.stderr"
-        with open(self.stderr_path, "w") as stderr:
-            self.proc = subprocess.Popen(
-                [
-                    *node_command(),
-                    *self.args,
-                    "--name",
-                    self.name,
-                    "--version",
-                    self.version,
-                    "--crash-timeout-ms",
-                    str(CRASH_TIMEOUT_MS),
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                cwd=self.workdir,  # no .env there
-                env=self.env,
-            )
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
-
-    def finish(self) -> dict:
-        try:
-            stdout, _ = self.proc.communicate(timeout=CLIENT_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate(timeout=5)
-            raise AssertionError(
-                f"client {self.name} still running after {CLIENT_TIMEOUT_S}s\nstderr:\n{self.stderr}"
-            ) from None
-        lines = stdout.splitlines()
-        assert len(lines) == 1, (
-            f"client {self.name} (exit {self.proc.returncode}) printed {len(lines)} lines on stdout, "
-            f"not one JSON object:\n{stdout}\nstderr:\n{self.stderr}"
-        )
-        self.report = json.loads(lines[0])
-        assert self.proc.returncode == 0 and self.report.get("completed"), (
-            f"client {self.name} did not complete its script (exit {self.proc.returncode}): "
-            f"{self.report.get('fatal')}\nsteps: {json.dumps(self.report.get('steps'), indent=1)}\n"
-            f"stderr:\n{self.stderr}"
-        )
-        return self.report
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate(timeout=5)
-
-
-@pytest.fixture
-def clients() -> Iterator[list[ClientRun]]:
-    """The clients a test started; killed at teardown if still running."""
-    runs: list[ClientRun] = []
-    try:
-        yield runs
-    finally:
-        for run in runs:
-            run.kill()
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,70 +99,6 @@ def check_client_saw(report: dict) -> None:
 
 # --------------------------------------------------------------------------------------------
 # Expected rows
-
-
-def answer(report: dict, request_id: object) -> dict | None:
-    """What the client received in answer to its request `request_id`."""
-    return next((m for m in report["received"] if m.get("id") == request_id and m["type"] != "request"), None)
-
-
-def expected_rows(report: dict, session: str | None) -> list[ExpectedRow]:
-    """The rows one client's session must have produced, from what it sent and saw."""
-    rows = []
-    client = report["client_info"]
-    origin = {
-        "client_name": client["name"],
-        "client_version": client["version"],
-        "protocol_version": report["protocol_version"],
-    }
-    for step in report["steps"]:
-        method = step["method"]
-        if method is None:
-            continue
-        request_id = step.get("request_id")
-        assert request_id is not None, f"no request id for step {step}"
-        fields: dict[str, object] = {"method": method, "request_id": str(request_id), **origin}
-        seen = step["outcome"]
-        got = answer(report, request_id)
-        if seen == "error":
-            # The row's error is the one the client got (its text may add the code).
-            error = got["error"] if got and got["type"] == "error" else {}
-            failed = {"outcome": "error", "error_type": str(step["error_code"]), "error": contains(error.get("message", "?"))}
-        kind = KIND_OF_METHOD.get(method, "request")
-        fields["kind"] = kind
-        if kind in HANDLER_KINDS:
-            params = step["params"]
-            name = params["uri"] if kind == "resource" else params["name"]
-            fields[kind] = name
-            # The demo server's attributes join every handler call's row.
-            fields |= {"funcName": FUNC_NAME[method](name), "handler_duration_ms": PRESENT}
-            if seen == "result":
-                fields |= {"outcome": "ok", "error_type": None, "error": None}
-            elif seen == "is_error":
-                fields |= {"outcome": "error", "error_type": "tool_error", "error": step["text"]}
-            elif seen == "error":
-                fields |= failed
-            elif seen == "timeout" and params.get("name") == "crash":
-                fields |= {"outcome": "panic", "error_type": "panic", "error": CRASH_MESSAGE}
-            else:
-                raise AssertionError(f"no expectation for a {seen!r} step: {step}")
-        else:
-            if seen == "result":
-                fields |= {"outcome": "ok", "error_type": None, "error": None}
-            elif seen == "error":
-                fields |= failed
-            else:
-                raise AssertionError(f"no expectation for a {seen!r} step: {step}")
-        rows.append(ExpectedRow(f"{step['step']} ({seen})", fields, session))
-    for message in report["sent"]:
-        if message["type"] == "notification":
-            fields = {"kind": "notification", "method": message["method"], "outcome": "ok", "request_id": None}
-            rows.append(ExpectedRow(f"sent {message['method']}", fields | origin, session))
-    for event in ("start", "end"):
-        fields = {"kind": "session", "event": event, "method": None, "outcome": None, "request_id": None}
-        fields["duration_ms"] = PRESENT if event == "end" else None
-        rows.append(ExpectedRow(f"session {event}", fields | origin, session))
-    return rows
 
 
 def listed_by(report: dict) -> dict[str, list[str]]:
@@ -463,7 +277,8 @@ def test_typescript_sdk_stdio(
         "ts-stdio",
         "3.1.4",
         ["stdio", str(stdio_server_bin)],
-        client_env({"TB_API_URL": receiver.url, "TB_WRITE_TOKEN": TOKEN}),
+        # client.mjs passes its TB_* and MCP_ANALYTICS_* variables on to the server.
+        client_env(server_env(receiver.url, workdir / "spool")),
         workdir,
     )
     clients.append(run)

@@ -7,20 +7,24 @@
 //
 // Options: --timeout-ms N (each request; default 10000), --crash-timeout-ms N (the call that
 // panics and is never answered; default 3000), --deadline-ms N (the whole run; default 45000).
+// --calls N: instead of the scripted session, N calls of `add(i, 1000)`, i = 1..N (each a step
+// labelled `add(i, 1000)`), then the close. --resume-file PATH (with --calls): after the first
+// half of the calls, wait until PATH exists (the test creates it when it is ready for the rest).
 //
-// Runs one scripted session (every step below, whatever the previous one gave) and prints ONE
-// JSON object on stdout: each step's method, params, and whether it got a result, an `isError`
-// result, a JSON-RPC error (with its code) or no answer ("timeout"); every JSON-RPC message the
-// client sent and received (so that the test knows each request's id and the negotiated
-// protocol version); on HTTP the `mcp-session-id` the transport got and every HTTP exchange; on
-// stdio how the server exited. Diagnostics go to stderr; so does the stdio server's stderr.
+// Runs one scripted session (every step of scriptedSession below, or the --calls ones, whatever
+// the previous one gave) and prints ONE JSON object on stdout: each step's method, params, and
+// whether it got a result, an `isError` result, a JSON-RPC error (with its code) or no answer
+// ("timeout"); every JSON-RPC message the client sent and received (so that the test knows each
+// request's id and the negotiated protocol version); on HTTP the `mcp-session-id` the transport
+// got and every HTTP exchange; on stdio how the server exited, and when the close began and
+// ended. Diagnostics go to stderr; so does the stdio server's stderr.
 //
 // stdio: the server gets the SDK's default environment plus this process's TB_*,
 // MCP_ANALYTICS_* and RUST_* variables, and this process's working directory.
 // Exit status: 0 when the script ran to its end (whatever the server answered), 1 when it could
 // not (no connection, deadline), 2 on a usage error.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import process from 'node:process';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -36,7 +40,7 @@ const FORWARDED_ENV = /^(TB_|MCP_ANALYTICS_|RUST_)/;
 function usage(message) {
     process.stderr.write(
         `${message}\nusage: node client.mjs (stdio SERVER_BINARY | http URL) [--name NAME] [--version VERSION] ` +
-            '[--timeout-ms N] [--crash-timeout-ms N] [--deadline-ms N]\n'
+            '[--timeout-ms N] [--crash-timeout-ms N] [--deadline-ms N] [--calls N [--resume-file PATH]]\n'
     );
     process.exit(2);
 }
@@ -54,19 +58,31 @@ function parseArgs(argv) {
         crashTimeoutMs: 3000,
         deadlineMs: 45000
     };
-    const numeric = { '--timeout-ms': 'timeoutMs', '--crash-timeout-ms': 'crashTimeoutMs', '--deadline-ms': 'deadlineMs' };
+    const numeric = {
+        '--timeout-ms': 'timeoutMs',
+        '--crash-timeout-ms': 'crashTimeoutMs',
+        '--deadline-ms': 'deadlineMs',
+        '--calls': 'calls'
+    };
     for (let i = 0; i < rest.length; i += 2) {
         const [flag, value] = [rest[i], rest[i + 1]];
         if (value === undefined) usage(`${flag} needs a value`);
         if (flag === '--name') options.name = value;
         else if (flag === '--version') options.version = value;
+        else if (flag === '--resume-file') options.resumeFile = value;
         else if (flag in numeric) {
             const n = Number(value);
             if (!Number.isInteger(n) || n <= 0) usage(`${flag} needs a positive integer`);
             options[numeric[flag]] = n;
         } else usage(`unknown option ${flag}`);
     }
+    if (options.resumeFile !== undefined && options.calls === undefined) usage('--resume-file needs --calls');
     return options;
+}
+
+/** Resolves once `path` exists, polling. */
+async function fileExists(path) {
+    while (!existsSync(path)) await new Promise(resolve => setTimeout(resolve, 20));
 }
 
 function errorText(error) {
@@ -241,36 +257,25 @@ async function main() {
         process.stderr.write(`[${options.name}] ${name}: ${entry.outcome}${entry.error_code !== undefined ? ` (${entry.error_code})` : ''}\n`);
     };
 
-    await step('tools/list', 'tools/list', {}, () => client.listTools({}, timeout));
-    await step('prompts/list', 'prompts/list', {}, () => client.listPrompts({}, timeout));
-    await step('resources/list', 'resources/list', {}, () => client.listResources({}, timeout));
-    await step('ping', 'ping', {}, () => client.ping(timeout));
     const tool = (name, args, label, opts = timeout) =>
         step(label, 'tools/call', { name, arguments: args }, () =>
             client.callTool({ name, arguments: args }, undefined, opts)
         );
-    await tool('add', { a: 2, b: 3 }, 'add(2, 3)');
-    await tool('divide', { a: 1, b: 0 }, 'divide(1, 0)');
-    await tool('lookup', { key: 'cobol' }, 'lookup(cobol)');
-    await tool('no_such_tool', {}, 'no_such_tool()');
-    await tool('add', { a: 'x' }, 'add(x)');
-    await step('greet(Ada)', 'prompts/get', { name: 'greet', arguments: { name: 'Ada' } }, () =>
-        client.getPrompt({ name: 'greet', arguments: { name: 'Ada' } }, timeout)
-    );
-    await step('read mem://readme', 'resources/read', { uri: 'mem://readme' }, () =>
-        client.readResource({ uri: 'mem://readme' }, timeout)
-    );
-    // The server panics: rmcp never answers; the SDK gives up and sends notifications/cancelled,
-    // without waiting for it to be delivered. Wait for that (over HTTP, its POST answered), then
-    // make one more request: the server has the notification before the session ends, and it
-    // goes on serving.
-    await tool('crash', {}, 'crash()', { timeout: options.crashTimeoutMs });
-    await Promise.allSettled([...pendingNotifications]);
-    await step('ping after crash()', 'ping', {}, () => client.ping(timeout));
+    if (options.calls !== undefined) {
+        for (let i = 1; i <= options.calls; i++) {
+            if (options.resumeFile !== undefined && i === Math.floor(options.calls / 2) + 1) {
+                await fileExists(options.resumeFile); // bounded by the run's deadline
+            }
+            await tool('add', { a: i, b: 1000 }, `add(${i}, 1000)`);
+        }
+    } else {
+        await scriptedSession(client, step, tool, timeout, options);
+    }
 
     // --- close
     const closeStep = { step: 'close', method: null };
     report.steps.push(closeStep);
+    report.closing_at_ms = Date.now();
     try {
         if (options.mode === 'http') {
             // DELETE with the session id: the server ends the session.
@@ -294,6 +299,32 @@ async function main() {
     report.completed = true;
     clearTimeout(deadline);
     emit(0);
+}
+
+/** The scripted session: every handler path of the demo server, each step recorded by `step`. */
+async function scriptedSession(client, step, tool, timeout, options) {
+    await step('tools/list', 'tools/list', {}, () => client.listTools({}, timeout));
+    await step('prompts/list', 'prompts/list', {}, () => client.listPrompts({}, timeout));
+    await step('resources/list', 'resources/list', {}, () => client.listResources({}, timeout));
+    await step('ping', 'ping', {}, () => client.ping(timeout));
+    await tool('add', { a: 2, b: 3 }, 'add(2, 3)');
+    await tool('divide', { a: 1, b: 0 }, 'divide(1, 0)');
+    await tool('lookup', { key: 'cobol' }, 'lookup(cobol)');
+    await tool('no_such_tool', {}, 'no_such_tool()');
+    await tool('add', { a: 'x' }, 'add(x)');
+    await step('greet(Ada)', 'prompts/get', { name: 'greet', arguments: { name: 'Ada' } }, () =>
+        client.getPrompt({ name: 'greet', arguments: { name: 'Ada' } }, timeout)
+    );
+    await step('read mem://readme', 'resources/read', { uri: 'mem://readme' }, () =>
+        client.readResource({ uri: 'mem://readme' }, timeout)
+    );
+    // The server panics: rmcp never answers; the SDK gives up and sends notifications/cancelled,
+    // without waiting for it to be delivered. Wait for that (over HTTP, its POST answered), then
+    // make one more request: the server has the notification before the session ends, and it
+    // goes on serving.
+    await tool('crash', {}, 'crash()', { timeout: options.crashTimeoutMs });
+    await Promise.allSettled([...pendingNotifications]);
+    await step('ping after crash()', 'ping', {}, () => client.ping(timeout));
 }
 
 function lastRequestId(report, method) {
