@@ -6,8 +6,9 @@
 //! spool <name>: emitted N, delivered-unique N, duplicated D, discarded X, spooled S, replayed R
 //! ```
 //!
-//! Several processes over one spool (short-lived copies, concurrent starts, `kill -9`) are in
-//! `spool_processes.rs`; a stdio server driven by the Python SDK is in the end-to-end suite.
+//! Several processes over one spool (short-lived copies, concurrent starts, `kill -9`, a full
+//! disk) are in `spool_processes.rs`; a stdio server driven by the Python SDK is in the
+//! end-to-end suite.
 
 mod common;
 
