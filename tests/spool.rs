@@ -6,8 +6,9 @@
 //! spool <name>: emitted N, delivered-unique N, duplicated D, discarded X, spooled S, replayed R
 //! ```
 //!
-//! Several processes over one spool (short-lived copies, concurrent starts, `kill -9`) are in
-//! `spool_processes.rs`; a stdio server driven by the Python SDK is in the end-to-end suite.
+//! Several processes over one spool (short-lived copies, concurrent starts, `kill -9`, a full
+//! disk) are in `spool_processes.rs`; a stdio server driven by the Python SDK is in the
+//! end-to-end suite.
 
 mod common;
 
@@ -317,4 +318,29 @@ fn spool_over_budget_the_oldest_events_are_discarded_counted_and_warned_once() {
         return;
     }
     assert_eq!(stderr.matches("is full").count(), 1, "{stderr}");
+}
+
+#[test]
+fn spool_what_the_disk_refuses_at_exit_is_still_sent() {
+    let spool = SpoolDir::new("refused-at-exit");
+    let scenario = Scenario::start(Receiver::start(), |b| {
+        // The batch stays open until shutdown: nothing is sent before.
+        spooling(b, &spool).max_batch_age(Duration::from_secs(30))
+    });
+    let before = scenario.stats_before();
+    // The directory opened at start is gone, a file in its place: every write fails, as on a
+    // full or read-only disk.
+    std::fs::remove_dir_all(&spool.0).unwrap();
+    std::fs::write(&spool.0, b"not a directory").unwrap();
+    let emitted = emit(0..10);
+
+    let shutdown = mcp_analytics::shutdown(Duration::from_millis(1500));
+    let after = mcp_analytics::stats();
+    let _ = std::fs::remove_file(&spool.0);
+    assert!(shutdown.is_ok(), "the endpoint answers: {shutdown:?}");
+    assert_eq!(after.sent - before.sent, 10, "{after:?}");
+    assert_eq!(after.spooled - before.spooled, 0, "{after:?}");
+    assert_eq!(after.failed - before.failed, 0, "{after:?}");
+    let rows = scenario.receiver.rows();
+    assert_each_once("refused-at-exit", &emitted, &rows, before);
 }

@@ -1,17 +1,21 @@
 //! What several test binaries share: taking turns on the process-global pipeline, delivering to
-//! memory or to a loopback receiver, and running a scenario in a process of its own.
+//! memory or to a loopback receiver, and running a scenario in a process of its own, or in
+//! several at once.
 //!
 //! The pipeline is process-global, like a logger: tests that configure it differently either
 //! take turns in one process ([`Scenario`], [`MemoryScenario`]) or each get a fresh process
-//! ([`in_own_process`]). Tests that need no HTTP deliver to [`Memory`], whose lines must pass
-//! the receiver's schema checks; the HTTP, fault and security tests run against a [`Receiver`].
+//! ([`in_own_process`]; several running at once: [`spawn_own_process`]). Tests that need no HTTP
+//! deliver to [`Memory`], whose lines must pass the receiver's schema checks; the HTTP, fault and
+//! security tests run against a [`Receiver`].
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+use std::io::Read;
 use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mcp_analytics::testing::InMemory;
@@ -263,19 +267,14 @@ pub fn in_own_process(test: &str, env: &[(&str, &str)], scenario: impl FnOnce())
         return String::new();
     }
     let workdir = scratch_dir(test);
-    let mut command = Command::new(std::env::current_exe().expect("the test binary's path"));
-    command
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .current_dir(&workdir)
-        .env(CHILD, test)
-        .env_remove("TB_API_URL")
-        .env_remove("TB_WRITE_TOKEN")
-        .env_remove("TB_DATASOURCE")
-        .env("MCP_ANALYTICS_SPOOL_DIR", workdir.join("spool"));
-    for (key, value) in env {
-        command.env(key, value);
+    let mut command = own_process_command(test, env);
+    if !env.iter().any(|(key, _)| *key == "MCP_ANALYTICS_SPOOL_DIR") {
+        command.env("MCP_ANALYTICS_SPOOL_DIR", workdir.join("spool"));
     }
-    let output = command.output().expect("the test binary runs");
+    let output = command
+        .current_dir(&workdir)
+        .output()
+        .expect("the test binary runs");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(
         output.status.success(),
@@ -286,7 +285,91 @@ pub fn in_own_process(test: &str, env: &[(&str, &str)], scenario: impl FnOnce())
     stderr
 }
 
-/// Whether this process is a child started by [`in_own_process`].
+/// The command [`in_own_process`] and [`spawn_own_process`] run: this test binary again, running
+/// only `test`, with `env` set and no `TB_*` variables inherited. For a child that needs a
+/// wrapper around it (another mount namespace, say), whose caller runs it.
+pub fn own_process_command(test: &str, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("the test binary's path"));
+    command
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD, test)
+        .env_remove("TB_API_URL")
+        .env_remove("TB_WRITE_TOKEN")
+        .env_remove("TB_DATASOURCE");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command
+}
+
+/// Starts a child like [`in_own_process`]'s without waiting for it: several run at once, and
+/// the parent acts on them while they run (kills one, or tells it to go on). Its stdin, stdout
+/// and stderr are pipes: a child that waits on its stdin goes on when the parent writes to it
+/// or closes it, which dropping the [`Child`] also does, so such a child does not outlive a
+/// parent that failed.
+/// It runs in the temporary directory, where no `.env` of the repository's is found. Finish it
+/// with [`wait_own_process`].
+pub fn spawn_own_process(test: &str, env: &[(&str, &str)]) -> Child {
+    spawn_piped(own_process_command(test, env).current_dir(std::env::temp_dir()))
+}
+
+/// Spawns `command` with the pipes [`spawn_own_process`] describes.
+pub fn spawn_piped(command: &mut Command) -> Child {
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the child process starts")
+}
+
+/// Closes the stdin of a child of [`spawn_own_process`] (its signal to finish, if it waits on
+/// it) and waits up to `timeout` for it to exit, reading its output meanwhile: a child whose
+/// output filled a pipe nobody reads would never exit. Past the timeout, kills it and panics
+/// with what it printed.
+pub fn wait_own_process(mut child: Child, timeout: Duration) -> Output {
+    drop(child.stdin.take());
+    let stdout = read_in_background(child.stdout.take());
+    let stderr = read_in_background(child.stderr.take());
+    let started = Instant::now();
+    let exited = loop {
+        match child.try_wait().expect("the child can be waited on") {
+            Some(status) => break Some(status),
+            None if started.elapsed() > timeout => break None,
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    let status = exited.unwrap_or_else(|| {
+        let _ = child.kill();
+        child.wait().expect("the killed child can be waited on")
+    });
+    let output = Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
+    assert!(
+        exited.is_some(),
+        "the child {} did not exit within {timeout:?}; killed it:\n{}\n{}",
+        child.id(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Reads `pipe` to its end on a thread of its own.
+fn read_in_background(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
+}
+
+/// Whether this process is a child started by [`in_own_process`] or [`spawn_own_process`].
 pub fn in_child() -> bool {
     std::env::var_os(CHILD).is_some()
 }

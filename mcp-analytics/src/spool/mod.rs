@@ -136,9 +136,13 @@ impl Spool {
     /// Writes `body` under a temporary name, syncs it, and renames it to `name`; returns the
     /// file, still locked.
     fn write_whole(&self, name: &FileName, body: &Bytes) -> io::Result<File> {
-        let partial = self
-            .dir
-            .join(format!("{PARTIAL}{}-{}", std::process::id(), name.sequence));
+        // The time too, not only pid and sequence: a process killed mid-write leaves its partial
+        // file for a minute, and a restart with the same pid (PID 1 in a container) counts its
+        // sequence from 1 again.
+        let partial = self.dir.join(format!(
+            "{PARTIAL}{}-{}-{}",
+            name.pid, name.sequence, name.created
+        ));
         let mut file = create_private_file(&partial)?;
         let written = lock_exclusive(&file)
             .and_then(|()| file.write_all(body))

@@ -248,3 +248,22 @@ fn partial_files_of_dead_writers_are_removed_and_never_read() {
         "the fresh one may be in use"
     );
 }
+
+#[test]
+fn a_partial_file_of_a_dead_process_with_the_same_pid_does_not_block_writes() {
+    // A server killed mid-write and restarted at once with the same pid (PID 1 in a container,
+    // say) counts its files from 1 again.
+    let dir = Dir::new("pid-reuse");
+    let mut spool = open(&dir, 1 << 20);
+    for sequence in 1..=3 {
+        let left = dir
+            .0
+            .join(format!("{PARTIAL}{}-{sequence}", std::process::id()));
+        fs::write(&left, b"half a file").unwrap();
+    }
+    for tag in ["a", "b", "c"] {
+        let stored = spool.store(&mut batch(2, tag), false);
+        assert!(stored.is_ok(), "{stored:?}");
+    }
+    assert_eq!(spool.waiting(), (6, 3));
+}

@@ -208,6 +208,9 @@ impl<D: Deliver> Worker<D> {
                     if self.backlog.spool.is_some() {
                         // Secure first, then send: a kill after this loses nothing taken.
                         self.backlog.secure(&self.deadline, None);
+                        // What the disk refused (full, read-only) is only in memory: it goes
+                        // out first, and what misses the deadline is counted failed.
+                        self.ship(Meanwhile::Wait).await;
                         self.replay_until_deadline().await;
                         self.backlog.report_left_behind();
                     } else {
