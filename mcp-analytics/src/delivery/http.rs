@@ -162,6 +162,10 @@ impl EventsApi {
                     last,
                 };
             }
+            if deadline.is_secured() {
+                // Shutting down, with the batch safe on disk: its next try is the next run's.
+                break Failure::Deadline;
+            }
             let delay = match retry_after {
                 Some(asked) if asked > MAX_RETRY_AFTER => {
                     break Failure::GaveUp {
@@ -172,7 +176,7 @@ impl EventsApi {
                 Some(asked) => asked,
                 None => backoff(attempt),
             };
-            if deadline.before(tokio::time::sleep(delay)).await.is_none() {
+            if deadline.wait_to_retry(delay).await.is_none() {
                 break Failure::Deadline;
             }
             // Counted once it is really sent again, not when a deadline cuts the wait short.

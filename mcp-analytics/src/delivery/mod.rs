@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::time::sleep_until;
 
 use crate::batch::Batch;
@@ -127,25 +127,67 @@ impl Health {
 }
 
 /// The shutdown deadline: unset until `shutdown()` sets it; past it, nothing is sent or retried.
+/// Once the worker has secured everything on disk, a failed attempt is not retried either: the
+/// rows are safe, the next run sends them, and the process may exit at once.
 #[derive(Clone)]
-pub(crate) struct Deadline(watch::Receiver<Option<Instant>>);
+pub(crate) struct Deadline {
+    at: watch::Receiver<Option<Instant>>,
+    secured: Arc<Secured>,
+}
+
+/// Whether everything undelivered is on disk, and the wake-up of those waiting to retry.
+#[derive(Default)]
+struct Secured {
+    done: AtomicBool,
+    waiters: Notify,
+}
 
 impl Deadline {
     /// A deadline, and the handle that sets it.
     pub(crate) fn new() -> (watch::Sender<Option<Instant>>, Self) {
-        let (set, seen) = watch::channel(None);
-        (set, Self(seen))
+        let (set, at) = watch::channel(None);
+        let secured = Arc::default();
+        (set, Self { at, secured })
+    }
+
+    /// Says that everything undelivered is on disk: from now on, failed attempts end their
+    /// delivery instead of being retried.
+    pub(crate) fn mark_secured(&self) {
+        self.secured.done.store(true, Ordering::Release);
+        self.secured.waiters.notify_waiters();
+    }
+
+    /// Whether a failed attempt is to end its delivery rather than be retried.
+    pub(crate) fn is_secured(&self) -> bool {
+        self.secured.done.load(Ordering::Acquire)
+    }
+
+    /// Waits `delay` before a retry; `None` if the deadline passes or everything is secured on
+    /// disk meanwhile: the retry is then not to happen.
+    pub(crate) async fn wait_to_retry(&self, delay: std::time::Duration) -> Option<()> {
+        let secured = self.secured.waiters.notified();
+        tokio::pin!(secured);
+        // Registered before the flag is read: a `mark_secured` in between still wakes it.
+        secured.as_mut().enable();
+        if self.is_secured() {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            () = secured => None,
+            waited = self.before(tokio::time::sleep(delay)) => waited,
+        }
     }
 
     pub(crate) fn has_passed(&self) -> bool {
-        self.0
+        self.at
             .borrow()
             .is_some_and(|deadline| Instant::now() >= deadline)
     }
 
     /// Completes once a deadline is set: shutdown has begun.
     pub(crate) async fn set(&self) {
-        let mut deadline = self.0.clone();
+        let mut deadline = self.at.clone();
         if deadline.wait_for(Option::is_some).await.is_err() {
             // The handle is gone, so no deadline will ever be set.
             std::future::pending::<()>().await;
@@ -154,7 +196,7 @@ impl Deadline {
 
     /// Runs `future` to completion unless the deadline passes first.
     pub(crate) async fn before<F: Future>(&self, future: F) -> Option<F::Output> {
-        let mut deadline = self.0.clone();
+        let mut deadline = self.at.clone();
         tokio::select! {
             output = future => Some(output),
             () = passed(&mut deadline) => None,
@@ -196,5 +238,24 @@ mod tests {
             .await;
         assert!(cut.is_none(), "cut short by the deadline");
         assert!(deadline.has_passed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn once_everything_is_secured_no_retry_waits() {
+        let (_set, deadline) = Deadline::new();
+        let waited = deadline.wait_to_retry(Duration::from_secs(1)).await;
+        assert_eq!(
+            waited,
+            Some(()),
+            "nothing secured: the wait runs its course"
+        );
+        let waiting = deadline.clone();
+        let retry =
+            tokio::spawn(async move { waiting.wait_to_retry(Duration::from_secs(3600)).await });
+        tokio::task::yield_now().await;
+        deadline.mark_secured();
+        let cut = tokio::time::timeout(Duration::from_secs(1), retry).await;
+        assert_eq!(cut.expect("woken at once").unwrap(), None);
+        assert_eq!(deadline.wait_to_retry(Duration::from_secs(1)).await, None);
     }
 }

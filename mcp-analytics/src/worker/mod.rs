@@ -209,8 +209,11 @@ impl<D: Deliver> Worker<D> {
                         // Secure first, then send: a kill after this loses nothing taken.
                         self.backlog.secure(&self.deadline, None);
                         // What the disk refused (full, read-only) is only in memory: it goes
-                        // out first, and what misses the deadline is counted failed.
+                        // out first, with its retries, and what misses the deadline is counted
+                        // failed.
                         self.ship(Meanwhile::Wait).await;
+                        // The rest is on disk: one try each, in the time left.
+                        self.deadline.mark_secured();
                         self.replay_until_deadline().await;
                         self.backlog.report_left_behind();
                     } else {
@@ -390,7 +393,14 @@ impl<D: Deliver> Worker<D> {
                 () = deadline.set(), if securing => {
                     securing = false;
                     batching = false;
-                    copy = backlog.secure(deadline, to_secure.take());
+                    let in_flight = to_secure.take();
+                    let live = in_flight.is_some();
+                    copy = backlog.secure(deadline, in_flight);
+                    // Everything is on disk, this batch too: a failed attempt is not retried,
+                    // so that the process may exit at once.
+                    if backlog.ready.is_empty() && (copy.is_some() || !live) {
+                        deadline.mark_secured();
+                    }
                 }
                 () = room_to_take(backlog, health),
                     if batching && (backlog.ready.is_empty() || backlog.may_spill(health)) =>
