@@ -12,7 +12,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::Read as _;
 use std::time::{Duration, Instant};
 
@@ -28,22 +27,10 @@ fn spooling(builder: Builder, spool: &SpoolDir) -> Builder {
         .max_batch_age(Duration::from_millis(20))
 }
 
-/// How many times each emitted name arrived; fails on a name nobody emitted.
-fn arrivals(emitted: &[String], rows: &[Row]) -> BTreeMap<String, usize> {
-    let mut seen: BTreeMap<String, usize> = emitted.iter().map(|n| (n.clone(), 0)).collect();
-    for row in rows {
-        let name = row.record_str("tool");
-        *seen
-            .get_mut(name)
-            .unwrap_or_else(|| panic!("`{name}` was never emitted")) += 1;
-    }
-    seen
-}
-
 /// Asserts every emitted name arrived exactly once, and prints the scenario's figures.
 #[track_caller]
 fn assert_each_once(name: &str, emitted: &[String], rows: &[Row], before: Stats) {
-    let seen = arrivals(emitted, rows);
+    let seen = common::arrivals(emitted, rows);
     let missing: Vec<_> = seen
         .iter()
         .filter(|&(_, &n)| n == 0)

@@ -29,7 +29,6 @@
 mod common;
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::io::{BufRead as _, Write as _};
 use std::ops::{AddAssign, Range};
 use std::os::unix::process::ExitStatusExt as _;
@@ -455,18 +454,6 @@ fn assert_no_request_refused(receiver: &Receiver) {
     }
 }
 
-/// How many times each emitted name arrived; fails on a name nobody emitted.
-fn arrivals(emitted: &[String], rows: &[Row]) -> BTreeMap<String, usize> {
-    let mut seen: BTreeMap<String, usize> = emitted.iter().map(|n| (n.clone(), 0)).collect();
-    for row in rows {
-        let name = row.record_str("tool");
-        *seen
-            .get_mut(name)
-            .unwrap_or_else(|| panic!("`{name}` was never emitted")) += 1;
-    }
-    seen
-}
-
 /// Asserts that every emitted name arrived, and none more than `tolerated` extra times in all
 /// (events a process said it may have delivered already: see `Stats::maybe_duplicated`), and
 /// prints the scenario's figures, with `extra` at the end.
@@ -479,7 +466,7 @@ fn assert_each_once(
     tolerated: u64,
     extra: &str,
 ) {
-    let seen = arrivals(emitted, rows);
+    let seen = common::arrivals(emitted, rows);
     let missing: Vec<_> = seen
         .iter()
         .filter(|&(_, &n)| n == 0)

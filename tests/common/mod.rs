@@ -254,6 +254,19 @@ pub fn emit(range: std::ops::Range<u32>) -> Vec<String> {
         .collect()
 }
 
+/// How many times each emitted name arrived as a tool row; fails on a name nobody emitted.
+pub fn arrivals(emitted: &[String], rows: &[Row]) -> std::collections::BTreeMap<String, usize> {
+    let mut seen: std::collections::BTreeMap<String, usize> =
+        emitted.iter().map(|n| (n.clone(), 0)).collect();
+    for row in rows {
+        let name = row.record_str("tool");
+        *seen
+            .get_mut(name)
+            .unwrap_or_else(|| panic!("`{name}` was never emitted")) += 1;
+    }
+    seen
+}
+
 const CHILD: &str = "MCP_ANALYTICS_TEST_CHILD";
 
 /// In the child: runs `scenario`. In the parent: re-runs this test binary as a child that runs
