@@ -16,13 +16,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{Scenario, emit, in_child, in_own_process};
+use common::{Scenario, Tally, emit, in_child, in_own_process};
 use mcp_analytics::{Builder, Stats};
-use mcp_analytics_receiver::{Receiver, RequestLog, Row, Scripted};
+use mcp_analytics_receiver::{Receiver, RequestLog, Scripted};
 
 /// Settings every scenario shares: batches close quickly, the process-wide defaults otherwise.
 fn fast(builder: Builder) -> Builder {
@@ -92,77 +91,7 @@ fn counts_since(before: Stats) -> Counts {
 }
 
 /// What arrived, compared with what was emitted.
-#[derive(Debug)]
-struct Tally {
-    emitted: usize,
-    /// Emitted names that arrived at least once.
-    delivered_unique: usize,
-    /// Emitted names that never arrived.
-    lost: Vec<String>,
-    /// Extra copies: rows beyond the first of each name.
-    duplicates: usize,
-    /// How many times each name arrived.
-    copies: BTreeMap<String, usize>,
-    /// Rows whose name was never emitted.
-    unexpected: Vec<String>,
-}
-
 impl Tally {
-    fn of(emitted: &[String], rows: &[Row]) -> Tally {
-        let mut copies: BTreeMap<String, usize> = BTreeMap::new();
-        for row in rows {
-            *copies.entry(row.record_str("tool").to_owned()).or_default() += 1;
-        }
-        let mut wanted: BTreeMap<&str, usize> = BTreeMap::new();
-        for name in emitted {
-            *wanted.entry(name.as_str()).or_default() += 1;
-        }
-        assert_eq!(wanted.len(), emitted.len(), "emitted names must be unique");
-        let lost = emitted
-            .iter()
-            .filter(|name| !copies.contains_key(name.as_str()))
-            .cloned()
-            .collect::<Vec<_>>();
-        let unexpected = copies
-            .keys()
-            .filter(|name| !wanted.contains_key(name.as_str()))
-            .cloned()
-            .collect();
-        Tally {
-            emitted: emitted.len(),
-            delivered_unique: emitted.len() - lost.len(),
-            lost,
-            duplicates: copies.values().map(|&n| n - 1).sum(),
-            copies,
-            unexpected,
-        }
-    }
-
-    /// Every name emitted arrived exactly once, and nothing else did.
-    #[track_caller]
-    fn assert_exactly_once(&self) {
-        self.assert_nothing_lost();
-        let twice: Vec<_> = self.copies.iter().filter(|&(_, &n)| n > 1).collect();
-        assert!(twice.is_empty(), "duplicated: {twice:?}");
-    }
-
-    /// Every name emitted arrived, and nothing else did.
-    #[track_caller]
-    fn assert_nothing_lost(&self) {
-        assert!(
-            self.lost.is_empty(),
-            "lost {}: {:?}",
-            self.lost.len(),
-            self.lost
-        );
-        assert!(
-            self.unexpected.is_empty(),
-            "unexpected: {:?}",
-            self.unexpected
-        );
-        assert_eq!(self.delivered_unique, self.emitted);
-    }
-
     /// The summary line.
     fn line(&self, name: &str, counts: Counts) -> String {
         format!(

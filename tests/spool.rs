@@ -15,7 +15,7 @@ mod common;
 use std::io::Read as _;
 use std::time::{Duration, Instant};
 
-use common::{Scenario, SpoolDir, builder_for, emit, in_own_process};
+use common::{Scenario, SpoolDir, Tally, builder_for, emit, in_own_process};
 use mcp_analytics::{Builder, Stats};
 use mcp_analytics_receiver::{Receiver, Row, Scripted};
 
@@ -30,29 +30,18 @@ fn spooling(builder: Builder, spool: &SpoolDir) -> Builder {
 /// Asserts every emitted name arrived exactly once, and prints the scenario's figures.
 #[track_caller]
 fn assert_each_once(name: &str, emitted: &[String], rows: &[Row], before: Stats) {
-    let seen = common::arrivals(emitted, rows);
-    let missing: Vec<_> = seen
-        .iter()
-        .filter(|&(_, &n)| n == 0)
-        .map(|(k, _)| k)
-        .collect();
-    let twice: Vec<_> = seen
-        .iter()
-        .filter(|&(_, &n)| n > 1)
-        .map(|(k, _)| k)
-        .collect();
+    let tally = Tally::of(emitted, rows);
     let now = mcp_analytics::stats();
     println!(
         "spool {name}: emitted {}, delivered-unique {}, duplicated {}, discarded {}, spooled {}, replayed {}",
-        emitted.len(),
-        seen.values().filter(|&&n| n > 0).count(),
-        seen.values().map(|&n| n.saturating_sub(1)).sum::<usize>(),
+        tally.emitted,
+        tally.delivered_unique,
+        tally.duplicates,
         now.discarded - before.discarded,
         now.spooled - before.spooled,
         now.replayed - before.replayed,
     );
-    assert!(missing.is_empty(), "never delivered: {missing:?}");
-    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    tally.assert_exactly_once();
 }
 
 /// Waits until the spool holds no file, or fails after `timeout`.

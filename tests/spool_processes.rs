@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use common::{SpoolDir, emit, eventually, in_child, spawn_own_process, wait_own_process};
+use common::{SpoolDir, Tally, emit, eventually, in_child, spawn_own_process, wait_own_process};
 use mcp_analytics::Builder;
 use mcp_analytics_receiver::{DEFAULT_TOKEN, Receiver, Row, Scripted};
 
@@ -466,32 +466,27 @@ fn assert_each_once(
     tolerated: u64,
     extra: &str,
 ) {
-    let seen = common::arrivals(emitted, rows);
-    let missing: Vec<_> = seen
-        .iter()
-        .filter(|&(_, &n)| n == 0)
-        .map(|(k, _)| k)
-        .collect();
-    let twice: Vec<_> = seen
-        .iter()
-        .filter(|&(_, &n)| n > 1)
-        .map(|(k, _)| k)
-        .collect();
-    let duplicated: usize = seen.values().map(|&n| n.saturating_sub(1)).sum();
+    let tally = Tally::of(emitted, rows);
     println!(
-        "spool {name}: emitted {}, delivered-unique {}, duplicated {duplicated}, discarded {}, \
+        "spool {name}: emitted {}, delivered-unique {}, duplicated {}, discarded {}, \
          spooled {}, replayed {}, maybe-duplicated {}{extra}",
-        emitted.len(),
-        seen.values().filter(|&&n| n > 0).count(),
+        tally.emitted,
+        tally.delivered_unique,
+        tally.duplicates,
         children.discarded,
         children.spooled,
         children.replayed,
         children.maybe_duplicated,
     );
-    assert!(missing.is_empty(), "never delivered: {missing:?}");
+    tally.assert_nothing_lost();
     assert!(
-        duplicated as u64 <= tolerated,
-        "delivered more than once: {twice:?} ({children:?})"
+        tally.duplicates as u64 <= tolerated,
+        "delivered more than once: {:?} ({children:?})",
+        tally
+            .copies
+            .iter()
+            .filter(|&(_, &n)| n > 1)
+            .collect::<Vec<_>>()
     );
 }
 

@@ -254,17 +254,80 @@ pub fn emit(range: std::ops::Range<u32>) -> Vec<String> {
         .collect()
 }
 
-/// How many times each emitted name arrived as a tool row; fails on a name nobody emitted.
-pub fn arrivals(emitted: &[String], rows: &[Row]) -> std::collections::BTreeMap<String, usize> {
-    let mut seen: std::collections::BTreeMap<String, usize> =
-        emitted.iter().map(|n| (n.clone(), 0)).collect();
-    for row in rows {
-        let name = row.record_str("tool");
-        *seen
-            .get_mut(name)
-            .unwrap_or_else(|| panic!("`{name}` was never emitted")) += 1;
+/// What arrived of the uniquely named events a test emitted: what was lost, duplicated, or
+/// never emitted at all.
+#[derive(Debug)]
+pub struct Tally {
+    pub emitted: usize,
+    /// Emitted names that arrived at least once.
+    pub delivered_unique: usize,
+    /// Emitted names that never arrived.
+    pub lost: Vec<String>,
+    /// Extra copies: rows beyond the first of each name.
+    pub duplicates: usize,
+    /// How many times each name arrived.
+    pub copies: std::collections::BTreeMap<String, usize>,
+    /// Rows whose name was never emitted.
+    pub unexpected: Vec<String>,
+}
+
+impl Tally {
+    /// Tallies `rows` (tool rows) against the `emitted` names, which must be unique.
+    pub fn of(emitted: &[String], rows: &[Row]) -> Tally {
+        let mut copies: std::collections::BTreeMap<String, usize> =
+            std::collections::BTreeMap::new();
+        for row in rows {
+            *copies.entry(row.record_str("tool").to_owned()).or_default() += 1;
+        }
+        let mut wanted: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+        for name in emitted {
+            *wanted.entry(name.as_str()).or_default() += 1;
+        }
+        assert_eq!(wanted.len(), emitted.len(), "emitted names must be unique");
+        let lost = emitted
+            .iter()
+            .filter(|name| !copies.contains_key(name.as_str()))
+            .cloned()
+            .collect::<Vec<_>>();
+        let unexpected = copies
+            .keys()
+            .filter(|name| !wanted.contains_key(name.as_str()))
+            .cloned()
+            .collect();
+        Tally {
+            emitted: emitted.len(),
+            delivered_unique: emitted.len() - lost.len(),
+            lost,
+            duplicates: copies.values().map(|&n| n - 1).sum(),
+            copies,
+            unexpected,
+        }
     }
-    seen
+
+    /// Every name emitted arrived exactly once, and nothing else did.
+    #[track_caller]
+    pub fn assert_exactly_once(&self) {
+        self.assert_nothing_lost();
+        let twice: Vec<_> = self.copies.iter().filter(|&(_, &n)| n > 1).collect();
+        assert!(twice.is_empty(), "duplicated: {twice:?}");
+    }
+
+    /// Every name emitted arrived, and nothing else did.
+    #[track_caller]
+    pub fn assert_nothing_lost(&self) {
+        assert!(
+            self.lost.is_empty(),
+            "lost {}: {:?}",
+            self.lost.len(),
+            self.lost
+        );
+        assert!(
+            self.unexpected.is_empty(),
+            "unexpected: {:?}",
+            self.unexpected
+        );
+        assert_eq!(self.delivered_unique, self.emitted);
+    }
 }
 
 const CHILD: &str = "MCP_ANALYTICS_TEST_CHILD";
