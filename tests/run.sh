@@ -5,8 +5,11 @@
 #
 #   tests/run.sh
 #
-# Needs cargo and python3 (3.11 or later, with the venv module). The Python dependencies go to
+# Needs cargo and python3 (3.11 to 3.13, with the venv module). The Python dependencies go to
 # .venv (created when missing; reinstalled only when tests/e2e/requirements.txt changes).
+# Tinybird's Classic CLI, whose pins conflict with those, goes to a venv of its own,
+# .venv-tinybird, from tests/e2e/requirements-tinybird.txt (likewise only when that changes); the
+# suite calls into it to check the Tinybird project with Tinybird's own parser (`tb check`).
 # Needs node and npm (Node.js 20 or later) for the TypeScript SDK client of the suite: its npm
 # packages go to tests/e2e/ts/node_modules (`npm ci`, again only when package-lock.json changes).
 # Needs promtool too (checks the Tinybird project's Prometheus output): when it is missing, run
@@ -21,21 +24,32 @@ export no_proxy="$NO_PROXY"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-VENV=.venv
-REQUIREMENTS=tests/e2e/requirements.txt
-STAMP="$VENV/.e2e-requirements.sha256"
+# python_env VENV REQUIREMENTS STAMP: creates the venv when missing and installs the pinned
+# requirements file into it, only when the file changed since the last install (its sha256 is
+# kept in STAMP, inside the venv).
+python_env() {
+    local venv=$1 requirements=$2 stamp=$3 wanted
+    if [[ ! -x "$venv/bin/python" ]]; then
+        python3 -m venv "$venv"
+    fi
+    wanted="$(sha256sum "$requirements" | cut -d' ' -f1)"
+    if [[ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]]; then
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
+        echo "$wanted" >"$stamp"
+    else
+        echo "$requirements unchanged, nothing to install"
+    fi
+}
 
+VENV=.venv
 step "python environment ($VENV)"
-if [[ ! -x "$VENV/bin/python" ]]; then
-    python3 -m venv "$VENV"
-fi
-wanted="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
-if [[ "$(cat "$STAMP" 2>/dev/null || true)" != "$wanted" ]]; then
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQUIREMENTS"
-    echo "$wanted" >"$STAMP"
-else
-    echo "requirements unchanged, nothing to install"
-fi
+python_env "$VENV" tests/e2e/requirements.txt "$VENV/.e2e-requirements.sha256"
+
+# tinybird-cli pins click 8.1 and pydantic 2.8, the MCP SDK needs newer ones: the suite reaches
+# the CLI through subprocesses (tests/e2e/tinybird_cli.py), never by importing it.
+TB_VENV=.venv-tinybird
+step "tinybird cli environment ($TB_VENV)"
+python_env "$TB_VENV" tests/e2e/requirements-tinybird.txt "$TB_VENV/.tinybird-requirements.sha256"
 
 TS_DIR=tests/e2e/ts
 TS_STAMP="$TS_DIR/node_modules/.e2e-package-lock.sha256"
