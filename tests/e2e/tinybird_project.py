@@ -16,10 +16,13 @@ few liberties a local engine needs:
   batch (one Events API request), with timestamps parsed best-effort in UTC, as Tinybird does;
 - an endpoint is read in ClickHouse's `Prometheus` output format, which is what Tinybird's
   `.prometheus` format is: the same columns (`name`, `value`, optional `help`, `type`, `labels`,
-  `timestamp`), the same rules (sorted by name; `le`, `sum` and `count` labels of histograms).
+  `timestamp`), the same rules (sorted by name; `le`, `sum` and `count` labels of histograms);
+- an endpoint whose nodes are templated (`%`) is rendered per request with its parameters by
+  Tinybird's own template engine (`tinybird_cli.render_sql`), and its nodes run as the common
+  table expressions of one query, as Tinybird runs them.
 
-Not supported, and refused rather than ignored: templated nodes (`%`), copy and sink pipes,
-includes, JSONPath beyond `$.a.b` and `$.a[:]`, and any instruction not listed above.
+Not supported, and refused rather than ignored: templated nodes outside endpoints, copy and sink
+pipes, includes, JSONPath beyond `$.a.b` and `$.a[:]`, and any instruction not listed above.
 """
 
 from __future__ import annotations
@@ -27,11 +30,14 @@ from __future__ import annotations
 import json
 import re
 import textwrap
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from chdb import session as chdb_session
+
+from tinybird_cli import render_sql
 
 DATABASE = "workspace"
 
@@ -209,6 +215,11 @@ class Node:
     type: str | None = None
     datasource: str | None = None
 
+    @property
+    def templated(self) -> bool:
+        """Tinybird renders a node's SQL as a template when it starts with `%`."""
+        return self.sql.lstrip().startswith("%")
+
 
 @dataclass(frozen=True)
 class Pipe:
@@ -243,8 +254,8 @@ class Pipe:
         for index, node in enumerate(self.nodes):
             if not node.sql:
                 raise DatafileError(f"{path}: node {node.name} has no SQL")
-            if node.sql.lstrip().startswith("%"):
-                raise DatafileError(f"{path}: node {node.name} is templated; not supported here")
+            if node.templated and not self.endpoint:
+                raise DatafileError(f"{path}: node {node.name} is templated outside an endpoint; not supported here")
             if node.type is not None and node.type.upper() not in NODE_TYPES:
                 raise DatafileError(f"{path}: node {node.name} has unsupported TYPE {node.type}")
             if node.type is not None and index != len(self.nodes) - 1:
@@ -263,6 +274,10 @@ class Pipe:
     def endpoint(self) -> bool:
         return (self.nodes[-1].type or "").upper() == "ENDPOINT"
 
+    @property
+    def templated(self) -> bool:
+        return any(node.templated for node in self.nodes)
+
 
 @dataclass(frozen=True)
 class Project:
@@ -275,7 +290,9 @@ class Project:
     def load(cls, root: Path) -> Project:
         datasources = {path.stem: Datasource.load(path) for path in sorted(root.rglob("*.datasource"))}
         pipes = {path.stem: Pipe.load(path) for path in sorted(root.rglob("*.pipe"))}
-        names = list(datasources) + [node.name for pipe in pipes.values() for node in pipe.nodes[:-1]]
+        # Templated pipes' nodes become common table expressions of their own query, not views.
+        views = [node.name for pipe in pipes.values() if not pipe.templated for node in pipe.nodes[:-1]]
+        names = list(datasources) + views
         clashes = {name for name in names if names.count(name) > 1}
         if clashes:
             # Views of nodes share the database with the tables; Tinybird scopes node names per
@@ -304,7 +321,7 @@ class Workspace:
                 node = pipe.nodes[0]
                 self._check_materialization(pipe, node)
                 self.query(f"CREATE MATERIALIZED VIEW `{pipe.name}` TO `{node.datasource}` AS\n{node.sql}")
-            else:
+            elif not pipe.templated:
                 for node in pipe.nodes[:-1]:
                     self.query(f"CREATE VIEW `{node.name}` AS\n{node.sql}")
 
@@ -348,12 +365,19 @@ class Workspace:
                 f"FORMAT JSONEachRow\n{rows}"
             )
 
-    def endpoint(self, pipe_name: str, fmt: str) -> str:
-        """Reads the published node of `pipe_name` in ClickHouse output format `fmt`."""
+    def endpoint(self, pipe_name: str, fmt: str, params: Mapping[str, Any] | None = None) -> str:
+        """Reads the published node of `pipe_name` in ClickHouse output format `fmt`; a templated
+        pipe is rendered first with the request's `params`."""
         pipe = self.project.pipes[pipe_name]
         if not pipe.endpoint:
             raise DatafileError(f"{pipe_name} is not an endpoint")
-        return self.query(pipe.nodes[-1].sql, fmt)
+        if not pipe.templated:
+            if params:
+                raise DatafileError(f"{pipe_name} takes no parameters, got {sorted(params)}")
+            return self.query(pipe.nodes[-1].sql, fmt)
+        rendered = [render_sql(node.sql, params or {}) for node in pipe.nodes]
+        earlier = ",\n".join(f"`{node.name}` AS (\n{sql}\n)" for node, sql in zip(pipe.nodes[:-1], rendered[:-1]))
+        return self.query(f"WITH {earlier}\n{rendered[-1]}" if len(rendered) > 1 else rendered[-1], fmt)
 
     def close(self) -> None:
         self._session.close()
