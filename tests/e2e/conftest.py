@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# Real rows in two batches for the dashboard tests, produced once per test session, whichever
+# modules use them: defined here, a session-scoped fixture is one for the whole suite.
+from dashboard_rows import dashboard_batches  # noqa: F401 (a fixture)
 from e2e_support import (
     ClientRun,
     HttpServer,
