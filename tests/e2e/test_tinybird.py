@@ -50,12 +50,29 @@ TEMPLATE_METRICS = {
     "mcp_errors_total_5m": ("counter", "total of errors last 5 minutes"),
     "mcp_uniq_total_sessions_5m": ("gauge", "total of uniq sessions last 5 minutes"),
 }
+SESSION_HISTOGRAM = "mcp_server_session_duration_seconds"
 OUR_METRICS = {
+    "mcp_active_sessions": "gauge",
+    "mcp_active_users": "gauge",
+    "mcp_analytics_last_row_timestamp_seconds": "gauge",
+    "mcp_analytics_rows_total": "counter",
     "mcp_calls_total": "counter",
-    HISTOGRAM: "histogram",
+    "mcp_client_requests_total": "counter",
+    "mcp_listed_handlers": "gauge",
+    "mcp_model_calls_total": "counter",
     "mcp_prompt_requests_total": "counter",
+    "mcp_rejected_calls_total": "counter",
     "mcp_resource_requests_total": "counter",
+    HISTOGRAM: "histogram",
+    SESSION_HISTOGRAM: "histogram",
+    "mcp_sessions_total": "counter",
+    "mcp_top_errors_24h": "gauge",
 }
+# What every handler listed or called reports, 0 until it happens.
+ZERO_FILLED_OUTCOMES = ("ok", "error", "panic", "cancelled")
+# The OpenTelemetry method and name attribute of each handler kind's calls.
+METHOD_OF_KIND = {"tool": "tools/call", "prompt": "prompts/get", "resource": "resources/read"}
+OTEL_NAME_OF_KIND = {"tool": "gen_ai_tool_name", "prompt": "gen_ai_prompt_name", "resource": "mcp_resource_uri"}
 # What the template counts as an error: all time, and in its five-minute window.
 ERROR_LEVELS = {"error", "ERROR"}
 ERROR_LEVELS_5M = ERROR_LEVELS | {"critical", "CRITICAL"}
@@ -103,6 +120,9 @@ class Call:
     kind: str = ""  # '' for producers that record no kind (the template's)
     outcome: str = ""
     recent: bool = True
+    # Recorded on request only; the edge cases below carry them.
+    user: str = ""
+    model: str = ""
 
     @property
     def handler(self) -> str:
@@ -111,6 +131,11 @@ class Call:
     def series(self, **more: str) -> Labels:
         """The labels of this call's handler in mcp-analytics' own metrics."""
         return handler_labels(self.app, self.version, self.kind, self.handler, **more)
+
+    def operation(self) -> Labels:
+        """The labels of this call's series of the operation histogram: a handler call recorded
+        without the rmcp wrapper has no transport, protocol nor error type."""
+        return operation_labels(self.app, self.version, self.kind, self.handler)
 
 
 @dataclass(frozen=True)
@@ -148,8 +173,14 @@ def labels(**pairs: str) -> Labels:
 
 
 def handler_labels(app: str, version: str, kind: str, name: str, **more: str) -> Labels:
-    """The label set of a handler's series: its name under a label named after its kind."""
-    return labels(app_name=app, version=version, **{kind: name}, **more)
+    """The label set of a handler's series: its kind and name."""
+    return labels(app_name=app, version=version, kind=kind, name=name, **more)
+
+
+def operation_labels(app: str, version: str, kind: str, name: str, **more: str) -> Labels:
+    """The label set of a handler call's operation series, named as the OpenTelemetry
+    conventions name them in Prometheus."""
+    return labels(app_name=app, version=version, mcp_method_name=METHOD_OF_KIND[kind], **{OTEL_NAME_OF_KIND[kind]: name}, **more)
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,6 +254,8 @@ def typescript_calls() -> list[Call]:
         *[Call(tool="run-select-query", level="info", session="ts-1", **ts)] * 3,
         Call(tool="run-select-query", level="error", session="ts-1", **ts),
         Call(tool="run-select-query", level="info", session="ts-old", recent=False, **ts),
+        # An older version, idle for hours: its windowed gauges must read 0, not vanish.
+        Call(**{**ts, "version": "1.3.0"}, tool="run-select-query", level="info", session="ts-idle", recent=False),
         Call(tool="list-datasources", level="ERROR", session="ts-2", **ts),
         # Counted as an error in the five-minute window only, as the template does.
         Call(tool="list-datasources", level="critical", session="ts-2", **ts),
@@ -286,7 +319,7 @@ def wrapper_rows(app: str, version: str) -> list[dict]:
         row("wrapper-session", "info", "notification", funcName="on_initialized", method="notifications/initialized",
             outcome="ok", duration_ms=0.01, **origin),
         row("wrapper-session", "info", "request", funcName="list_tools", method="tools/list", outcome="ok",
-            duration_ms=0.4, **origin, request_id="1", listed=["search", "fetch-weather"]),
+            duration_ms=0.4, **origin, request_id="1", listed=["search", "fetch-weather", "translate"]),
         row("wrapper-session", "error", "request", funcName="ping", method="ping", outcome="error", duration_ms=0.02,
             error="internal error", error_type="-32603", **origin, request_id="2"),
         row("wrapper-session", "info", "session", funcName="", event="end", duration_ms=1500.0, **origin),
@@ -307,7 +340,11 @@ def edge_durations() -> list[tuple[Call, float]]:
     last one: a bucket counts the calls at most its bound (`le`), and beyond 300 s only +Inf."""
     edge = dict(app="edge-server", version="2.0.0", prompt="", resource="", session="edge-1", kind="tool")
     durations_ms = [10.0, 20.0, 300_000.0, 300_001.0]
-    return [(Call(tool="exact", level="info", outcome="ok", **edge), ms) for ms in durations_ms]
+    people = [("ada", "claude-sonnet-4"), ("ada", "claude-sonnet-4"), ("grace", "gpt-5"), ("", "")]
+    return [
+        (Call(tool="exact", level="info", outcome="ok", user=user, model=model, **edge), ms)
+        for ms, (user, model) in zip(durations_ms, people, strict=True)
+    ]
 
 
 def analytics_row(call: Call, duration_ms: float, at: datetime) -> dict:
@@ -327,6 +364,8 @@ def analytics_row(call: Call, duration_ms: float, at: datetime) -> dict:
         "error": "",
         "client_name": "",
         "client_version": "",
+        "user": call.user,
+        "model": call.model,
     }
     return {
         "timestamp": at.strftime("%Y-%m-%d %H:%M:%S.") + f"{at.microsecond // 1000:03d}",
@@ -379,7 +418,7 @@ def recorded_seconds(analytics_rows: list[dict]) -> dict[Labels, list[float]]:
     recorded: dict[Labels, list[float]] = defaultdict(list)
     for record in (json.loads(row["record"]) for row in analytics_rows):
         kind = record["kind"]
-        series = handler_labels(record["appName"], record["version"], kind, record[kind])
+        series = operation_labels(record["appName"], record["version"], kind, record[kind])
         recorded[series].append(record["duration_ms"] / 1000)
     return recorded
 
@@ -454,6 +493,18 @@ def counts(keys) -> dict[Labels, float]:
 def bucket_index(seconds: float) -> int:
     """Which histogram bucket `seconds` falls in: the index of the first bound at or above it."""
     return bisect.bisect_left(BUCKETS, seconds)
+
+
+def handler_call_series(series: dict[Labels, object]) -> dict[Labels, object]:
+    """The operation histogram's series of handler calls recorded without the rmcp wrapper
+    (the workload's and the edge cases'): no transport. The wrapper's rows, and the zeros of the
+    handlers its listings name, are on a transport."""
+    handler_methods = set(METHOD_OF_KIND.values())
+    return {
+        key: value
+        for key, value in series.items()
+        if dict(key)["mcp_method_name"] in handler_methods and "network_transport" not in dict(key)
+    }
 
 
 def histogram_buckets(family: Family) -> dict[Labels, dict[float, float]]:
@@ -573,8 +624,9 @@ def test_wrapper_rows_other_than_handler_calls_are_not_calls(
     assert metrics["mcp_uniq_total_sessions"].series()[app | labels(tool="all")] == len(called)
     assert metrics["mcp_uniq_total_sessions_5m"].series()[app | labels(tool="all")] == len(called)
     outcomes = {dict(series).get("outcome") for series in metrics["mcp_calls_total"].series()}
-    kinds_served = {key for series in metrics["mcp_calls_total"].series() for key, _ in series}
-    assert outcomes <= {"ok", "error", "panic", "cancelled"} and not kinds_served & {"method", "event", "name"}
+    label_names = {frozenset(key for key, _ in series) for series in metrics["mcp_calls_total"].series()}
+    assert outcomes <= set(ZERO_FILLED_OUTCOMES)
+    assert label_names == {frozenset({"app_name", "version", "kind", "name", "outcome"})}
 
 
 def test_real_log_lines_leave_the_templates_per_tool_counts_unchanged(
@@ -630,12 +682,23 @@ def test_sessions_are_the_sessions_used(metrics: dict[str, Family], workload: Wo
 
 
 def test_calls_by_outcome_are_the_outcomes_observed(
-    metrics: dict[str, Family], analytics_calls: list[Call]
+    metrics: dict[str, Family], analytics_calls: list[Call], workload: Workload
 ) -> None:
-    """Only mcp-analytics records outcomes; the other producers' rows have no series here."""
+    """Only mcp-analytics records outcomes; the other producers' rows have no series here. Every
+    handler called or listed (the wrapper's `tools/list` row names `translate`, never called)
+    reports each of ok, error, panic and cancelled, 0 until it happens, so that `increase()` sees
+    a handler's first call and its first panic."""
     calls = analytics_calls
-    expected = counts(call.series(outcome=call.outcome) for call in calls)
+    truth = workload.truth
+    listed = {("tool", name) for name in ("search", "fetch-weather", "translate")}
+    handlers = {(c.app, c.version, c.kind, c.handler) for c in calls} | {
+        (truth["app_name"], truth["version"], kind, name) for kind, name in listed
+    }
+    zeros = {handler_labels(*handler, outcome=outcome): 0 for handler in handlers for outcome in ZERO_FILLED_OUTCOMES}
+    expected = zeros | counts(call.series(outcome=call.outcome) for call in calls)
     assert metrics["mcp_calls_total"].series() == expected
+    never_called = handler_labels(truth["app_name"], truth["version"], "tool", "translate", outcome="ok")
+    assert expected[never_called] == 0
     outcomes = Counter(call.outcome for call in calls)
     assert outcomes["error"] > 0 and outcomes["panic"] > 0 and outcomes["cancelled"] > 0, outcomes
 
@@ -654,11 +717,11 @@ def test_histogram_counts_every_call_in_cumulative_buckets(
     metrics: dict[str, Family], analytics_calls: list[Call]
 ) -> None:
     family = metrics[HISTOGRAM]
-    buckets = histogram_buckets(family)
+    buckets = handler_call_series(histogram_buckets(family))
     calls = analytics_calls
-    expected_counts = counts(call.series() for call in calls)
-    assert family.series("_count") == expected_counts
-    assert buckets.keys() == expected_counts.keys() == family.series("_sum").keys()
+    expected_counts = counts(call.operation() for call in calls)
+    assert handler_call_series(family.series("_count")) == expected_counts
+    assert buckets.keys() == expected_counts.keys() == handler_call_series(family.series("_sum")).keys()
     for series, by_bound in buckets.items():
         assert sorted(by_bound) == list(BUCKETS), series
         cumulative = [by_bound[bound] for bound in BUCKETS]
@@ -673,7 +736,7 @@ def test_histogram_buckets_hold_the_recorded_durations(
     recorded durations up."""
     recorded = recorded_seconds
     family = metrics[HISTOGRAM]
-    buckets = histogram_buckets(family)
+    buckets = handler_call_series(histogram_buckets(family))
     sums = family.series("_sum")
     assert buckets.keys() == recorded.keys()
     for series, durations in recorded.items():
@@ -691,7 +754,7 @@ def test_p95_from_buckets_is_within_a_bucket_of_the_measured_p95(
     buckets = histogram_buckets(metrics[HISTOGRAM])
     measured: dict[Labels, list[float]] = defaultdict(list)
     for call, account in zip(workload.calls(), workload.truth["calls"], strict=True):
-        measured[call.series()].append(account["measured_ms"] / 1000)
+        measured[call.operation()].append(account["measured_ms"] / 1000)
 
     checked = {}
     for series, durations in measured.items():
@@ -722,7 +785,7 @@ def test_dashboard_queries_are_promql_over_served_metrics(
     dashboard = json.loads((TINYBIRD_DIR / "grafana" / "dashboard.json").read_text())
     queries = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
     assert len(queries) >= 10
-    served = set(metrics) | {f"{HISTOGRAM}{suffix}" for suffix in ("_bucket", "_sum", "_count")}
+    served = set(metrics) | {f"{h}{suffix}" for h in (HISTOGRAM, SESSION_HISTOGRAM) for suffix in ("_bucket", "_sum", "_count")}
     rules = []
     for index, query in enumerate(queries):
         named = set(re.findall(r"\b(mcp_[a-z0-9_]+)", query))
@@ -734,3 +797,190 @@ def test_dashboard_queries_are_promql_over_served_metrics(
     rule_file.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))  # JSON is YAML
     checked = promtool("check", "rules", str(rule_file))
     assert checked.returncode == 0, f"promtool: {checked.stderr}{checked.stdout}"
+
+
+# --------------------------------------------------------------------------------------------
+# The metrics beyond calls: operations, sessions, clients, listings, errors, activity, health
+
+
+def records(rows: list[dict]) -> list[tuple[dict, dict]]:
+    """Each row with its `record` parsed."""
+    return [(row, json.loads(row["record"])) for row in rows]
+
+
+def otel_operation(record: dict, **more: str) -> Labels:
+    """A wrapper row's series of the operation histogram, computed here from the row: the
+    attributes that do not apply, or were not recorded, left out."""
+    method = record["method"]
+    attributes = {
+        "app_name": record["appName"],
+        "version": record["version"],
+        "mcp_method_name": method,
+        "gen_ai_tool_name": record.get("name", "") if method == "tools/call" else "",
+        "error_type": record.get("error_type", ""),
+        "network_transport": record.get("transport", ""),
+        "mcp_protocol_version": record.get("protocol_version", ""),
+        **more,
+    }
+    return frozenset((key, value) for key, value in attributes.items() if value)
+
+
+def test_operations_count_every_request_and_notification(metrics: dict[str, Family], workload: Workload) -> None:
+    """The wrapper's initialize, listings, ping (failed), notification and missing-capability
+    report each count once in `mcp_server_operation_duration_seconds`, under the OpenTelemetry
+    attributes they carry; the success series of each operation, and the calls of every tool
+    the listing named, exist at 0 (an operation's first success, a listed tool's first call, is
+    seen by `increase()`)."""
+    truth = workload.truth
+    wrapper = records(wrapper_rows(truth["app_name"], truth["version"]))
+    operations = [record for _, record in wrapper if record["kind"] in ("request", "notification", "missing_capability")]
+    counted = counts(otel_operation(record) for record in operations)
+    successes = {otel_operation(record, error_type="") for record in operations}
+    listing = next(record for record in operations if record.get("listed"))
+    listed = {
+        otel_operation({**listing, "method": "tools/call", "name": name, "error_type": ""})
+        for name in listing["listed"]
+    }
+    expected = {series: 0 for series in successes | listed} | counted
+    served = {
+        series: value
+        for series, value in metrics[HISTOGRAM].series("_count").items()
+        if dict(series)["app_name"] == truth["app_name"] and "network_transport" in dict(series)
+    }
+    assert served == expected
+    assert expected[otel_operation({**listing, "method": "tools/call", "name": "translate", "error_type": ""})] == 0
+    ping = next(record for record in operations if record["method"] == "ping")
+    assert served[otel_operation(ping)] == 1 and served[otel_operation(ping, error_type="")] == 0
+    report = next(record for record in operations if record["kind"] == "missing_capability")
+    assert dict(otel_operation(report))["gen_ai_tool_name"] == "get_more_tools"
+
+
+def test_sessions_and_their_durations(metrics: dict[str, Family], workload: Workload) -> None:
+    """A session's start row counts in `mcp_sessions_total`; its end row's duration in the
+    session histogram, whose buckets exist from the start."""
+    truth = workload.truth
+    key = labels(
+        app_name=truth["app_name"], version=truth["version"], network_transport="tcp", mcp_protocol_version="2025-11-25"
+    )
+    assert metrics["mcp_sessions_total"].series() == {key: 1}
+    ended_seconds = 1.5  # the wrapper rows' session lasted 1500 ms
+    buckets = histogram_buckets(metrics[SESSION_HISTOGRAM])
+    assert buckets == {key: {bound: float(ended_seconds <= bound) for bound in BUCKETS}}
+    assert metrics[SESSION_HISTOGRAM].series("_sum") == {key: ended_seconds}
+    assert metrics[SESSION_HISTOGRAM].series("_count") == {key: 1}
+
+
+def test_client_requests_are_every_operation_by_client(
+    metrics: dict[str, Family], analytics_rows: list[dict], workload: Workload
+) -> None:
+    """Every request and notification, handler calls included, under the client that sent it;
+    `unknown` where it did not say (calls recorded without the wrapper, stateless requests)."""
+    truth = workload.truth
+    rows = analytics_rows + wrapper_rows(truth["app_name"], truth["version"])
+    operations = [
+        record
+        for _, record in records(rows)
+        if record["kind"] in ("tool", "prompt", "resource", "request", "notification", "missing_capability")
+    ]
+    expected = counts(
+        labels(
+            app_name=record["appName"],
+            version=record["version"],
+            client_name=record.get("client_name") or "unknown",
+            client_version=record.get("client_version") or "unknown",
+        )
+        for record in operations
+    )
+    assert metrics["mcp_client_requests_total"].series() == expected
+    assert any(dict(key)["client_name"] == "wrapper-client" for key in expected)
+
+
+def test_listed_handlers_are_the_listings_names(metrics: dict[str, Family], workload: Workload) -> None:
+    truth = workload.truth
+    expected = {
+        labels(app_name=truth["app_name"], version=truth["version"], kind="tool", name=name): 1
+        for name in ("search", "fetch-weather", "translate")
+    }
+    assert metrics["mcp_listed_handlers"].series() == expected
+
+
+def test_models_and_users(metrics: dict[str, Family], analytics_calls: list[Call]) -> None:
+    """Calls by the model that made them (where it was recorded), and distinct users in the
+    windows: the edge cases' calls carry them."""
+    with_model = [call for call in analytics_calls if call.model]
+    assert with_model, "no call with a model to count"
+    expected = counts(labels(app_name=c.app, version=c.version, gen_ai_request_model=c.model) for c in with_model)
+    assert metrics["mcp_model_calls_total"].series() == expected
+    users = defaultdict(set)
+    for call in analytics_calls:
+        if call.user:
+            users[call.app, call.version].add(call.user)
+    served = metrics["mcp_active_users"].series()
+    for (app, version), ids in users.items():
+        for window in ("5m", "1h"):
+            assert served[labels(app_name=app, version=version, window=window)] == len(ids)
+
+
+def test_windowed_gauges_read_zero_when_idle(metrics: dict[str, Family], expected_calls: list[Call]) -> None:
+    """Every server that sent rows to `mcp_logs` or made calls in the window (whoever produced
+    them) reports its active sessions and users in both windows: 0 for a version idle for hours,
+    never a missing series."""
+    servers = {(c.app, c.version) for c in expected_calls}
+    active = defaultdict(set)
+    for call in expected_calls:
+        if call.recent and call.session:
+            active[call.app, call.version].add(call.session)
+    for name in ("mcp_active_sessions", "mcp_active_users"):
+        served = metrics[name].series()
+        assert {(dict(key)["app_name"], dict(key)["version"]) for key in served} == servers, name
+        assert {dict(key)["window"] for key in served} == {"5m", "1h"}
+    sessions = metrics["mcp_active_sessions"].series()
+    idle = labels(app_name="ts-server", version="1.3.0", window="5m")
+    assert sessions[idle] == 0 and sessions[idle - {("window", "5m")} | {("window", "1h")}] == 0
+    for (app, version), ids in active.items():
+        assert sessions[labels(app_name=app, version=version, window="5m")] == len(ids), (app, version)
+
+
+def test_top_errors_are_each_handlers_most_frequent_error_texts(
+    metrics: dict[str, Family], analytics_rows: list[dict]
+) -> None:
+    failures: Counter[Labels] = Counter()
+    for row, record in records(analytics_rows):
+        if record.get("outcome") in ("error", "panic"):
+            kind = record["kind"]
+            attributes = {
+                "app_name": record["appName"],
+                "version": record["version"],
+                "kind": kind,
+                "name": record[kind],
+                "error_type": record.get("error_type", ""),
+                "error": record.get("error", "")[:80],
+            }
+            failures[frozenset((k, v) for k, v in attributes.items() if v)] += 1
+    by_handler: dict[tuple, list[tuple[Labels, int]]] = defaultdict(list)
+    for key, count in failures.items():
+        handler = tuple(sorted((k, v) for k, v in key if k not in ("error", "error_type")))
+        by_handler[handler].append((key, count))
+    expected = {}
+    for entries in by_handler.values():
+        entries.sort(key=lambda entry: (-entry[1], dict(entry[0]).get("error", "")))
+        expected |= dict(entries[:5])
+    assert expected, "the workload made no failed call"
+    assert metrics["mcp_top_errors_24h"].series() == expected
+
+
+def test_health_counts_every_row_by_kind(metrics: dict[str, Family], workspace: Workspace) -> None:
+    """Rows per server and kind, log lines and the template's producers (`template`) included,
+    and the time of each server's last row, against `mcp_logs` itself."""
+    landed = [json.loads(line) for line in workspace.query("SELECT * FROM mcp_logs", "JSONEachRow").splitlines()]
+    expected = counts(
+        labels(app_name=record["appName"], version=record["version"], kind=record.get("kind") or "template")
+        for _, record in records(landed)
+    )
+    assert metrics["mcp_analytics_rows_total"].series() == expected
+    last: dict[Labels, float] = {}
+    for row, record in records(landed):
+        key = labels(app_name=record["appName"], version=record["version"])
+        at = datetime.strptime(row["timestamp"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+        last[key] = max(last.get(key, 0.0), at)
+    assert metrics["mcp_analytics_last_row_timestamp_seconds"].series() == last
