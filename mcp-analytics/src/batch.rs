@@ -167,8 +167,8 @@ impl Batcher {
     /// Adds one row; returns the batch it closed, if adding it reached a limit.
     pub(crate) fn push(&mut self, row: &Row) -> Option<Batch> {
         if self.events == 0 {
-            // Re-anchor wall time once per batch: a stepped system clock skews one batch at most.
-            self.clock = WallClock::now();
+            // Once per batch: a stepped system clock skews one batch at most.
+            self.clock.refresh();
         }
         let start = self.body.len();
         self.encoder.encode(row, &self.clock, &mut self.body);

@@ -1,21 +1,21 @@
 //! The `timestamp` column, `YYYY-MM-DD HH:MM:SS.mmm` in UTC: what ClickHouse's
 //! `DateTime`/`DateTime64` columns parse.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::clock::clock;
 
-/// Maps the hot path's clock ticks to wall-clock time through one simultaneous reading of both
-/// clocks, so the hot path reads only the monotonic clock.
+/// One simultaneous reading of the monotonic clock and the system clock.
 #[derive(Clone, Copy)]
-pub(crate) struct WallClock {
+struct Anchor {
     ticks: u64,
     system: SystemTime,
 }
 
-impl WallClock {
-    pub(crate) fn now() -> Self {
+impl Anchor {
+    fn now() -> Self {
         Self {
             ticks: clock().raw(),
             system: SystemTime::now(),
@@ -23,13 +23,77 @@ impl WallClock {
     }
 
     /// Checked arithmetic: a system clock set absurdly far off clamps rather than panics.
-    pub(crate) fn at(&self, ticks: u64) -> SystemTime {
+    fn at(&self, ticks: u64) -> SystemTime {
         let shifted = if ticks >= self.ticks {
             self.system.checked_add(clock().delta(self.ticks, ticks))
         } else {
             self.system.checked_sub(clock().delta(ticks, self.ticks))
         };
         shifted.unwrap_or(self.system)
+    }
+}
+
+/// Maps the hot path's clock ticks to wall-clock time, so the hot path reads only the monotonic
+/// clock.
+///
+/// The mapping of a tick must not depend on when its row is encoded: a session's start and end
+/// rows carry the same tick, the end row minutes later, and must get the same timestamp. A fresh
+/// anchor for every batch would not do that: the monotonic clock's calibrated rate is off from
+/// the system clock's by a little, which moves an old tick's mapping across a millisecond. So
+/// anchors are kept, a new one taken only when the system clock has moved away from the last
+/// one's mapping by `REANCHOR_AFTER` (drift, or a stepped clock), and a tick is always mapped
+/// through the last anchor taken before it.
+#[derive(Clone)]
+pub(crate) struct WallClock {
+    /// Oldest first; never empty.
+    anchors: VecDeque<Anchor>,
+}
+
+/// How far the system clock may move from the last anchor's mapping before a new anchor is
+/// taken: below the timestamps' millisecond, so they stay that close to the system clock.
+const REANCHOR_AFTER: Duration = Duration::from_micros(500);
+
+/// How many anchors are kept: at the drift of a poorly calibrated clock (a few parts in ten
+/// thousand), one every few seconds, so about an hour of ticks keep their own anchor; older ones
+/// are mapped through the oldest kept.
+const MAX_ANCHORS: usize = 1024;
+
+impl WallClock {
+    pub(crate) fn now() -> Self {
+        Self {
+            anchors: VecDeque::from([Anchor::now()]),
+        }
+    }
+
+    /// Takes a new anchor if the system clock has moved away from the last one's mapping.
+    pub(crate) fn refresh(&mut self) {
+        self.push(Anchor::now());
+    }
+
+    fn push(&mut self, fresh: Anchor) {
+        let apart = self.anchors.back().map_or(Duration::MAX, |last| {
+            let mapped = last.at(fresh.ticks);
+            match fresh.system.duration_since(mapped) {
+                Ok(ahead) => ahead,
+                Err(behind) => behind.duration(),
+            }
+        });
+        if apart >= REANCHOR_AFTER {
+            if self.anchors.len() == MAX_ANCHORS {
+                self.anchors.pop_front();
+            }
+            self.anchors.push_back(fresh);
+        }
+    }
+
+    /// The wall-clock time of `ticks`, through the last anchor taken at or before it (the oldest
+    /// kept for a tick older than all of them).
+    pub(crate) fn at(&self, ticks: u64) -> SystemTime {
+        let after = self.anchors.partition_point(|anchor| anchor.ticks <= ticks);
+        match self.anchors.get(after.saturating_sub(1)) {
+            Some(anchor) => anchor.at(ticks),
+            None => Anchor::now().at(ticks),
+        }
     }
 }
 
@@ -84,8 +148,6 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn timestamp(time: SystemTime) -> String {
@@ -123,6 +185,45 @@ mod tests {
             assert!(theirs.contains(&expected), "{ours} vs {theirs}");
             secs += 86_400 * 7 + 3_607; // walks every weekday and time of day
         }
+    }
+
+    #[test]
+    fn a_tick_maps_to_the_same_time_whenever_it_is_encoded() {
+        let mut wall = WallClock::now();
+        let before = clock().raw();
+        let first = wall.at(before);
+        // The system clock steps a second ahead: the next refresh takes a new anchor...
+        let stepped = Anchor {
+            ticks: clock().raw(),
+            system: SystemTime::now() + Duration::from_secs(1),
+        };
+        wall.push(stepped);
+        assert_eq!(wall.anchors.len(), 2);
+        // ...which maps the ticks after it, and leaves the earlier ones where they were.
+        assert_eq!(wall.at(before), first);
+        let after = stepped.ticks + 1;
+        assert_eq!(wall.at(after), stepped.at(after));
+        // A reading that agrees with the last anchor adds none.
+        wall.push(Anchor {
+            ticks: stepped.ticks,
+            system: stepped.system,
+        });
+        assert_eq!(wall.anchors.len(), 2);
+    }
+
+    #[test]
+    fn anchors_are_bounded_and_old_ticks_use_the_oldest_kept() {
+        let mut wall = WallClock::now();
+        let start = wall.anchors[0];
+        for step in 1..=MAX_ANCHORS as u64 + 10 {
+            wall.push(Anchor {
+                ticks: start.ticks + step * 1_000_000,
+                system: start.system + Duration::from_secs(step),
+            });
+        }
+        assert_eq!(wall.anchors.len(), MAX_ANCHORS);
+        let oldest = wall.anchors[0];
+        assert_eq!(wall.at(start.ticks), oldest.at(start.ticks));
     }
 
     #[test]
