@@ -12,8 +12,10 @@
 # suite calls into it to check the Tinybird project with Tinybird's own parser (`tb check`).
 # Needs node and npm (Node.js 20 or later) for the TypeScript SDK client of the suite: its npm
 # packages go to tests/e2e/ts/node_modules (`npm ci`, again only when package-lock.json changes).
-# Needs promtool too (checks the Tinybird project's Prometheus output): when it is missing, run
-# as root on Debian or Ubuntu, the script installs the `prometheus` package that brings it.
+# Needs promtool and prometheus too (promtool checks the Tinybird project's Prometheus output; a
+# loopback Prometheus server scrapes it and answers the dashboard's PromQL): when either is
+# missing, run as root on Debian or Ubuntu, the script installs the `prometheus` package that
+# brings both.
 # Exits non-zero as soon as a step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,19 +76,23 @@ else
     echo "package-lock.json unchanged, nothing to install"
 fi
 
-step "promtool"
-if command -v promtool >/dev/null; then
-    echo "found $(command -v promtool)"
+step "prometheus and promtool"
+if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
+    echo "found $(command -v prometheus) and $(command -v promtool)"
 elif [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
     # A fresh image may have no package lists yet: update only if the first attempt fails.
     apt_install() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus
     }
     apt_install || { apt-get update -q && apt_install; }
+    if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+        echo "the \`prometheus\` package brought no prometheus or no promtool on PATH" >&2
+        exit 1
+    fi
 else
-    echo "promtool is missing: install Debian's or Ubuntu's \`prometheus\` package" \
-        "(sudo apt-get install --no-install-recommends prometheus), or put the promtool of a" \
-        "Prometheus release on PATH; then run this again" >&2
+    echo "prometheus or promtool is missing: install Debian's or Ubuntu's \`prometheus\`" \
+        "package (sudo apt-get install --no-install-recommends prometheus), or put the" \
+        "prometheus and promtool of a Prometheus release on PATH; then run this again" >&2
     exit 1
 fi
 

@@ -1,6 +1,7 @@
 """Fixtures of the end-to-end suite: the receiver and example binaries (built beforehand by
-tests/run.sh; the fixtures never run cargo), a fresh loopback Events API receiver per test, and
-a check that no test's server spooled to the user's cache."""
+tests/run.sh; the fixtures never run cargo), a fresh loopback Events API receiver per test, a
+Prometheus server scraping an exposition the test sets, and a check that no test's server
+spooled to the user's cache."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from e2e_support import (
     workspace_binary,
     workspace_version,
 )
+from prometheus_server import ExpositionServer, PrometheusServer
 
 
 @pytest.fixture(autouse=True)
@@ -106,3 +108,19 @@ def clients() -> Iterator[list[ClientRun]]:
     finally:
         for run in runs:
             run.kill()
+
+
+@pytest.fixture
+def exposition_server() -> Iterator[ExpositionServer]:
+    """A stand-in for Tinybird's Prometheus endpoint, serving an empty body until the test sets
+    one (`set_body`); stopped at teardown."""
+    with ExpositionServer() as server:
+        yield server
+
+
+@pytest.fixture
+def prometheus(exposition_server: ExpositionServer) -> Iterator[PrometheusServer]:
+    """A real Prometheus scraping `exposition_server` every second with its token; stopped
+    (SIGTERM, then SIGKILL) and its data removed at teardown, whatever the test's outcome."""
+    with PrometheusServer(exposition_server) as prometheus:
+        yield prometheus
