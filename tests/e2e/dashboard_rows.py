@@ -39,12 +39,13 @@ from pathlib import Path
 import anyio
 import httpx2
 import pytest
-from mcp import ClientSession, MCPError
+from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import INVALID_PARAMS, REQUEST_TIMEOUT, Implementation
 
 from e2e_support import (
+    expect_mcp_error,
     handle_of,
     texts,
     CRASH_MESSAGE,

@@ -22,13 +22,14 @@ import time
 import tomllib
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from mcp import MCPError
 
 if TYPE_CHECKING:
     from mcp.types import CallToolResult
@@ -1172,3 +1173,10 @@ def handle_of(result: CallToolResult) -> str | None:
     except json.JSONDecodeError:
         return None
     return last.get("conversation_id") if isinstance(last, dict) else None
+
+
+async def expect_mcp_error(awaitable: Awaitable[object]) -> MCPError:
+    """The JSON-RPC error a client request must end with."""
+    with pytest.raises(MCPError) as caught:
+        await awaitable
+    return caught.value
