@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 import anyio
-import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.types import INVALID_PARAMS, REQUEST_TIMEOUT, CallToolResult, Implementation, jsonrpc_message_adapter
