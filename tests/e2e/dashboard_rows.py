@@ -39,12 +39,15 @@ from pathlib import Path
 import anyio
 import httpx2
 import pytest
-from mcp import ClientSession, MCPError
+from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import INVALID_PARAMS, REQUEST_TIMEOUT, CallToolResult, Implementation
+from mcp.types import INVALID_PARAMS, REQUEST_TIMEOUT, Implementation
 
 from e2e_support import (
+    expect_mcp_error,
+    handle_of,
+    texts,
     CRASH_MESSAGE,
     IGNORED,
     PRESENT,
@@ -107,27 +110,6 @@ class Batches:
     second: list[dict]
     started: datetime
     finished: datetime
-
-
-def texts(result: CallToolResult) -> list[str]:
-    return [block.text for block in result.content if block.type == "text"]
-
-
-def handle_of(result: CallToolResult) -> str | None:
-    """The conversation handle a result hands out: its last text block,
-    `{"conversation_id": "…"}`."""
-    blocks = texts(result)
-    try:
-        last = json.loads(blocks[-1]) if blocks else None
-    except json.JSONDecodeError:
-        return None
-    return last.get("conversation_id") if isinstance(last, dict) else None
-
-
-async def expect_mcp_error(awaitable: Awaitable[object]) -> MCPError:
-    with pytest.raises(MCPError) as caught:
-        await awaitable
-    return caught.value
 
 
 def tool(calls: Expectations, label: str, name: str, outcome: str, **fields: object) -> None:

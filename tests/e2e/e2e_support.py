@@ -22,12 +22,17 @@ import time
 import tomllib
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from mcp import MCPError
+
+if TYPE_CHECKING:
+    from mcp.types import CallToolResult
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-token"
@@ -1152,3 +1157,26 @@ def expected_rows(report: dict, session: str | None) -> list[ExpectedRow]:
         fields["duration_ms"] = PRESENT if event == "end" else None
         rows.append(ExpectedRow(f"session {event}", fields | origin, session))
     return rows
+
+
+def texts(result: CallToolResult) -> list[str]:
+    """The text blocks of a tool's result."""
+    return [block.text for block in result.content if block.type == "text"]
+
+
+def handle_of(result: CallToolResult) -> str | None:
+    """The conversation handle a result hands out (the wrapper's `conversations(true)`): its last
+    text block, `{"conversation_id": "…"}`."""
+    blocks = texts(result)
+    try:
+        last = json.loads(blocks[-1]) if blocks else None
+    except json.JSONDecodeError:
+        return None
+    return last.get("conversation_id") if isinstance(last, dict) else None
+
+
+async def expect_mcp_error(awaitable: Awaitable[object]) -> MCPError:
+    """The JSON-RPC error a client request must end with."""
+    with pytest.raises(MCPError) as caught:
+        await awaitable
+    return caught.value

@@ -22,9 +22,11 @@ import httpx2
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.types import CallToolResult, Implementation
+from mcp.types import Implementation
 
 from e2e_support import (
+    handle_of,
+    texts,
     PRESENT,
     Check,
     Expectations,
@@ -47,20 +49,6 @@ MAX_INTENT_LEN = 512  # mcp_analytics::limits::MAX_INTENT_LEN
 EMAIL = "ada@example.com"
 INTENT = f"Looking up what a language is, to answer a question from a user at {EMAIL}"
 REPORT = f"A tool that converts between currencies, which a user at {EMAIL} asked for"
-
-
-def texts(result: CallToolResult) -> list[str]:
-    return [block.text for block in result.content if block.type == "text"]
-
-
-def handle_of(result: CallToolResult) -> str | None:
-    """The handle a result hands out: its last text block, `{"conversation_id": "…"}`."""
-    blocks = texts(result)
-    try:
-        last = json.loads(blocks[-1]) if blocks else None
-    except json.JSONDecodeError:
-        return None
-    return last.get("conversation_id") if isinstance(last, dict) else None
 
 
 def intent(says: str) -> Check:

@@ -10,12 +10,12 @@ import shutil
 from pathlib import Path
 
 import anyio
-import pytest
-from mcp import ClientSession, MCPError
+from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.types import INVALID_PARAMS, REQUEST_TIMEOUT, CallToolResult, Implementation, jsonrpc_message_adapter
 
 from e2e_support import (
+    expect_mcp_error,
     CRASH_MESSAGE,
     PRESENT,
     Expectations,
@@ -43,12 +43,6 @@ TEE_SCRIPT = '"$1" | tee "$2"; echo "${PIPESTATUS[0]}" > "$3"'
 
 def texts(result: CallToolResult) -> str:
     return "\n".join(block.text for block in result.content if block.type == "text")
-
-
-async def expect_mcp_error(awaitable) -> MCPError:
-    with pytest.raises(MCPError) as caught:
-        await awaitable
-    return caught.value
 
 
 async def drive(session: ClientSession, calls: Expectations) -> dict[str, list[str]]:

@@ -23,9 +23,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tinybird.datafile_common import parse_datasource, parse_pipe
+# The parser's modules (`tinybird.datafile_common`, `tinybird.sql_toolset`) are imported where
+# they are used: they take most of a second to import, which every rendering of an endpoint (one
+# process each, tens per test module) would otherwise pay for nothing.
 from tinybird.sql_template import render_sql_template
-from tinybird.sql_toolset import sql_get_used_tables
 
 # Node keys every summary names itself; any other key the parser sets goes under `params`.
 PIPE_NODE_KEYS = {"name", "sql", "type", "datasource", "description"}
@@ -49,6 +50,8 @@ def used_tables(sql: str) -> tuple[list[str], list[str]]:
     """The tables (`name`, or `database.name`) and table functions `sql` reads, by ClickHouse's
     parser (`sql_get_used_tables`; CTE names are not tables). A template is rendered first with
     placeholder values, as `tb check` does."""
+    from tinybird.sql_toolset import sql_get_used_tables
+
     if sql.lstrip().startswith("%"):
         sql = render_sql_template(strip_template_marker(sql), test_mode=True)[0]
     tables, functions = [], []
@@ -61,6 +64,8 @@ def used_tables(sql: str) -> tuple[list[str], list[str]]:
 
 
 def summarize_pipe(path: str) -> dict[str, Any]:
+    from tinybird.datafile_common import parse_pipe
+
     doc = parse_pipe(path)
     nodes = []
     for node in doc.nodes:
@@ -89,6 +94,8 @@ def summarize_pipe(path: str) -> dict[str, Any]:
 
 
 def summarize_datasource(path: str) -> dict[str, Any]:
+    from tinybird.datafile_common import parse_datasource
+
     doc = parse_datasource(path)
     node = doc.nodes[0] if doc.nodes else {}
     engine = node.get("engine") or {}
