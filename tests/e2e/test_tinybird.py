@@ -65,6 +65,7 @@ OUR_METRICS = {
     "mcp_resource_requests_total": "counter",
     HISTOGRAM: "histogram",
     SESSION_HISTOGRAM: "histogram",
+    "mcp_server_requests_total": "counter",
     "mcp_sessions_total": "counter",
     "mcp_top_errors_24h": "gauge",
 }
@@ -497,14 +498,25 @@ def bucket_index(seconds: float) -> int:
 
 def handler_call_series(series: dict[Labels, object]) -> dict[Labels, object]:
     """The operation histogram's series of handler calls recorded without the rmcp wrapper
-    (the workload's and the edge cases'): no transport. The wrapper's rows, and the zeros of the
-    handlers its listings name, are on a transport."""
+    (the workload's and the edge cases'): no transport, and no error type (the attributes alone
+    record none), so that the series at 0 for a call's next panic or rejection stay out. The
+    wrapper's rows, and the zeros of the handlers its listings name, are on a transport."""
     handler_methods = set(METHOD_OF_KIND.values())
     return {
         key: value
         for key, value in series.items()
-        if dict(key)["mcp_method_name"] in handler_methods and "network_transport" not in dict(key)
+        if dict(key)["mcp_method_name"] in handler_methods and not {"network_transport", "error_type"} & dict(key).keys()
     }
+
+
+def test_handler_calls_have_their_next_error_types_at_zero(metrics: dict[str, Family], analytics_calls: list[Call]) -> None:
+    """A handler call's operation series of a panic and a `-32602` rejection (and a tool's
+    `tool_error`) are there at 0 before the first one: its first panic moves a latency panel."""
+    count = metrics[HISTOGRAM].series("_count")
+    for call in analytics_calls:
+        error_types = ("tool_error", "panic", "-32602") if call.kind == "tool" else ("panic", "-32602")
+        for error_type in error_types:
+            assert count[call.operation() | labels(error_type=error_type)] == 0, (call, error_type)
 
 
 def histogram_buckets(family: Family) -> dict[Labels, dict[float, float]]:
@@ -685,14 +697,14 @@ def test_calls_by_outcome_are_the_outcomes_observed(
     metrics: dict[str, Family], analytics_calls: list[Call], workload: Workload
 ) -> None:
     """Only mcp-analytics records outcomes; the other producers' rows have no series here. Every
-    handler called or listed (the wrapper's `tools/list` row names `translate`, never called)
-    reports each of ok, error, panic and cancelled, 0 until it happens, so that `increase()` sees
-    a handler's first call and its first panic."""
+    handler called or listed (the wrapper's `tools/list` row names `translate`, never called),
+    and `_OTHER` of a listed kind, reports each of ok, error, panic and cancelled, 0 until it
+    happens, so that `increase()` sees a handler's first call and its first panic."""
     calls = analytics_calls
     truth = workload.truth
     listed = {("tool", name) for name in ("search", "fetch-weather", "translate")}
     handlers = {(c.app, c.version, c.kind, c.handler) for c in calls} | {
-        (truth["app_name"], truth["version"], kind, name) for kind, name in listed
+        (truth["app_name"], truth["version"], kind, name) for kind, name in listed | {("tool", "_OTHER")}
     }
     zeros = {handler_labels(*handler, outcome=outcome): 0 for handler in handlers for outcome in ZERO_FILLED_OUTCOMES}
     expected = zeros | counts(call.series(outcome=call.outcome) for call in calls)
@@ -788,7 +800,10 @@ def test_dashboard_queries_are_promql_over_served_metrics(
     served = set(metrics) | {f"{h}{suffix}" for h in (HISTOGRAM, SESSION_HISTOGRAM) for suffix in ("_bucket", "_sum", "_count")}
     rules = []
     for index, query in enumerate(queries):
-        named = set(re.findall(r"\b(mcp_[a-z0-9_]+)", query))
+        # Metric names only: label names (`mcp_method_name`) stand in matchers and groupings.
+        stripped = re.sub(r"\{[^}]*\}", "", query)
+        stripped = re.sub(r"\b(by|on|without|ignoring|group_left|group_right)\s*\([^)]*\)", "", stripped)
+        named = set(re.findall(r"\b(mcp_[a-z0-9_]+)", stripped))
         assert named and named <= served, f"{query}: not served: {named - served}"
         for variable, value in GRAFANA_VARIABLES.items():
             query = query.replace(variable, value)
@@ -835,20 +850,29 @@ def test_operations_count_every_request_and_notification(metrics: dict[str, Fami
     wrapper = records(wrapper_rows(truth["app_name"], truth["version"]))
     operations = [record for _, record in wrapper if record["kind"] in ("request", "notification", "missing_capability")]
     counted = counts(otel_operation(record) for record in operations)
-    successes = {otel_operation(record, error_type="") for record in operations}
-    listing = next(record for record in operations if record.get("listed"))
-    listed = {
-        otel_operation({**listing, "method": "tools/call", "name": name, "error_type": ""})
-        for name in listing["listed"]
+    # At 0: what a call can start next. Its success; a handler call's panic and rejection too,
+    # and a tool's `tool_error`; `_OTHER`'s rejection, for a listed kind.
+    handler_errors = ("", "tool_error", "panic", "-32602")
+    zeros = {
+        otel_operation(record, error_type=error_type)
+        for record in operations
+        for error_type in (handler_errors if record["method"] == "tools/call" else ("",))
     }
-    expected = {series: 0 for series in successes | listed} | counted
+    listing = next(record for record in operations if record.get("listed"))
+    zeros |= {
+        otel_operation({**listing, "method": "tools/call", "name": name}, error_type=error_type)
+        for name in listing["listed"]
+        for error_type in handler_errors
+    }
+    zeros.add(otel_operation({**listing, "method": "tools/call", "name": "_OTHER"}, error_type="-32602"))
+    expected = {series: 0 for series in zeros} | counted
     served = {
         series: value
         for series, value in metrics[HISTOGRAM].series("_count").items()
         if dict(series)["app_name"] == truth["app_name"] and "network_transport" in dict(series)
     }
     assert served == expected
-    assert expected[otel_operation({**listing, "method": "tools/call", "name": "translate", "error_type": ""})] == 0
+    assert expected[otel_operation({**listing, "method": "tools/call", "name": "translate"}, error_type="")] == 0
     ping = next(record for record in operations if record["method"] == "ping")
     assert served[otel_operation(ping)] == 1 and served[otel_operation(ping, error_type="")] == 0
     report = next(record for record in operations if record["kind"] == "missing_capability")
@@ -984,3 +1008,23 @@ def test_health_counts_every_row_by_kind(metrics: dict[str, Family], workspace: 
         at = datetime.strptime(row["timestamp"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
         last[key] = max(last.get(key, 0.0), at)
     assert metrics["mcp_analytics_last_row_timestamp_seconds"].series() == last
+
+
+def test_requests_by_method_start_at_zero_for_every_method(metrics: dict[str, Family], workload: Workload) -> None:
+    """`mcp_server_requests_total` is the operation histogram's count by method, transport and
+    protocol, and every MCP method is there at 0 on each transport and protocol a server was
+    seen on: the first `notifications/cancelled` of a session is seen by `rate()`."""
+    truth = workload.truth
+    count = metrics[HISTOGRAM].series("_count")
+    by_method: Counter[Labels] = Counter()
+    for series, value in count.items():
+        keep = ("app_name", "version", "mcp_method_name", "network_transport", "mcp_protocol_version")
+        by_method[frozenset((k, v) for k, v in series if k in keep)] += value
+    served = metrics["mcp_server_requests_total"].series()
+    assert {key: value for key, value in served.items() if value} == {k: v for k, v in by_method.items() if v}
+    on_tcp = labels(
+        app_name=truth["app_name"], version=truth["version"], network_transport="tcp", mcp_protocol_version="2025-11-25"
+    )
+    for method in ("notifications/cancelled", "tasks/get", "completion/complete"):
+        assert served[on_tcp | labels(mcp_method_name=method)] == 0, method
+    assert served[on_tcp | labels(mcp_method_name="initialize")] == 2
