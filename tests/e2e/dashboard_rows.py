@@ -78,6 +78,9 @@ HTTP_CLIENT = ("dash-http", "2.0.0")
 AGENT_OPTIONS = {"MCP_ANALYTICS_AGENT_OPTIONS": "1"}
 SERVER_TOOLS = {"add", "divide", "lookup", "slow_echo", "crash"}
 MISSING_TOOL = "get_more_tools"  # what the agent-facing options add to the listing
+# The models that make some of the calls (`_meta`): one in both batches, one new in the second.
+MODEL_BEFORE = "claude-sonnet-4"
+MODEL_AFTER = "gpt-5"
 INTENT_ADD = "Adding two numbers the user gave, to total their order"
 INTENT_DIVIDE = "Dividing the total between the people the user named"
 INTENT_ECHO = "Repeating the user's words back to check the connection"
@@ -164,11 +167,11 @@ async def stdio_before(session: ClientSession, calls: Expectations) -> None:
     )
 
     echo = {"text": "hello", "delay_ms": SLOW_ECHO_DELAY_MS, "context": INTENT_ECHO, **in_conversation}
-    result = await session.call_tool("slow_echo", echo)
+    result = await session.call_tool("slow_echo", echo, meta=invoked_by(MODEL_BEFORE))
     assert not result.is_error and texts(result) == ["hello"], result
     tool(
         calls, "slow_echo(hello)", "slow_echo", "ok", min_duration_ms=SLOW_ECHO_DELAY_MS,
-        intent=INTENT_ECHO, conversation=handle,
+        intent=INTENT_ECHO, conversation=handle, model=MODEL_BEFORE,
     )
 
     prompt = await session.get_prompt("greet", {"name": "Ada"})
@@ -178,6 +181,12 @@ async def stdio_before(session: ClientSession, calls: Expectations) -> None:
     contents = (await session.read_resource("mem://readme")).contents
     assert len(contents) == 1 and contents[0].text, contents
     calls.call("read mem://readme", "resource", "mem://readme", "ok", func_name="read_resource", handler_duration_ms=PRESENT)
+
+
+def invoked_by(model: str) -> dict[str, object]:
+    """A request's `_meta` naming the model that made the call (SEP-2817), as an agent's
+    client sends it: the row's `model`."""
+    return {"io.modelcontextprotocol/aiInvocation": {"model": model}}
 
 
 async def http_before(session: ClientSession, calls: Expectations) -> None:
@@ -219,17 +228,18 @@ async def stdio_after(session: ClientSession, calls: Expectations) -> None:
     assert error.code == REQUEST_TIMEOUT, f"crash was answered instead of timing out: {error!r}"
     tool(calls, "crash()", "crash", "panic", error_type="panic", error=CRASH_MESSAGE)
 
-    result = await session.call_tool("add", {"a": 1, "b": 2, "context": INTENT_ADD, **in_conversation})
+    arguments = {"a": 1, "b": 2, "context": INTENT_ADD, **in_conversation}
+    result = await session.call_tool("add", arguments, meta=invoked_by(MODEL_AFTER))
     assert not result.is_error and texts(result) == ["3"], result
-    tool(calls, "add(1, 2) after the crash", "add", "ok", intent=INTENT_ADD, conversation=handle)
+    tool(calls, "add(1, 2) after the crash", "add", "ok", intent=INTENT_ADD, conversation=handle, model=MODEL_AFTER)
 
 
 async def stateless_after(session: ClientSession, calls: Expectations) -> None:
     """`add` and `lookup` once each, every request on its own."""
     await list_tools(session, calls, "tools/list")
-    result = await session.call_tool("add", {"a": 5, "b": 8})
+    result = await session.call_tool("add", {"a": 5, "b": 8}, meta=invoked_by(MODEL_BEFORE))
     assert not result.is_error and texts(result) == ["13"], result
-    tool(calls, "add(5, 8)", "add", "ok")
+    tool(calls, "add(5, 8)", "add", "ok", model=MODEL_BEFORE)
     result = await session.call_tool("lookup", {"key": "python"})
     assert not result.is_error and texts(result)[0].startswith("A language"), result
     tool(calls, "lookup(python)", "lookup", "ok")

@@ -73,8 +73,10 @@ ALWAYS_KEYS = frozenset({"appName", "version", "message", "kind"})
 ORIGIN_KEYS = frozenset({"client_name", "client_version", "protocol_version", "transport"})
 # What ties the rows of a call that spans requests (input required, tasks) together.
 LINK_KEYS = frozenset({"continuation", "resumes", "task_id", "total_duration_ms"})
-# What the agent said of a call, with the wrapper's agent-facing options on (off by default).
-AGENT_KEYS = frozenset({"intent", "conversation"})
+# What the agent said of a call, with the wrapper's agent-facing options on (off by default),
+# and what the request's `_meta` says of its caller when it says it: the model (SEP-2817), the
+# W3C trace (SEP-414).
+AGENT_KEYS = frozenset({"intent", "conversation", "model", "trace_id", "span_id"})
 # Per kind: the keys a record must have besides ALWAYS_KEYS, and those it may have. A key
 # without a value is left out, never sent empty.
 KIND_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -91,7 +93,7 @@ KIND_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     ),
     "request": (
         frozenset({"funcName", "method", "outcome", "duration_ms", "transport", "request_id"}),
-        ORIGIN_KEYS | {"error", "error_type", "listed"},
+        ORIGIN_KEYS | {"error", "error_type", "listed", "model", "trace_id", "span_id"},
     ),
     "notification": (frozenset({"funcName", "method", "outcome", "duration_ms", "transport"}), ORIGIN_KEYS),
     # A session row has no outcome and no request; its end has the session's duration.

@@ -605,11 +605,6 @@ EXPECTATIONS: dict[str, Expectation] = {
     ),
     "Time since last row": since_last_row,
 }
-# Panels whose data the rows cannot give: the demo clients say no model. Checked to be empty as
-# the rows are, and named in the summary, rather than passed over.
-NO_DATA_IN_THE_ROWS = {"Calls by model (all time)"}
-
-
 # --------------------------------------------------------------------------------------------
 # The dashboard
 
@@ -793,7 +788,7 @@ def evaluate_dashboard(state: Scraped, variables: Mapping[str, str], record: boo
             # the second batch included. Equal to the above wherever the project's zero-filled
             # series let `increase()` see everything.
             found += [f"as the rows say it happened: {line}" for line in mismatches(shown, happened[ref], state.window_s)]
-            if not shown and title not in NO_DATA_IN_THE_ROWS:
+            if not shown:
                 found.append("no data")
             problems += [f"{title} {ref} [{variables['tool']}]: {line}" for line in found]
             if record:

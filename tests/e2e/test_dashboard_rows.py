@@ -19,7 +19,7 @@ import json
 import pytest
 
 # `dashboard_batches` (conftest.py) runs them once per test session.
-from dashboard_rows import STDIO_AFTER, STDIO_BEFORE, Batches
+from dashboard_rows import MODEL_AFTER, MODEL_BEFORE, STDIO_AFTER, STDIO_BEFORE, Batches
 from e2e_support import Row, check_row_invariants, parse_row, workspace_version
 
 ROW_COLUMNS = {"timestamp", "session", "level", "record"}
@@ -133,3 +133,11 @@ def test_stdio_tool_calls_before_carry_intent_and_conversation(before: list[Row]
 def test_the_second_batch_starts_after_the_first(before: list[Row], after: list[Row]) -> None:
     last, first = max(before, key=Row.started_at), min(after, key=Row.started_at)
     assert last.started_at() < first.started_at(), f"{last.short()}\n{first.short()}"
+
+
+def test_models_are_named_in_both_batches_and_a_new_one_after(before: list[Row], after: list[Row]) -> None:
+    """Calls whose `_meta` named the model carry it: one model in both batches, one only after."""
+    models_before = {row.record.get("model") for row in before} - {None}
+    models_after = {row.record.get("model") for row in after} - {None}
+    assert models_before == {MODEL_BEFORE}, models_before
+    assert models_after == {MODEL_BEFORE, MODEL_AFTER}, models_after
