@@ -9,6 +9,11 @@
 //! workspace's `rust-version` (see `msrv.rs`); `cargo xtask public-api` compares the public API of
 //! `mcp-analytics` with its snapshot, `mcp-analytics/public-api.txt`, and `--bless` rewrites the
 //! snapshot (see `public_api.rs`). CI runs both.
+//!
+//! `cargo xtask build-cost` builds three minimal rmcp stdio servers clean, one at a time, in a
+//! temporary directory (plain, with mcp-analytics, with posthog-rs's `mcp` feature) and writes
+//! what each compiles, how long it takes and how big its binary is into a section of
+//! `BENCHMARKS.md` of its own, which `cargo xtask bench` keeps (see `build_cost.rs`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,6 +22,7 @@ use std::{env, fs};
 
 use serde_json::Value;
 
+mod build_cost;
 mod msrv;
 mod public_api;
 
@@ -25,6 +31,14 @@ type Result<T, E = String> = std::result::Result<T, E>;
 const USAGE: &str = "usage: cargo xtask <task>
 
   bench                 run every benchmark (about six minutes) and write BENCHMARKS.md
+                        (its build-cost section kept as it is)
+  build-cost [--only plain,analytics,posthog] [--runs N] [--no-write]
+                        build a minimal rmcp stdio server clean three ways (plain, with
+                        mcp-analytics, with posthog-rs's `mcp` feature), one at a time, in a
+                        temporary directory; print the crates compiled, wall and CPU time and
+                        binary size of each, and write them into BENCHMARKS.md's build-cost
+                        section (unless --no-write). --only measures a subset; --runs N (default
+                        1) builds each N times and takes the median. Minutes per build
   msrv                  fail if a dependency of a published crate (all features) declares a
                         rust-version above the workspace's
   public-api [--bless]  compare the public API of mcp-analytics (all features) with
@@ -35,6 +49,7 @@ fn main() -> ExitCode {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let outcome = match args.as_slice() {
         ["bench"] => bench(),
+        ["build-cost", rest @ ..] => build_cost::run(&workspace_root(), rest),
         ["msrv"] => msrv(),
         ["public-api"] => public_api::run(&workspace_root(), false),
         ["public-api", "--bless"] => public_api::run(&workspace_root(), true),
@@ -120,8 +135,16 @@ fn bench() -> Result<()> {
     }
 
     let results = Results::read(&out)?;
-    let markdown = render(&machine, &results);
+    let mut markdown = render(&machine, &results);
     let path = root.join("BENCHMARKS.md");
+    // The build-cost section is `cargo xtask build-cost`'s: kept as the page had it.
+    if let Some(build_cost) = fs::read_to_string(&path)
+        .ok()
+        .as_deref()
+        .and_then(build_cost::section_of)
+    {
+        markdown = build_cost::splice(&markdown, build_cost);
+    }
     fs::write(&path, markdown).map_err(|error| format!("cannot write {path:?}: {error}"))?;
     println!("\nwrote {}", path.display());
     for target in results.targets() {
