@@ -736,9 +736,10 @@ fn render(machine: &Machine, runs: usize, measured: &[Measured]) -> String {
          of a crate count twice). Wall time is the clean build's; CPU time is user + system of \
          cargo and everything it ran (`getrusage(RUSAGE_CHILDREN)` around the build): on a \
          loaded machine the wall time stretches more than the CPU time, hence the 1-minute load \
-         average at each build's start. The binary is `target/release/<server>` as cargo \
-         leaves it (its default release profile strips debug info and keeps symbols); \
-         stripped: a copy through `strip`. MB: 10⁶ bytes. Each project starts from a copy of \
+         average at each build's start (the previous build's own load counts in it). The \
+         binary is `target/release/<server>` as cargo leaves it (its default release profile \
+         strips debug info and keeps symbols); stripped: a copy through `strip`. MB: 10⁶ \
+         bytes. Each project starts from a copy of \
          the workspace's `Cargo.lock`: the crates it shares with the workspace are at the \
          workspace's versions, the others at the newest that fit."
     );
