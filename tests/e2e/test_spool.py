@@ -395,19 +395,37 @@ def check_delivered_once(
 # Tests
 
 
+def check_first_run_delivered_once(
+    sdk: str,
+    first: FirstRun,
+    hanging_api: HangingEventsApi,
+    receiver: Receiver,
+    stdio_server_bin: Path,
+    spool_dir: Path,
+    tmp_path: Path,
+    version: str,
+    started: datetime,
+) -> None:
+    """What both SDKs' tests check once their first run is over: none of its rows reached a
+    service, all of them are on disk, and the next run delivers each once."""
+    assert not receiver.rows, receiver.describe()  # nothing of the first run reached a service
+    files = check_spooled(first, spool_dir)
+    summary = check_delivered_once(first, receiver, stdio_server_bin, spool_dir, tmp_path, version, started)
+    print(
+        f"\nspool ({sdk}): {CALLS} calls, {len(first.rows)} rows spooled in {len(files)} files while the "
+        f"Events API hung ({hanging_api.requests} requests unanswered; the SDK's close took {first.close_s:.2f}s), "
+        + summary
+    )
+
+
 def test_python_sdk_close_with_the_events_api_hanging_loses_nothing(
     hanging_api: HangingEventsApi, receiver: Receiver, stdio_server_bin: Path, version: str, tmp_path: Path
 ) -> None:
     spool_dir = tmp_path / "spool"  # both runs share it; the server creates it
     started = utc_now()
     first = first_run_python(hanging_api, stdio_server_bin, spool_dir, tmp_path)
-    assert not receiver.rows, receiver.describe()  # nothing of the first run reached a service
-    files = check_spooled(first, spool_dir)
-    summary = check_delivered_once(first, receiver, stdio_server_bin, spool_dir, tmp_path, version, started)
-    print(
-        f"\nspool (Python SDK): {CALLS} calls, {len(first.rows)} rows spooled in {len(files)} files while the "
-        f"Events API hung ({hanging_api.requests} requests unanswered; the SDK's close took {first.close_s:.2f}s), "
-        + summary
+    check_first_run_delivered_once(
+        "Python SDK", first, hanging_api, receiver, stdio_server_bin, spool_dir, tmp_path, version, started
     )
 
 
@@ -422,11 +440,6 @@ def test_typescript_sdk_close_with_the_events_api_hanging_loses_nothing(
     spool_dir = tmp_path / "spool"  # both runs share it; the server creates it
     started = utc_now()
     first = first_run_typescript(hanging_api, stdio_server_bin, spool_dir, tmp_path, clients)
-    assert not receiver.rows, receiver.describe()  # nothing of the first run reached a service
-    files = check_spooled(first, spool_dir)
-    summary = check_delivered_once(first, receiver, stdio_server_bin, spool_dir, tmp_path, version, started)
-    print(
-        f"\nspool (TypeScript SDK): {CALLS} calls, {len(first.rows)} rows spooled in {len(files)} files while "
-        f"the Events API hung ({hanging_api.requests} requests unanswered; the SDK's close took "
-        f"{first.close_s:.2f}s), " + summary
+    check_first_run_delivered_once(
+        "TypeScript SDK", first, hanging_api, receiver, stdio_server_bin, spool_dir, tmp_path, version, started
     )
