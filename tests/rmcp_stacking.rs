@@ -247,7 +247,7 @@ fn both_orders_record_one_identical_event_per_call() {
     let rows = memory.rows();
     // A handler's rows, its successful calls first. Rows carry each call's time; their order
     // in a batch is not the call order (rmcp serves calls on several threads, and each thread
-    // queues on a shard of its own).
+    // queues on a ring of its own).
     let named = |name: &str| -> Vec<Row> {
         let mut named: Vec<Row> = rows
             .iter()

@@ -5,29 +5,31 @@
 //! and a single warning goes to stderr. Rows recorded before `init()` wait here and ship once
 //! the worker starts.
 //!
-//! Waking the worker: it sleeps until a timer or a wake-up. Producers wake it in two cases only:
-//! when it said it is idle (nothing pending, so nothing else would wake it), and every
-//! [`WAKE_EVERY`] pushes of a thread (so a burst is shipped before the queue fills). Both are
-//! amortized: a handler makes the wake-up syscall at most once per [`WAKE_EVERY`] calls, or once
-//! per idle period. A lost wake-up costs latency, never a row: the worker also polls.
+//! Waking the worker: while rows come in, the worker looks at the queue on its own, often
+//! enough that a thread's ring does not fill in between; producers wake it only when it said
+//! it is idle (nothing pending, so nothing else would wake it), and when a thread's ring filled
+//! (a burst the worker's rounds did not keep up with). A handler thus makes the wake-up
+//! syscall once per idle period or per ring it fills, not per call. A lost wake-up costs
+//! latency, never a row: the worker also polls.
+//!
+//! What a push reads that others write would cost it a cache miss each time the writer wrote:
+//! the flags and counters the worker writes sit on cache lines of their own.
 
 use std::sync::OnceLock;
 use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize};
 
+use crossbeam_utils::CachePadded;
 use tokio::sync::Notify;
 
 use crate::diag;
-use crate::queue::Queue;
+use crate::queue::{Queue, queue_item};
 use crate::rows::{CallRow, LogRow, Row};
 use crate::stats::COUNTERS;
 
 /// How many rows may wait for the worker unless the builder says otherwise: at 50,000 calls a
 /// second, a third of a second of calls, or 1 MiB of memory.
 pub(crate) const DEFAULT_CAPACITY: usize = 16_384;
-
-/// Pushes per thread between two wake-ups of a busy worker.
-const WAKE_EVERY: u32 = 1024;
 
 /// Log lines may hold at most this part of the queue's capacity, so that a storm of them leaves
 /// the rest to handler calls.
@@ -47,14 +49,17 @@ pub(crate) enum State {
     Stopped = 3,
 }
 
-static STATE: AtomicU8 = AtomicU8::new(State::Pending as u8);
+/// Read by every push; written by `init` and `shutdown` only.
+static STATE: CachePadded<AtomicU8> = CachePadded::new(AtomicU8::new(State::Pending as u8));
 /// Which `init` the current worker belongs to. A worker that a timed-out shutdown left behind
 /// sees a newer generation and stops taking rows, so one worker at most consumes the queue.
-static GENERATION: AtomicU64 = AtomicU64::new(0);
+static GENERATION: CachePadded<AtomicU64> = CachePadded::new(AtomicU64::new(0));
 static QUEUE: OnceLock<Queue<Row>> = OnceLock::new();
-static WORKER_IDLE: AtomicBool = AtomicBool::new(false);
+queue_item!(Row);
+/// Read by every push; written when the worker goes idle and by the push that wakes it.
+static WORKER_IDLE: CachePadded<AtomicBool> = CachePadded::new(AtomicBool::new(false));
 /// Log lines queued now: they may take a [`LOG_SHARE`] of the queue at most.
-static LOG_LINES: AtomicUsize = AtomicUsize::new(0);
+static LOG_LINES: CachePadded<AtomicUsize> = CachePadded::new(AtomicUsize::new(0));
 
 static QUEUE_FULL: diag::Once = diag::Once::new();
 static NOT_ACCEPTING: diag::Once = diag::Once::new();
@@ -135,9 +140,7 @@ fn push(row: Row) -> bool {
     }
     match queue().push(row) {
         Ok(pushed) => {
-            if pushed.pushes_by_thread.is_multiple_of(WAKE_EVERY)
-                || (WORKER_IDLE.load(Relaxed) && WORKER_IDLE.swap(false, Relaxed))
-            {
+            if pushed.wake || (WORKER_IDLE.load(Relaxed) && WORKER_IDLE.swap(false, Relaxed)) {
                 WAKE.notify_one();
             }
             true
@@ -153,12 +156,15 @@ fn push(row: Row) -> bool {
 }
 
 /// The worker says whether it has nothing pending, i.e. whether the next push must wake it.
+/// Stored only when it changes: every push reads the flag.
 pub(crate) fn set_worker_idle(idle: bool) {
-    WORKER_IDLE.store(idle, Relaxed);
+    if WORKER_IDLE.load(Relaxed) != idle {
+        WORKER_IDLE.store(idle, Relaxed);
+    }
 }
 
 /// Workers popping rows now; see [`supersede`].
-static POPPING: AtomicUsize = AtomicUsize::new(0);
+static POPPING: CachePadded<AtomicUsize> = CachePadded::new(AtomicUsize::new(0));
 
 /// Takes up to `most` queued rows for the worker of `generation`, handing each to `each` until
 /// it says to stop; returns how many it took, or `None` when a later generation superseded the
@@ -173,14 +179,11 @@ pub(crate) fn pop_for(
     POPPING.fetch_add(1, SeqCst);
     let current = GENERATION.load(SeqCst) == generation;
     let mut taken = 0;
-    if current {
-        while taken < most {
-            let Some(row) = pop() else { break };
-            taken += 1;
-            if !each(row) {
-                break;
-            }
-        }
+    if current && let Some(queue) = QUEUE.get() {
+        taken = queue.drain(most, |row| {
+            COUNTERS.taken.add(1);
+            each(left_queue(row))
+        });
     }
     POPPING.fetch_sub(1, Release);
     current.then_some(taken)
@@ -195,20 +198,24 @@ pub(crate) fn supersede(generation: u64) {
     }
 }
 
-/// Takes the oldest queued row, counting it as taken.
+/// Takes a queued row, counting it as taken.
 pub(crate) fn pop() -> Option<Row> {
     let row = take()?;
     COUNTERS.taken.add(1);
     Some(row)
 }
 
-/// Takes a row out of the queue, giving a log line's place in the log share back.
+/// Takes a row out of the queue.
 fn take() -> Option<Row> {
-    let row = QUEUE.get()?.pop()?;
+    QUEUE.get()?.pop().map(left_queue)
+}
+
+/// A row out of the queue: a log line gives its place in the log share back.
+fn left_queue(row: Row) -> Row {
     if matches!(row, Row::Log(_)) {
         LOG_LINES.fetch_sub(1, Relaxed);
     }
-    Some(row)
+    row
 }
 
 /// Empties the queue, counting what it held as dropped: what no worker will ever ship.

@@ -15,12 +15,19 @@ use crate::stats::{COUNTERS, LEDGER, Settled};
 /// under way while batching meanwhile: about a millisecond of encoding.
 pub(super) const POPS_PER_CHUNK: usize = 1024;
 
+/// Batches closed and waiting behind the delivery under way, at most, before the worker stops
+/// taking rows: enough to keep taking them through the pacing of requests and a slow answer
+/// or two, few enough that an endpoint that stopped answering holds little besides the queue.
+/// Closed batches are compressed, a tenth or less of their rows' size in memory.
+pub(super) const MAX_WAITING: usize = 4;
+
 /// How many queued rows [`Backlog::take_from_queue`] takes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Take {
     /// As many as asked.
     All,
-    /// Up to the first batch that closes: during a delivery, one batch waits at most.
+    /// Up to the first batch that closes, so that the caller can see whether there is room for
+    /// another ([`Backlog::has_room`]).
     UntilClosed,
 }
 
@@ -61,23 +68,30 @@ impl Backlog {
         })
     }
 
-    /// Moves queued rows into batches. Takes at most one queue's worth per round, so busy
-    /// producers cannot keep the worker from shipping or answering commands. Past the shutdown
-    /// deadline nothing more can ship, so the rest is counted, not encoded; a worker superseded
-    /// by a later `init` takes nothing.
-    pub(super) fn drain(&mut self, deadline: &Deadline) {
+    /// Whether a batch may close and wait behind the delivery under way.
+    pub(super) fn has_room(&self) -> bool {
+        self.ready.len() < MAX_WAITING
+    }
+
+    /// Moves queued rows into batches; returns how many it took. Takes at most one queue's
+    /// worth per round, so busy producers cannot keep the worker from shipping or answering
+    /// commands. Past the shutdown deadline nothing more can ship, so the rest is counted, not
+    /// encoded; a worker superseded by a later `init` takes nothing.
+    pub(super) fn drain(&mut self, deadline: &Deadline) -> usize {
         let mut popped = 0;
         while popped < self.queue_capacity {
             if deadline.has_passed() {
                 self.abandon_queued(self.queue_capacity - popped);
-                return;
+                return popped;
             }
             let most = POPS_PER_CHUNK.min(self.queue_capacity - popped);
             match self.take_from_queue(most, Take::All) {
                 Some(taken) if taken == most => popped += taken,
-                _ => return,
+                Some(taken) => return popped + taken,
+                None => return popped,
             }
         }
+        popped
     }
 
     /// Takes up to `most` queued rows and counts them as failed: the deadline passed.

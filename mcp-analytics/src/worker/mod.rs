@@ -2,10 +2,15 @@
 //! sync programs and beside any runtime the server uses. It drains the queue into batches and
 //! hands them to its delivery, answering flush and shutdown requests in between.
 //!
-//! While a batch is being delivered, the worker goes on taking rows into the next batch, until
-//! one more batch is closed and waiting: encoding overlaps the service's answer, so the worker's
-//! rate is the slower of the two rather than their sum, and a slow or retrying endpoint holds
-//! one batch of rows besides the queue (bounded) before the queue fills.
+//! While a batch is being delivered, the worker goes on taking rows into the next batches, until
+//! a few more are closed and waiting ([`backlog::MAX_WAITING`]): encoding overlaps the
+//! service's answer and the pacing of requests, so the worker's rate is the slower of the two
+//! rather than their sum, and a slow or retrying endpoint holds those few batches besides the
+//! queue (bounded) before the queue fills.
+//!
+//! While rows come in, the worker looks at the queue every [`POLL`] on its own, so that
+//! producers need not wake it (a wake-up is a syscall on the producer's thread); with nothing
+//! coming, it looks less and less often, down to once per batch age.
 //!
 //! With a spool (`crate::spool`), what cannot be delivered now goes to disk instead of being
 //! dropped: a batch the service would not take after its retries; during an outage, the
@@ -25,6 +30,11 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, watch};
 
 use backlog::{Backlog, POPS_PER_CHUNK, Spooled, Take};
+
+/// How often the worker looks at the queue while rows come in: a thread's ring holds more
+/// than this much of the fastest sustained rate, so a thread fills it (and wakes the worker)
+/// only when the worker could not look.
+const POLL: Duration = Duration::from_millis(1);
 
 use crate::batch::{Batch, Batcher};
 use crate::config::{Config, Target};
@@ -108,6 +118,7 @@ fn spawn_with<D: Deliver>(delivery: D, config: &Config, generation: u64) -> Resu
         health: delivery.health(),
         delivery,
         idle_poll: config.limits.max_age,
+        poll: POLL,
         deadline,
     };
     let (started, confirmation) = std::sync::mpsc::sync_channel(1);
@@ -154,6 +165,9 @@ struct Worker<D> {
     backlog: Backlog,
     /// Longest sleep with nothing pending: a wake-up lost to a race costs this much latency.
     idle_poll: Duration,
+    /// How long the worker sleeps, with a batch open, before it looks at the queue again:
+    /// [`POLL`] while rows come in, doubling up to `idle_poll` while none do.
+    poll: Duration,
     deadline: Deadline,
 }
 
@@ -163,7 +177,10 @@ struct Worker<D> {
 async fn rows_to_take() {
     tokio::task::yield_now().await;
     if global::queued() == 0 {
-        global::WAKE.notified().await;
+        tokio::select! {
+            () = global::WAKE.notified() => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
     }
 }
 
@@ -187,7 +204,12 @@ impl<D: Deliver> Worker<D> {
             let wake = self.next_wake().await;
             // With batches ready, ship first: rows are taken while they are delivered.
             if self.backlog.ready.is_empty() || !matches!(wake, Wake::Rows) {
-                self.backlog.drain(&self.deadline);
+                let drained = self.backlog.drain(&self.deadline);
+                self.poll = if drained > 0 {
+                    POLL
+                } else {
+                    (self.poll * 2).min(self.idle_poll)
+                };
             }
             match wake {
                 Wake::Rows => {
@@ -256,9 +278,11 @@ impl<D: Deliver> Worker<D> {
             global::set_worker_idle(false);
             return Wake::Rows;
         }
-        let until = batcher
-            .deadline()
-            .unwrap_or_else(|| Instant::now() + self.idle_poll);
+        let now = Instant::now();
+        let until = match batcher.deadline() {
+            Some(deadline) => deadline.min(now + self.poll),
+            None => now + self.idle_poll,
+        };
         let wake = tokio::select! {
             biased;
             command = self.inbox.recv() => Wake::Command(command),
@@ -403,10 +427,10 @@ impl<D: Deliver> Worker<D> {
                     }
                 }
                 () = room_to_take(backlog, health),
-                    if batching && (backlog.ready.is_empty() || backlog.may_spill(health)) =>
+                    if batching && (backlog.has_room() || backlog.may_spill(health)) =>
                 {
                     backlog.spill_if_filling(health);
-                    if backlog.ready.is_empty() {
+                    if backlog.has_room() {
                         // Superseded: take nothing more.
                         batching = backlog
                             .take_from_queue(POPS_PER_CHUNK, Take::UntilClosed)
@@ -428,11 +452,11 @@ enum Origin {
     Spooled,
 }
 
-/// Ready once rows can be taken into a batch: at once when no batch is waiting; otherwise
-/// (during an outage, with a spool) once producers wake the worker, to see whether the queue
-/// is filling up.
+/// Ready once rows can be taken into a batch: at once while fewer than
+/// [`backlog::MAX_WAITING`] batches wait; otherwise (during an outage, with a spool) once
+/// producers wake the worker, to see whether the queue is filling up.
 async fn room_to_take(backlog: &Backlog, health: &Health) {
-    if backlog.ready.is_empty() {
+    if backlog.has_room() {
         rows_to_take().await;
     } else if backlog.may_spill(health) {
         global::WAKE.notified().await;
