@@ -29,9 +29,11 @@ use mcp_analytics::mcp_tool;
 
 /// The default queue capacity (what `init()` gives a server that sets nothing).
 const CAPACITY: u64 = 16_384;
-/// The default batch limits.
+/// The batch limits of this run.
 const MAX_BATCH_EVENTS: u64 = 10_000;
 const MAX_BATCH_BYTES: u64 = 4 << 20;
+/// Compressed batches held at once: the one in flight and the four that may wait behind it.
+const GZIPPED_BATCHES: u64 = 5;
 /// Bytes per queue slot: an event (at most 128 bytes) and the slot's stamp.
 const SLOT_BYTES: u64 = 136;
 /// Bytes per encoded event: a generous bound for this tool's lines (about 450 bytes).
@@ -166,7 +168,7 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "bound:          RSS before init + queue {} × {SLOT_BYTES} B + worker \
-             ({} + {MAX_BATCH_EVENTS}) × {LINE_BYTES} B + gzip'd copies 2 × {MAX_BATCH_BYTES} B / 4 \
+             ({} + {MAX_BATCH_EVENTS}) × {LINE_BYTES} B + gzip'd copies {GZIPPED_BATCHES} × {MAX_BATCH_BYTES} B / 4 \
              + allowance {ALLOWANCE_BYTES} B",
             self.capacity, self.capacity
         )?;
@@ -239,7 +241,7 @@ pub fn run(events: u64) -> Report {
         baseline
             + CAPACITY * SLOT_BYTES
             + (CAPACITY + MAX_BATCH_EVENTS) * LINE_BYTES
-            + 2 * MAX_BATCH_BYTES / 4
+            + GZIPPED_BATCHES * MAX_BATCH_BYTES / 4
             + ALLOWANCE_BYTES
     });
 

@@ -65,8 +65,9 @@ static QUEUE_FULL: diag::Once = diag::Once::new();
 static NOT_ACCEPTING: diag::Once = diag::Once::new();
 static LOG_SHARE_FULL: diag::Once = diag::Once::new();
 
-/// Wakes the worker; see the module docs for when.
-pub(crate) static WAKE: Notify = Notify::const_new();
+/// Wakes the worker; see the module docs for when. Padded: the worker writes it each time it
+/// waits.
+pub(crate) static WAKE: CachePadded<Notify> = CachePadded::new(Notify::const_new());
 
 pub(crate) fn set_state(state: State) {
     STATE.store(state as u8, Relaxed);

@@ -71,7 +71,7 @@ impl Redaction {
     /// smaller (an object of ten short members is about 300 bytes, a SQL query or a search
     /// a few hundred), so they are kept whole; results (file contents, query rows) are what gets
     /// cut, with the cut marked. A call's row is about 330 bytes without capture: with both
-    /// values at the limit it is under 9 KB, so a 4 MiB batch still holds over 450 such calls.
+    /// values at the limit it is under 9 KB, so an 8 MiB batch still holds over 900 such calls.
     /// The worst case is memory: a full default queue (16,384 events) of such calls holds
     /// about 140 MB: a server with large results may want a smaller limit or queue.
     pub(crate) const DEFAULT_MAX_BYTES: usize = 4096;
