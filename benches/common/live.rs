@@ -35,8 +35,9 @@ pub fn shipping_to(receiver: &Receiver) -> Builder {
 /// needs) and analytics shipping to it, the worker running. The spool is off: with the endpoint
 /// up it has nothing to do, and it would read and write the user's cache directory.
 pub struct Live {
-    pub receiver: Receiver,
+    // Dropped first: its shutdown ships what is left while the receiver still answers.
     _analytics: Guard,
+    pub receiver: Receiver,
 }
 
 impl Live {
@@ -47,8 +48,8 @@ impl Live {
             .try_init()
             .expect("analytics starts");
         Live {
-            receiver,
             _analytics: analytics,
+            receiver,
         }
     }
 
