@@ -30,7 +30,7 @@ type Result<T, E = String> = std::result::Result<T, E>;
 
 const USAGE: &str = "usage: cargo xtask <task>
 
-  bench                 run every benchmark (about nine minutes) and write BENCHMARKS.md
+  bench                 run every benchmark (about seven minutes) and write BENCHMARKS.md
                         (its build-cost section kept as it is)
   build-cost [--only plain,analytics,posthog] [--runs N] [--no-write]
                         build a minimal rmcp stdio server clean three ways (plain, with
