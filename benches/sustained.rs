@@ -60,6 +60,9 @@ struct Run {
     delivered: u64,
     failed: u64,
     spooled: u64,
+    /// Requests the receiver answered: with the request pacing (50 a second by default) and the
+    /// batch limits, what bounds delivery when the worker's CPU does not.
+    requests: u64,
     /// From the first event recorded to `flush()` returning.
     elapsed: Duration,
     /// From the first event recorded to the last.
@@ -81,6 +84,9 @@ impl Run {
             "delivered": self.delivered,
             "failed": self.failed,
             "spooled": self.spooled,
+            "requests": self.requests,
+            "requests_per_second": self.requests as f64 / seconds,
+            "rows_per_request": self.delivered as f64 / self.requests as f64,
             "delivered_percent": 100.0 * self.delivered as f64 / self.emitted as f64,
             "delivered_per_second": self.delivered_per_second(),
             "emitted_per_second": self.emitted as f64 / self.emitting.as_secs_f64(),
@@ -123,6 +129,7 @@ fn run(receiver: &Receiver, threads: u64, rate: u64, spool: &std::path::Path) ->
     let sessions = workload::sessions();
     let before = mcp_analytics::stats();
     let accepted_before = receiver.accepted_rows() as u64;
+    let requests_before = receiver.requests().len();
     let (worker_before, receiver_before) = (worker.used(), receiver_thread.used());
 
     let start = Barrier::new(threads as usize + 1);
@@ -149,6 +156,7 @@ fn run(receiver: &Receiver, threads: u64, rate: u64, spool: &std::path::Path) ->
         delivered: receiver.accepted_rows() as u64 - accepted_before,
         failed: after.failed - before.failed,
         spooled: after.spooled - before.spooled,
+        requests: (receiver.requests().len() - requests_before) as u64,
         elapsed,
         emitting,
         worker_cpu: worker.used() - worker_before,
@@ -175,12 +183,13 @@ fn main() {
                 let run = run(&receiver, threads, rate, &spool);
                 println!(
                     "{threads} x {rate}/s: {} of {} delivered ({:.1}%), {} dropped, {:.0} \
-                     delivered/s, worker {:.2} cores, receiver {:.2} cores",
+                     delivered/s, {} requests, worker {:.2} cores, receiver {:.2} cores",
                     run.delivered,
                     run.emitted,
                     100.0 * run.delivered as f64 / run.emitted as f64,
                     run.dropped,
                     run.delivered_per_second(),
+                    run.requests,
                     run.worker_cpu.as_secs_f64() / run.elapsed.as_secs_f64(),
                     run.receiver_cpu.as_secs_f64() / run.elapsed.as_secs_f64(),
                 );

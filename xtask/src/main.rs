@@ -842,27 +842,31 @@ fn render_sustained(w: &mut String, results: &Results) {
         "\n## Sustained delivery at a fixed rate (median of {} runs)\n\n{} events per run, the \
          default configuration, recorded at a fixed rate with nothing holding the handlers back \
          (what the queue cannot take is dropped); delivered: counted by the receiver; events/s: \
-         delivered ÷ the time from the first event to `flush()` returning; cores: CPU time ÷ that \
-         time.\n",
+         delivered ÷ the time from the first event to `flush()` returning; requests/s: the \
+         requests the receiver answered over that time (the worker sends at most 50 a second by \
+         default); cores: CPU time ÷ that time.\n",
         number(sustained["repeats"].as_f64(), 0),
         number(sustained["events"].as_f64(), 0)
     );
     let _ = writeln!(
         w,
-        "| threads × events/s | dropped | delivered | delivered % | delivered events/s | worker \
-         cores | receiver cores |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| threads × events/s | dropped | delivered | delivered % | delivered events/s | \
+         requests/s | rows per request | worker cores | receiver cores |\n| --- | ---: | ---: | \
+         ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     for run in sustained["configurations"].as_array().into_iter().flatten() {
         let f = |key: &str, decimals| number(run[key].as_f64(), decimals);
         let _ = writeln!(
             w,
-            "| {} × {} | {} | {} | {} | {} | {} | {} |",
+            "| {} × {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             f("threads", 0),
             f("rate_per_thread", 0),
             f("dropped", 0),
             f("delivered", 0),
             f("delivered_percent", 1),
             f("delivered_per_second", 0),
+            f("requests_per_second", 1),
+            f("rows_per_request", 0),
             f("worker_cores", 2),
             f("receiver_cores", 2)
         );
@@ -1025,6 +1029,7 @@ mod tests {
                                 "dropped": dropped, "delivered": 1000000 - dropped,
                                 "delivered_percent": 100.0 - dropped as f64 / 1e4,
                                 "delivered_per_second": per_second, "worker_cores": 0.4,
+                                "requests_per_second": 45.5, "rows_per_request": 11_627.0,
                                 "receiver_cores": 0.12 })
         };
         Results {
@@ -1101,7 +1106,7 @@ mod tests {
             "fastrace `#[trace]` + collector + discarding reporter, async | 121.5 | 1.5 | 120.0 \
              | 115.0 | 129.0 | 0.23× |",
             "| `instrument!(server)` | 24.5 | 1.5 | 23.0 |",
-            "| 2 × 300,000 | 56,804 | 943,196 | 94.3 | 546,430 | 0.40 | 0.12 |",
+            "| 2 × 300,000 | 56,804 | 943,196 | 94.3 | 546,430 | 45.5 | 11,627 | 0.40 | 0.12 |",
         ] {
             assert!(md.contains(figure), "{figure} in {md}");
         }
