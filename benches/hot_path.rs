@@ -1,4 +1,5 @@
-//! The cost a handler pays for being recorded: the same function uninstrumented, with
+//! The cost a handler pays for being recorded, with no worker running (see `hot_path_live` for
+//! the same with the worker live, as in a server): the same function uninstrumented, with
 //! `#[mcp_tool]`, with tracing's `#[instrument]` and with fastrace's `#[trace]`, sync and async,
 //! on one thread and on two threads calling at once, all in one run.
 //!
@@ -27,6 +28,8 @@
 //! handler, so that no executor's overhead hides the difference.
 
 mod common;
+#[path = "common/subjects.rs"]
+mod subjects;
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -34,71 +37,12 @@ use std::time::Duration;
 use common::{Plain, Recorded, Subject, Timed, poll_ready};
 use criterion::{Criterion, criterion_group, criterion_main};
 use crossbeam_queue::ArrayQueue;
-use mcp_analytics::mcp_tool;
+use subjects::*;
+use tracing::Subscriber;
 use tracing::span::{Attributes, Id};
-use tracing::{Subscriber, instrument};
 use tracing_subscriber::layer::{Context as LayerContext, Layer};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
-
-/// The work every subject does: trivial, so that the figures are the instrumentation's cost.
-#[inline(always)]
-fn work(a: u64, b: u64) -> u64 {
-    a.wrapping_mul(31).wrapping_add(b)
-}
-
-#[inline(never)]
-fn baseline(a: u64, b: u64) -> u64 {
-    work(a, b)
-}
-
-#[inline(never)]
-async fn baseline_async(a: u64, b: u64) -> u64 {
-    work(a, b)
-}
-
-#[mcp_tool]
-#[inline(never)]
-fn mcp_tool_sync(a: u64, b: u64) -> u64 {
-    work(a, b)
-}
-
-#[mcp_tool]
-#[inline(never)]
-async fn mcp_tool_async(a: u64, b: u64) -> u64 {
-    work(a, b)
-}
-
-/// Two fields of its own, a number and a text: the cost of your own dimensions on a call.
-#[mcp_tool(fields(seats = a, region = "eu-west-1"))]
-#[inline(never)]
-fn mcp_tool_fields(a: u64, b: u64) -> u64 {
-    work(a, b)
-}
-
-#[instrument(skip_all)]
-#[inline(never)]
-fn tracing_sync(a: u64, b: u64) -> u64 {
-    work(a, b)
-}
-
-#[instrument(skip_all)]
-#[inline(never)]
-async fn tracing_async(a: u64, b: u64) -> u64 {
-    work(a, b)
-}
-
-#[fastrace::trace]
-#[inline(never)]
-fn fastrace_sync(a: u64, b: u64) -> u64 {
-    work(a, b)
-}
-
-#[fastrace::trace]
-#[inline(never)]
-async fn fastrace_async(a: u64, b: u64) -> u64 {
-    work(a, b)
-}
 
 /// What the tracing layer records of a span: as much as an mcp-analytics event.
 struct SpanRecord {
@@ -156,50 +100,12 @@ impl<F: Fn(u64) -> u64 + Sync> Subject for Traced<F> {
     }
 }
 
-/// A fastrace reporter that discards what the collector hands it.
-struct DiscardReporter;
-
-impl fastrace::collector::Reporter for DiscardReporter {
-    fn report(&mut self, spans: Vec<fastrace::prelude::SpanRecord>) {
-        drop(spans);
-    }
-}
-
-/// A function instrumented with fastrace: each run's calls record under a root span.
-struct FastTraced<F>(F);
-
-/// The root span of a run and its local-parent guard, dropped guard first.
-struct UnderRoot {
-    _guard: fastrace::local::LocalParentGuard,
-    _root: fastrace::Span,
-}
-
-impl<F: Fn(u64) -> u64 + Sync> Subject for FastTraced<F> {
-    type Run = UnderRoot;
-
-    fn start_run(&self) -> UnderRoot {
-        // The collector handles the previous run's spans now, untimed, as the other subjects'
-        // buffers are emptied untimed: otherwise its work would overlap (and slow) this run.
-        fastrace::flush();
-        let root = fastrace::Span::root("run", fastrace::prelude::SpanContext::random());
-        UnderRoot {
-            _guard: root.set_local_parent(),
-            _root: root,
-        }
-    }
-
-    #[inline]
-    fn call(&self, i: u64) -> u64 {
-        (self.0)(i)
-    }
-}
-
 /// Installs the peers' consumers: tracing's registry with the recording layer, and fastrace's
 /// collector with the discarding reporter. mcp-analytics needs nothing: without `init()` its
 /// events wait in the queue, which the runs empty.
 fn install_consumers() {
     tracing_subscriber::registry().with(RecordingLayer).init();
-    fastrace::set_reporter(DiscardReporter, fastrace::collector::Config::default());
+    start_fastrace();
 }
 
 /// Benchmarks every subject with `time` (one thread or two) in group `group`.
@@ -210,7 +116,13 @@ fn bench_all(c: &mut Criterion, group: &str, time: fn(u64, &dyn Timed) -> Durati
         ("sync/mcp_tool", &Recorded(|i| mcp_tool_sync(i, 7))),
         ("sync/mcp_tool_fields", &Recorded(|i| mcp_tool_fields(i, 7))),
         ("sync/tracing", &Traced(|i| tracing_sync(i, 7))),
-        ("sync/fastrace", &FastTraced(|i| fastrace_sync(i, 7))),
+        (
+            "sync/fastrace",
+            &FastTraced {
+                call: |i| fastrace_sync(i, 7),
+                flush_first: true,
+            },
+        ),
         (
             "async/baseline",
             &Plain(|i| poll_ready(baseline_async(i, 7))),
@@ -225,7 +137,10 @@ fn bench_all(c: &mut Criterion, group: &str, time: fn(u64, &dyn Timed) -> Durati
         ),
         (
             "async/fastrace",
-            &FastTraced(|i| poll_ready(fastrace_async(i, 7))),
+            &FastTraced {
+                call: |i| poll_ready(fastrace_async(i, 7)),
+                flush_first: true,
+            },
         ),
     ];
     for (name, subject) in subjects {

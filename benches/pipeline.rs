@@ -27,9 +27,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use common::workload::{self, get_weather, search_documents};
 use criterion::{Criterion, SamplingMode, Throughput};
-use mcp_analytics::session::{SessionId, in_session};
-use mcp_analytics::{mcp_prompt, mcp_resource, mcp_tool};
+use mcp_analytics::session::SessionId;
 use mcp_analytics_receiver::Receiver;
 use serde_json::{Value, json};
 
@@ -37,9 +37,6 @@ use serde_json::{Value, json};
 const EVENTS_PER_ITERATION: u64 = 100_000;
 /// Criterion's samples per configuration; the medians are taken over these.
 const SAMPLES: usize = 10;
-/// Distinct sessions the calls rotate among, and calls per session in a row.
-const SESSIONS: usize = 16;
-const CALLS_PER_SESSION: u64 = 64;
 /// The emitting thread keeps this much of the queue free, so that nothing is dropped.
 const QUEUE_HEADROOM: u64 = 1_024;
 
@@ -72,42 +69,7 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
-// The workload: what a small MCP server's handlers record.
-
-#[mcp_tool]
-fn get_weather(city: u64) -> u64 {
-    city.wrapping_mul(7) % 40
-}
-
-#[mcp_tool]
-fn search_documents(query: u64) -> Result<u64, String> {
-    if query % 16 == 5 {
-        Err(format!("index shard {} is unavailable", query % 4))
-    } else {
-        Ok(query / 3)
-    }
-}
-
-#[mcp_prompt]
-fn summarize(length: u64) -> u64 {
-    length / 2
-}
-
-#[mcp_resource(name = "mem://readme")]
-fn readme(offset: u64) -> u64 {
-    offset
-}
-
-fn call(i: u64) {
-    match i % 8 {
-        0..=3 => drop(get_weather(i)),
-        4 | 5 => drop(search_documents(i)),
-        6 => drop(summarize(i)),
-        _ => drop(readme(i)),
-    }
-}
-
-/// Records `n` calls as fast as the queue takes them, never letting it fill up.
+/// Records `n` calls of the workload as fast as the queue takes them, never letting it fill up.
 fn emit(n: u64, sessions: &[SessionId]) {
     let high_water = mcp_analytics::Builder::DEFAULT_QUEUE_CAPACITY as u64 - QUEUE_HEADROOM;
     let mut i = 0;
@@ -117,9 +79,8 @@ fn emit(n: u64, sessions: &[SessionId]) {
             // worker and the receiver it is waiting for.
             std::thread::sleep(Duration::from_micros(200));
         }
-        let session = sessions[(i / CALLS_PER_SESSION) as usize % sessions.len()].clone();
-        let end = (i + CALLS_PER_SESSION).min(n);
-        in_session(session, || (i..end).for_each(call));
+        let end = (i + workload::CALLS_PER_SESSION).min(n);
+        workload::calls(i..end, sessions);
         i = end;
     }
 }
@@ -260,7 +221,7 @@ fn measure_memory() -> Value {
 
 fn main() {
     let memory = measure_memory();
-    let sessions: Vec<SessionId> = (0..SESSIONS).map(session_id).collect();
+    let sessions = workload::sessions();
     let mut c = Criterion::default().configure_from_args();
     let gzip = measure(&mut c, "gzip", true, &sessions);
     let identity = measure(&mut c, "identity", false, &sessions);
@@ -275,9 +236,4 @@ fn main() {
             "identity": identity,
         }),
     );
-}
-
-/// The `k`th session id, shaped like the ones MCP clients send (a UUID's 36 characters).
-fn session_id(k: usize) -> SessionId {
-    SessionId::from(format!("{k:08x}-7c1d-4e5f-8a9b-{:012x}", k * 7919))
 }

@@ -14,7 +14,7 @@ OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 RB=$(ls -t "${CARGO_TARGET_DIR:-target}"/release/deps/rmcp_server-* | grep -v '\.d$' | head -1)
 count() {
-  valgrind --tool=callgrind --callgrind-out-file="$OUT"/cg.$1.$2 $RB --bench --profile-time $2 "rmcp/tools_call/$1\$" > /dev/null 2>&1
+  valgrind --tool=callgrind --callgrind-out-file="$OUT"/cg.$1.$2 $RB --profile $1 $2 > /dev/null 2>&1
   python3 - "$OUT/cg.$1.$2" <<'PY'
 import sys,re
 data=open(sys.argv[1]).read().split('\n')

@@ -1,25 +1,38 @@
-//! The cost of a `tools/call` through rmcp's server side, recorded four ways: not at all
-//! (baseline), with `#[mcp_tool]` on `call_tool` (taking the request's context), with the server
-//! wrapper `mcp_analytics::rmcp::instrument!`, and with both (the attribute joins the wrapper's
-//! row). One thread; each call builds its request and context, routes through rmcp's tool router
-//! and converts the tool's answer, as rmcp does for every request.
+//! The cost of a `tools/call` through rmcp's server side, recorded three ways, each against the
+//! same request unrecorded: with `#[mcp_tool]` on `call_tool` (taking the request's context),
+//! with the server wrapper `mcp_analytics::rmcp::instrument!`, and with both (the attribute joins
+//! the wrapper's row). One thread; each call builds its request and context, routes through
+//! rmcp's tool router and converts the tool's answer, as rmcp does for every request.
 //!
-//! Run: `cargo bench --bench rmcp_server` (or `cargo xtask bench`). A request costs a few
-//! microseconds and allocates often, so its medians move by hundreds of nanoseconds from run to
-//! run on a shared machine: `benches/rmcp_instructions.sh` counts each subject's instructions per
-//! request with callgrind instead, which repeats.
+//! Run: `cargo bench --bench rmcp_server` (about 30 seconds; or `cargo xtask bench`). Writes
+//! `rmcp_server.json` where `MCP_ANALYTICS_BENCH_OUT` says.
+//!
+//! Measured as `hot_path_live` measures a call (see `common::live`): the worker live and
+//! shipping to a loopback Events API, rounds of 500 requests each paired with a round of the
+//! unrecorded request, the subjects taking turns, a round starting at most every 2 ms. The added
+//! ns per request is the median over rounds of the difference. The sync `#[mcp_tool]` function of
+//! `hot_path_live` is measured the same way in the same run, so that the wrapper's added cost is
+//! compared with a plain call's in one process.
+//!
+//! A request costs a few microseconds and allocates often, so its figures move by hundreds of
+//! nanoseconds from run to run on a shared machine: `benches/rmcp_instructions.sh` counts each
+//! subject's instructions per request with callgrind instead, which repeats; it runs this
+//! benchmark as `rmcp_server --profile <subject> <seconds>`, which only makes that subject's
+//! calls for that long, without a worker.
 //!
 //! The `ServerHandler::call_tool` future is polled to completion without a runtime, like the hot
-//! path's async subjects; the queue is emptied untimed between runs (see `hot_path`). The
-//! context's peer comes from a real handshake over an in-process pipe, made once, untimed.
+//! path's async subjects. The context's peer comes from a real handshake over an in-process
+//! pipe, made once, untimed.
 
 mod common;
+#[path = "common/subjects.rs"]
+mod subjects;
 
 use std::sync::LazyLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{Plain, Recorded, Timed, poll_ready};
-use criterion::{Criterion, criterion_group, criterion_main};
+use common::live::{Live, Pair, Paired, interleaved};
+use common::{Plain, Recorded, Subject, poll_ready};
 use mcp_analytics::mcp_tool;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
@@ -120,39 +133,97 @@ fn call(server: &impl ServerHandler, i: u64, peer: &Peer<RoleServer>) -> u64 {
     }
 }
 
-fn bench(c: &mut Criterion) {
+/// Measured rounds per subject; the figures are taken over these.
+const ROUNDS: usize = 1_500;
+/// Rounds per subject run first and left out.
+const WARM_UP: usize = 50;
+
+/// Calls `subject` for `seconds`, untimed: what `benches/rmcp_instructions.sh` profiles. No
+/// worker runs (under callgrind it would take turns with the calls); the queue is emptied every
+/// 100 calls instead, so that every call takes the enqueue path.
+fn profile(subject: &impl Subject, seconds: f64) {
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut i = 0;
+    while Instant::now() < until {
+        let _run = subject.start_run();
+        for _ in 0..100 {
+            std::hint::black_box(subject.call(i));
+            i += 1;
+        }
+    }
+}
+
+fn main() {
     let peer = peer();
     let bare = Bare;
     let attributed = Attributed;
     let wrapped = mcp_analytics::rmcp::instrument!(Bare);
     let both = mcp_analytics::rmcp::instrument!(Attributed);
-    let mut group = c.benchmark_group("rmcp");
-    let subjects: [(&str, &dyn Timed); 4] = [
-        ("tools_call/baseline", &Plain(|i| call(&bare, i, &peer))),
+    let baseline = || Plain(|i| call(&bare, i, &peer));
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|arg| arg == "--profile") {
+        let seconds: f64 = args[at + 2].parse().expect("--profile <subject> <seconds>");
+        match args[at + 1].as_str() {
+            "baseline" => profile(&baseline(), seconds),
+            "mcp_tool" => profile(&Recorded(|i| call(&attributed, i, &peer)), seconds),
+            "wrapper" => profile(&Recorded(|i| call(&wrapped, i, &peer)), seconds),
+            "wrapper_and_mcp_tool" => profile(&Recorded(|i| call(&both, i, &peer)), seconds),
+            other => panic!("no subject {other}"),
+        }
+        return;
+    }
+
+    let live = Live::start();
+
+    let subjects: [(&str, &dyn Paired); 4] = [
         (
-            "tools_call/mcp_tool",
-            &Recorded(|i| call(&attributed, i, &peer)),
+            "mcp_tool",
+            &Pair(Plain(|i| call(&attributed, i, &peer)), baseline()),
         ),
         (
-            "tools_call/wrapper",
-            &Recorded(|i| call(&wrapped, i, &peer)),
+            "wrapper",
+            &Pair(Plain(|i| call(&wrapped, i, &peer)), baseline()),
         ),
         (
-            "tools_call/wrapper_and_mcp_tool",
-            &Recorded(|i| call(&both, i, &peer)),
+            "wrapper_and_mcp_tool",
+            &Pair(Plain(|i| call(&both, i, &peer)), baseline()),
+        ),
+        (
+            "sync_call",
+            &Pair(
+                Plain(|i| subjects::mcp_tool_sync(i, 7)),
+                Plain(|i| subjects::baseline(i, 7)),
+            ),
         ),
     ];
-    for (name, subject) in subjects {
-        group.bench_function(name, |b| b.iter_custom(|iters| subject.one_thread(iters)));
-    }
-    group.finish();
-}
+    // A wrapped server's first request records a row of its own besides the call's (once per
+    // server): made here, untimed, so that the count below is of the rounds' calls only.
+    call(&wrapped, 0, &peer);
+    call(&both, 0, &peer);
+    let before = live.settle();
+    let paired: Vec<&dyn Paired> = subjects.iter().map(|(_, subject)| *subject).collect();
+    let figures = interleaved(&paired, ROUNDS, WARM_UP);
+    let after = live.settle();
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-    targets = bench
+    // Each subject's requests recorded one event each: three subjects and the plain call.
+    let calls = ((ROUNDS + WARM_UP) as u64) * common::live::ROUND;
+    assert_eq!(
+        after.enqueued + after.dropped - before.enqueued - before.dropped,
+        4 * calls,
+        "every recorded request was enqueued or dropped"
+    );
+    let results: serde_json::Map<String, serde_json::Value> = subjects
+        .iter()
+        .zip(&figures)
+        .map(|((name, _), rounds)| ((*name).to_owned(), rounds.summary()))
+        .collect();
+    common::report(
+        "rmcp_server",
+        &serde_json::json!({
+            "round_calls": common::live::ROUND,
+            "rounds": ROUNDS,
+            "dropped": after.dropped - before.dropped,
+            "subjects": results,
+        }),
+    );
 }
-criterion_main!(benches);

@@ -1,10 +1,15 @@
 //! What the benchmarks share: timing a function's calls, on one thread or on two at once, with
-//! whatever its instrumentation needs around each run of calls kept out of the timing; a
-//! thread's CPU time (the worker's, the receiver's); and handing each benchmark's medians to
-//! `cargo xtask bench`, which writes `BENCHMARKS.md`.
+//! whatever its instrumentation needs around each run of calls kept out of the timing; timing
+//! them with the worker live, in rounds interleaved with an uninstrumented twin ([`live`]); the
+//! workload a server records ([`workload`]); a thread's CPU time (the worker's, the
+//! receiver's); and handing each benchmark's medians to `cargo xtask bench`, which writes
+//! `BENCHMARKS.md`.
 
 // Each benchmark compiles this module on its own and uses part of it.
 #![allow(dead_code)]
+
+pub mod live;
+pub mod workload;
 
 use std::future::Future;
 use std::hint::black_box;

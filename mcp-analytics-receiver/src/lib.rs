@@ -11,6 +11,8 @@
 //! [`Scripted::random_mix`]) to exercise the client's retry and timeout paths, and
 //! [`Receiver::go_down`] / [`Receiver::go_up`] take the whole endpoint away and bring it back on
 //! the same port. [`summary::Table`] sums the accepted calls up per handler.
+//! [`ReceiverBuilder::count_only`] is a light mode for benchmarks: the same envelope checks, the
+//! lines counted rather than parsed.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -90,6 +92,7 @@ pub struct ReceiverBuilder {
     max_body_bytes: usize,
     port: u16,
     keep_rows: bool,
+    count_only: bool,
 }
 
 impl Receiver {
@@ -111,6 +114,7 @@ impl Receiver {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             port: 0,
             keep_rows: true,
+            count_only: false,
         }
     }
 
@@ -397,6 +401,19 @@ impl ReceiverBuilder {
         self
     }
 
+    /// The light mode (default `false`: strict). With `true`, the receiver still enforces the
+    /// envelope of the contract (path, method, token, datasource, `Content-Length`, the body size
+    /// limit, gzip when `Content-Encoding` says so, one NDJSON line per row with no empty line)
+    /// and answers 200 or 202 as the strict mode does, but counts the lines instead of parsing
+    /// each against the `mcp_logs` schema, and keeps no rows ([`Receiver::accepted_rows`] counts
+    /// them; [`Receiver::rows`] stays empty). For benchmarks on a small machine, where parsing
+    /// every line would take the CPU from the client under test: the strict receiver needs more
+    /// CPU per event than the worker that sends them.
+    pub fn count_only(mut self, count_only: bool) -> ReceiverBuilder {
+        self.count_only = count_only;
+        self
+    }
+
     /// Starts the receiver.
     ///
     /// # Panics
@@ -425,6 +442,7 @@ impl ReceiverBuilder {
             datasources,
             max_body_bytes: self.max_body_bytes,
             keep_rows: self.keep_rows,
+            count_only: self.count_only,
         };
 
         let std_listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, self.port))?;

@@ -378,8 +378,12 @@ async fn ingest(
     } else {
         wire
     };
-    let batch = schema::parse_batch(datasource, &ndjson, config.keep_rows)
-        .map_err(|bad| Rejection::bad_request(format!("line {}: {}", bad.line, bad.reason)))?;
+    let batch = if config.count_only {
+        schema::count_lines(&ndjson)
+    } else {
+        schema::parse_batch(datasource, &ndjson, config.keep_rows)
+    }
+    .map_err(|bad| Rejection::bad_request(format!("line {}: {}", bad.line, bad.reason)))?;
     Ok(Ingested { wait, batch })
 }
 

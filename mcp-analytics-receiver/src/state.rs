@@ -18,6 +18,8 @@ pub(crate) struct Config {
     pub(crate) max_body_bytes: usize,
     /// Whether accepted rows are stored, or only counted.
     pub(crate) keep_rows: bool,
+    /// Whether NDJSON lines are only counted, not parsed against the schema.
+    pub(crate) count_only: bool,
 }
 
 /// A validated [`Scripted`]: checked when scripted, so a bad status or header value fails the

@@ -875,3 +875,52 @@ fn without_kept_rows_requests_are_still_validated_and_counted() {
     let statuses: Vec<u16> = receiver.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses, [202, 400]);
 }
+
+#[test]
+fn count_only_counts_lines_and_still_enforces_the_envelope() {
+    let receiver = Receiver::builder().count_only(true).build();
+    // Lines are counted, not parsed: what the strict mode would reject as a whole is counted.
+    let unparsed = "not json\n{\"timestamp\": 1}\n";
+    assert_eq!(post(&receiver, unparsed).status, 202);
+    let three = one_row().repeat(3);
+    let gzipped = HttpRequest::events(&receiver, "name=mcp_logs&wait=true", &three).gzipped();
+    let answer = gzipped.send(&receiver);
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.json()["successful_rows"], 3);
+
+    let rejected = [
+        (
+            HttpRequest::events(&receiver, "name=mcp_logs", &one_row())
+                .header("Authorization", "Bearer wrong"),
+            403,
+        ),
+        (
+            HttpRequest::events(&receiver, "name=other", &one_row()),
+            404,
+        ),
+        (
+            HttpRequest::events(&receiver, "name=mcp_logs", &one_row())
+                .header("Content-Encoding", "gzip"),
+            400,
+        ),
+        (
+            HttpRequest::events(&receiver, "name=mcp_logs", "a\n\nb\n"),
+            400,
+        ),
+        (HttpRequest::events(&receiver, "name=mcp_logs", ""), 400),
+        (
+            HttpRequest::new("POST", "/v0/other?name=mcp_logs")
+                .header("Authorization", "Bearer test-token")
+                .body(one_row().as_bytes()),
+            404,
+        ),
+    ];
+    for (request, status) in rejected {
+        assert_eq!(request.send(&receiver).status, status, "{request:?}");
+    }
+
+    assert_eq!(receiver.wait_for_accepted_rows(5, WAIT), 5);
+    assert!(receiver.rows().is_empty(), "rows were kept");
+    let statuses: Vec<u16> = receiver.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [202, 200, 403, 404, 400, 400, 400, 404]);
+}

@@ -1,7 +1,7 @@
 //! The workspace's own automation (the `cargo xtask` pattern: plain Rust, no extra tool).
 //!
-//! `cargo xtask bench` runs every benchmark (`hot_path`, `rmcp_server`, `pipeline`, `outage`,
-//! `spool`) in one run and writes `BENCHMARKS.md` at the workspace root: the machine, the date, every figure
+//! `cargo xtask bench` runs every benchmark (`hot_path_live`, `hot_path`, `rmcp_server`,
+//! `sustained`, `pipeline`, `outage`, `spool`) in one run and writes `BENCHMARKS.md` at the workspace root: the machine, the date, every figure
 //! as a median, the ratios to the baseline and to each peer from that same run, and each target
 //! met or missed.
 //!
@@ -30,7 +30,7 @@ type Result<T, E = String> = std::result::Result<T, E>;
 
 const USAGE: &str = "usage: cargo xtask <task>
 
-  bench                 run every benchmark (about six minutes) and write BENCHMARKS.md
+  bench                 run every benchmark (about seven minutes) and write BENCHMARKS.md
                         (its build-cost section kept as it is)
   build-cost [--only plain,analytics,posthog] [--runs N] [--no-write]
                         build a minimal rmcp stdio server clean three ways (plain, with
@@ -154,7 +154,15 @@ fn bench() -> Result<()> {
     Ok(())
 }
 
-const BENCHES: [&str; 5] = ["hot_path", "rmcp_server", "pipeline", "outage", "spool"];
+const BENCHES: [&str; 7] = [
+    "hot_path_live",
+    "hot_path",
+    "rmcp_server",
+    "sustained",
+    "pipeline",
+    "outage",
+    "spool",
+];
 
 /// What the figures were measured on.
 struct Machine {
@@ -247,14 +255,26 @@ const SUBJECTS: [(&str, &str); 5] = [
         "fastrace `#[trace]` + collector + discarding reporter",
     ),
 ];
-/// The `rmcp_server` benchmark's subjects (group `rmcp`, variant `tools_call`).
-const RMCP_SUBJECTS: [(&str, &str); 4] = [
-    ("baseline", "unrecorded (baseline)"),
+/// The `rmcp_server` benchmark's subjects, each against the unrecorded request.
+const RMCP_SUBJECTS: [(&str, &str); 3] = [
     ("mcp_tool", "`#[mcp_tool]` on `call_tool`"),
     ("wrapper", "`instrument!(server)`"),
     (
         "wrapper_and_mcp_tool",
         "both (one row: the attribute joins the wrapper's)",
+    ),
+];
+
+/// The `hot_path_live` benchmark's subjects, each against the uninstrumented twin.
+const LIVE_SUBJECTS: [(&str, &str); 3] = [
+    ("mcp_tool", "`#[mcp_tool]`"),
+    (
+        "tracing",
+        "tracing `#[instrument]` + registry + a layer counting closes",
+    ),
+    (
+        "fastrace",
+        "fastrace `#[trace]` + collector + discarding reporter",
     ),
 ];
 
@@ -278,6 +298,9 @@ struct Median {
 /// Every figure of one run.
 struct Results {
     hot_path: Vec<Median>,
+    hot_path_live: Value,
+    rmcp: Value,
+    sustained: Value,
     pipeline: Value,
     outage: Value,
     spool: Value,
@@ -293,6 +316,9 @@ impl Results {
         };
         Ok(Results {
             hot_path: criterion_medians(&out.join("criterion"))?,
+            hot_path_live: json("hot_path_live")?,
+            rmcp: json("rmcp_server")?,
+            sustained: json("sustained")?,
             pipeline: json("pipeline")?,
             outage: json("outage")?,
             spool: json("spool")?,
@@ -319,63 +345,141 @@ impl Results {
         self.spool.pointer(path).and_then(Value::as_f64)
     }
 
+    /// A figure of the live hot path: `subject` is `sync/mcp_tool` and the like.
+    fn live(&self, subject: &str, key: &str) -> Option<f64> {
+        self.hot_path_live["subjects"][subject][key].as_f64()
+    }
+
+    /// A figure of the rmcp benchmark (worker live): `subject` is `wrapper` and the like.
+    fn rmcp(&self, subject: &str, key: &str) -> Option<f64> {
+        self.rmcp["subjects"][subject][key].as_f64()
+    }
+
+    /// The sustained-rate run of `threads` threads at `rate` events/s each.
+    fn sustained(&self, threads: u64, rate: u64) -> Option<&Value> {
+        self.sustained["configurations"]
+            .as_array()?
+            .iter()
+            .find(|c| c["threads"] == threads && c["rate_per_thread"] == rate)
+    }
+
     fn targets(&self) -> Vec<Target> {
-        let per_column = |figure: &dyn Fn(&str, &str) -> Option<f64>,
-                          check: &dyn Fn(f64) -> bool,
-                          columns: &[(&str, &str, &str)]| {
-            let values: Vec<_> = columns
-                .iter()
-                .map(|(group, variant, label)| (label.to_string(), figure(group, variant)))
-                .collect();
-            let met = values.iter().all(|(_, v)| v.is_some_and(check));
-            let shown = values
-                .iter()
-                .map(|(label, value)| format!("{label}: {}", number(*value, 1)))
-                .collect::<Vec<_>>()
-                .join("; ");
-            (shown, met)
-        };
-        let one_thread = &COLUMNS[..2];
-        let two_threads = &COLUMNS[2..];
-        let mcp_added = |g: &str, v: &str| self.added(g, v, "mcp_tool");
-        let ratio = |peer: &'static str| {
-            move |g: &str, v: &str| Some(self.added(g, v, peer)? / self.added(g, v, "mcp_tool")?)
-        };
         let mut targets = Vec::new();
-        let (shown, met) = per_column(&mcp_added, &|ns| ns <= 50.0, one_thread);
+        let ours = |variant: &str| self.live(&format!("{variant}/mcp_tool"), "added_ns");
+        let sync = ours("sync");
+        let dropped = self.hot_path_live["dropped"].as_u64();
         targets.push(Target::new(
-            "`#[mcp_tool]` adds at most 50 ns per call on one thread",
-            format!("added ns: {shown}"),
-            met,
-        ));
-        let (shown, met) = per_column(&mcp_added, &|ns| ns <= 100.0, two_threads);
-        targets.push(Target::new(
-            "... and at most twice that (100 ns) with two threads contending",
-            format!("added ns: {shown}"),
-            met,
-        ));
-        let (shown, met) = per_column(&ratio("fastrace"), &|r| r > 1.0, &COLUMNS);
-        targets.push(Target::new(
-            "cheaper than fastrace's `#[trace]`",
-            format!("fastrace's added cost ÷ ours: {shown}"),
-            met,
-        ));
-        let (shown, met) = per_column(&ratio("tracing"), &|r| r >= 5.0, &COLUMNS);
-        targets.push(Target::new(
-            "at least 5 times cheaper than tracing's `#[instrument]` with a recording layer",
-            format!("tracing's added cost ÷ ours: {shown}"),
-            met,
-        ));
-        let rate = self.pipeline("/gzip/events_per_second");
-        let cores = self.pipeline("/gzip/worker_cores");
-        targets.push(Target::new(
-            "at least 500,000 events/s delivered with gzip, the worker using at most one core",
+            "G1: a sync `#[mcp_tool]` call adds at most 25 ns (median), the worker live and \
+             shipping",
             format!(
-                "{} events/s, worker {} cores",
+                "{} ns (p10 {}, p90 {}); dropped meanwhile: {}",
+                number(sync, 1),
+                number(self.live("sync/mcp_tool", "added_ns_p10"), 1),
+                number(self.live("sync/mcp_tool", "added_ns_p90"), 1),
+                number(dropped.map(|d| d as f64), 0)
+            ),
+            sync.is_some_and(|ns| ns <= 25.0),
+        ));
+        for (peer, label, bound) in [
+            (
+                "fastrace",
+                "G1: at most 0.3× fastrace `#[trace]`'s added cost, same run",
+                0.3,
+            ),
+            (
+                "tracing",
+                "G1: at most 0.2× tracing `#[instrument]`'s added cost (a layer counting \
+                 closes), same run",
+                0.2,
+            ),
+        ] {
+            let ratios: Vec<(&str, Option<f64>)> = ["sync", "async"]
+                .into_iter()
+                .map(|variant| {
+                    let theirs = self.live(&format!("{variant}/{peer}"), "added_ns");
+                    (variant, ours(variant).zip(theirs).map(|(o, t)| o / t))
+                })
+                .collect();
+            targets.push(Target::new(
+                label,
+                format!(
+                    "ours ÷ theirs: {}",
+                    ratios
+                        .iter()
+                        .map(|(variant, r)| format!("{variant} {}", number(*r, 2)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                ratios.iter().all(|(_, r)| r.is_some_and(|r| r <= bound)),
+            ));
+        }
+        let async_gap = ours("async").zip(sync).map(|(a, s)| a - s);
+        let plain = self.rmcp("sync_call", "added_ns");
+        let wrapper = self.rmcp("wrapper", "added_ns");
+        let wrapper_gap = wrapper.zip(plain).map(|(w, p)| w - p);
+        targets.push(Target::new(
+            "G1: the async call, and a `tools/call` through the rmcp wrapper, each within 10 ns \
+             of the sync call's added cost",
+            format!(
+                "async {} ns ({} ns over sync); wrapper {} ns against a sync call's {} ns in \
+                 the same run ({} ns over)",
+                number(ours("async"), 1),
+                number(async_gap, 1),
+                number(wrapper, 1),
+                number(plain, 1),
+                number(wrapper_gap, 1)
+            ),
+            async_gap.is_some_and(|gap| gap.abs() <= 10.0)
+                && wrapper_gap.is_some_and(|gap| gap.abs() <= 10.0),
+        ));
+        let field = |run: Option<&Value>, key: &str| run.and_then(|run| run[key].as_f64());
+        let single = self.sustained(1, 600_000);
+        let (dropped, rate, cores) = (
+            field(single, "dropped"),
+            field(single, "delivered_per_second"),
+            field(single, "worker_cores"),
+        );
+        targets.push(Target::new(
+            "G2: 1,000,000 events at 600,000 events/s from one thread: none dropped, at least \
+             500,000 events/s delivered end to end, the worker using at most one core",
+            format!(
+                "{} dropped, {} events/s delivered, worker {} cores",
+                number(dropped, 0),
                 number(rate, 0),
                 number(cores, 2)
             ),
-            rate.is_some_and(|r| r >= 500_000.0) && cores.is_some_and(|c| c <= 1.0),
+            dropped == Some(0.0)
+                && rate.is_some_and(|r| r >= 500_000.0)
+                && cores.is_some_and(|c| c <= 1.0),
+        ));
+        let two = self.sustained(2, 150_000);
+        let dropped = field(two, "dropped");
+        targets.push(Target::new(
+            "G2: 300,000 events/s from two threads at once (2 × 150,000): none dropped",
+            format!(
+                "{} dropped, {} events/s delivered",
+                number(dropped, 0),
+                number(field(two, "delivered_per_second"), 0)
+            ),
+            dropped == Some(0.0),
+        ));
+        let two_threads: Vec<(&str, Option<f64>)> = ["sync", "async"]
+            .into_iter()
+            .map(|variant| (variant, self.added("two_threads", variant, "mcp_tool")))
+            .collect();
+        targets.push(Target::new(
+            "no worker: `#[mcp_tool]` adds at most 100 ns per call with two threads contending",
+            format!(
+                "added ns: {}",
+                two_threads
+                    .iter()
+                    .map(|(variant, ns)| format!("{variant} {}", number(*ns, 1)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            two_threads
+                .iter()
+                .all(|(_, ns)| ns.is_some_and(|ns| ns <= 100.0)),
         ));
         let slot = self.pipeline("/memory/slot_bytes");
         targets.push(Target::new(
@@ -478,12 +582,10 @@ fn render(machine: &Machine, results: &Results) -> String {
     let _ = writeln!(w, "# Benchmarks\n");
     let _ = writeln!(
         w,
-        "Written by `cargo xtask bench`, which runs every benchmark in one run (`cargo bench \
-         --bench hot_path --bench rmcp_server --bench pipeline --bench outage --bench spool`) and \
-         reads the \
-         medians back. Every \
-         figure below comes from that one run: compare figures within this page, not across \
-         runs or machines.\n"
+        "Written by `cargo xtask bench`, which runs every benchmark in one run (`cargo bench {}`) \
+         and reads the figures back. Every figure below comes from that one run: compare \
+         figures within this page, not across runs or machines.\n",
+        BENCHES.map(|bench| format!("--bench {bench}")).join(" ")
     );
     let _ = writeln!(w, "| machine | |\n| --- | --- |");
     let _ = writeln!(w, "| date | {} |", machine.date);
@@ -494,14 +596,20 @@ fn render(machine: &Machine, results: &Results) -> String {
     let _ = writeln!(w, "| kernel | Linux {} |", machine.kernel);
     let _ = writeln!(w, "| compiler | {} |\n", machine.rustc);
 
-    let _ = writeln!(w, "## Targets\n");
-    let _ = writeln!(w, "| target | this run | met |\n| --- | --- | --- |");
+    let _ = writeln!(w, "## Goals\n");
+    let _ = writeln!(w, "| goal | this run | met |\n| --- | --- | --- |");
     for target in results.targets() {
         let verdict = if target.met { "yes" } else { "**no**" };
         let _ = writeln!(w, "| {} | {} | {verdict} |", target.name, target.figures);
     }
 
-    let _ = writeln!(w, "\n## Hot path: ns per call (criterion median)\n");
+    render_live(w, results);
+
+    let _ = writeln!(
+        w,
+        "\n## Hot path, no worker: ns per call (criterion median)\n\nThe queue emptied \
+         between runs of calls, no worker running (see how each figure is measured).\n"
+    );
     let header: Vec<&str> = COLUMNS.iter().map(|(_, _, label)| *label).collect();
     let _ = writeln!(
         w,
@@ -519,7 +627,7 @@ fn render(machine: &Machine, results: &Results) -> String {
 
     let _ = writeln!(
         w,
-        "\n## Hot path: added over the baseline, and ratios\n\nns added per call over the \
+        "\n## Hot path, no worker: added over the baseline, and ratios\n\nns added per call over the \
          uninstrumented function in the same column; for the peers, in brackets, how many times \
          `#[mcp_tool]`'s added cost theirs is.\n"
     );
@@ -566,28 +674,14 @@ fn render(machine: &Machine, results: &Results) -> String {
         per_call_ratio.join(" | ")
     );
 
-    let _ = writeln!(
-        w,
-        "\n## Through rmcp: ns per `tools/call` (criterion median, one thread)\n\nA whole \
-         request on rmcp's server side (routing, the tool, the answer), recorded four ways; added: \
-         over the unrecorded request.\n"
-    );
-    let _ = writeln!(w, "| | ns per request | added |\n| --- | ---: | ---: |");
-    for (subject, label) in RMCP_SUBJECTS {
-        let added = results.added("rmcp", "tools_call", subject);
-        let added = if subject == "baseline" {
-            "".to_owned()
-        } else {
-            number(added, 1)
-        };
-        let ns = number(results.ns("rmcp", "tools_call", subject), 1);
-        let _ = writeln!(w, "| {label} | {ns} | {added} |");
-    }
+    render_rmcp(w, results);
+    render_sustained(w, results);
 
     let p = |path: &str, decimals| number(results.pipeline(path), decimals);
     let _ = writeln!(
         w,
-        "\n## Pipeline: emit to acknowledged (median of {} samples)\n",
+        "\n## Pipeline: emit to acknowledged, the emitter waiting while the queue is nearly full \
+         (median of {} samples)\n",
         p("/gzip/samples", 0)
     );
     let _ = writeln!(w, "| | gzip | no compression |\n| --- | ---: | ---: |");
@@ -655,6 +749,128 @@ fn render(machine: &Machine, results: &Results) -> String {
 
     w.push_str(NOTES);
     md
+}
+
+/// The hot path with the worker live: per subject and variant, ns per call, the twin's, the
+/// added ns (median, p10, p90 over rounds) and how ours compares.
+fn render_live(w: &mut String, results: &Results) {
+    let live = &results.hot_path_live;
+    let _ = writeln!(
+        w,
+        "\n## Hot path, worker live: ns per call (rounds of {} calls, median of {})\n",
+        number(live["round_calls"].as_f64(), 0),
+        number(live["rounds"].as_f64(), 0)
+    );
+    let _ = writeln!(
+        w,
+        "The worker shipping to the loopback Events API meanwhile; each round against a round of \
+         the uninstrumented twin. Added: (round - twin's round) ÷ calls, median and 10th / 90th \
+         percentiles over rounds; ours ÷ theirs: `#[mcp_tool]`'s added median over the peer's. \
+         Events dropped meanwhile: {}; sent: {}.\n",
+        number(live["dropped"].as_f64(), 0),
+        number(live["sent"].as_f64(), 0)
+    );
+    let _ = writeln!(
+        w,
+        "| | ns per call | twin | added | p10 | p90 | ours ÷ theirs |\n| --- | ---: | ---: | \
+         ---: | ---: | ---: | ---: |"
+    );
+    for variant in ["sync", "async"] {
+        for (subject, label) in LIVE_SUBJECTS {
+            let name = format!("{variant}/{subject}");
+            let f = |key: &str, decimals| number(results.live(&name, key), decimals);
+            let ratio = if subject == "mcp_tool" {
+                String::new()
+            } else {
+                let ours = results.live(&format!("{variant}/mcp_tool"), "added_ns");
+                let theirs = results.live(&name, "added_ns");
+                format!("{}×", number(ours.zip(theirs).map(|(o, t)| o / t), 2))
+            };
+            let _ = writeln!(
+                w,
+                "| {label}, {variant} | {} | {} | {} | {} | {} | {ratio} |",
+                f("ns_per_call", 1),
+                f("twin_ns_per_call", 1),
+                f("added_ns", 1),
+                f("added_ns_p10", 1),
+                f("added_ns_p90", 1)
+            );
+        }
+    }
+}
+
+/// A whole `tools/call` through rmcp, the worker live, and a plain sync call measured beside it.
+fn render_rmcp(w: &mut String, results: &Results) {
+    let _ = writeln!(
+        w,
+        "\n## Through rmcp, worker live: ns per `tools/call` (median of {} rounds)\n\nA whole \
+         request on rmcp's server side (routing, the tool, the answer), recorded three ways, \
+         each round against a round of the unrecorded request; the sync `#[mcp_tool]` call of \
+         the hot path measured the same way in the same run, for comparison. Events dropped \
+         meanwhile: {}.\n",
+        number(results.rmcp["rounds"].as_f64(), 0),
+        number(results.rmcp["dropped"].as_f64(), 0)
+    );
+    let _ = writeln!(
+        w,
+        "| | ns per request | unrecorded | added | p10 | p90 |\n| --- | ---: | ---: | ---: | \
+         ---: | ---: |"
+    );
+    let rows = RMCP_SUBJECTS
+        .iter()
+        .copied()
+        .chain([("sync_call", "a sync `#[mcp_tool]` call (not a request)")]);
+    for (subject, label) in rows {
+        let f = |key: &str| number(results.rmcp(subject, key), 1);
+        let _ = writeln!(
+            w,
+            "| {label} | {} | {} | {} | {} | {} |",
+            f("ns_per_call"),
+            f("twin_ns_per_call"),
+            f("added_ns"),
+            f("added_ns_p10"),
+            f("added_ns_p90")
+        );
+    }
+}
+
+/// Sustained delivery at fixed rates: one row per configuration, its median run.
+fn render_sustained(w: &mut String, results: &Results) {
+    let sustained = &results.sustained;
+    let _ = writeln!(
+        w,
+        "\n## Sustained delivery at a fixed rate (median of {} runs)\n\n{} events per run, the \
+         default configuration, recorded at a fixed rate with nothing holding the handlers back \
+         (what the queue cannot take is dropped); delivered: counted by the receiver; events/s: \
+         delivered ÷ the time from the first event to `flush()` returning; requests/s: the \
+         requests the receiver answered over that time (the worker sends at most 50 a second by \
+         default); cores: CPU time ÷ that time.\n",
+        number(sustained["repeats"].as_f64(), 0),
+        number(sustained["events"].as_f64(), 0)
+    );
+    let _ = writeln!(
+        w,
+        "| threads × events/s | dropped | delivered | delivered % | delivered events/s | \
+         requests/s | rows per request | worker cores | receiver cores |\n| --- | ---: | ---: | \
+         ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for run in sustained["configurations"].as_array().into_iter().flatten() {
+        let f = |key: &str, decimals| number(run[key].as_f64(), decimals);
+        let _ = writeln!(
+            w,
+            "| {} × {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            f("threads", 0),
+            f("rate_per_thread", 0),
+            f("dropped", 0),
+            f("delivered", 0),
+            f("delivered_percent", 1),
+            f("delivered_per_second", 0),
+            f("requests_per_second", 1),
+            f("rows_per_request", 0),
+            f("worker_cores", 2),
+            f("receiver_cores", 2)
+        );
+    }
 }
 
 /// The disk spool's section: spooling and replay rates against live delivery in the same run,
@@ -778,6 +994,9 @@ mod tests {
         });
         let results = Results {
             hot_path: Vec::new(),
+            hot_path_live: Value::Null,
+            rmcp: Value::Null,
+            sustained: Value::Null,
             pipeline: Value::Null,
             outage: Value::Null,
             spool,
@@ -796,6 +1015,101 @@ mod tests {
             assert!(md.contains(figure), "{figure} in {md}");
         }
         assert!(md.contains("ext4 (/dev/vda)"), "{md}");
+    }
+
+    /// The shapes `benches/hot_path_live.rs`, `rmcp_server.rs` and `sustained.rs` write.
+    fn live_results(sync_added: f64, dropped_at_600k: u64) -> Results {
+        let subject = |added: f64| {
+            serde_json::json!({ "rounds": 2000, "added_ns": added, "added_ns_p10": added - 5.0,
+                                "added_ns_p90": added + 9.0, "ns_per_call": added + 1.5,
+                                "twin_ns_per_call": 1.5, "rounds_with_drops": 0 })
+        };
+        let run = |threads: u64, rate: u64, dropped: u64, per_second: f64| {
+            serde_json::json!({ "threads": threads, "rate_per_thread": rate, "emitted": 1000000,
+                                "dropped": dropped, "delivered": 1000000 - dropped,
+                                "delivered_percent": 100.0 - dropped as f64 / 1e4,
+                                "delivered_per_second": per_second, "worker_cores": 0.4,
+                                "requests_per_second": 45.5, "rows_per_request": 11_627.0,
+                                "receiver_cores": 0.12 })
+        };
+        Results {
+            hot_path: Vec::new(),
+            hot_path_live: serde_json::json!({
+                "round_calls": 500, "rounds": 2000, "dropped": 0, "sent": 12600000,
+                "subjects": {
+                    "sync/mcp_tool": subject(sync_added), "async/mcp_tool": subject(sync_added + 8.0),
+                    "sync/tracing": subject(150.0), "async/tracing": subject(200.0),
+                    "sync/fastrace": subject(100.0), "async/fastrace": subject(120.0),
+                },
+            }),
+            rmcp: serde_json::json!({
+                "rounds": 1500, "dropped": 0,
+                "subjects": {
+                    "mcp_tool": subject(400.0), "wrapper": subject(sync_added + 3.0),
+                    "wrapper_and_mcp_tool": subject(500.0), "sync_call": subject(sync_added),
+                },
+            }),
+            sustained: serde_json::json!({
+                "events": 1000000, "repeats": 3,
+                "configurations": [
+                    run(1, 600_000, dropped_at_600k, 590_000.0),
+                    run(2, 150_000, 0, 299_000.0),
+                    run(2, 300_000, 56_804, 546_430.0),
+                ],
+            }),
+            pipeline: Value::Null,
+            outage: Value::Null,
+            spool: Value::Null,
+        }
+    }
+
+    #[test]
+    fn goals_are_met_or_missed_by_the_live_and_sustained_figures() {
+        let verdicts = |results: &Results| -> Vec<(String, bool)> {
+            results
+                .targets()
+                .into_iter()
+                .filter(|target| target.name.starts_with('G'))
+                .map(|target| (target.figures, target.met))
+                .collect()
+        };
+        let met = verdicts(&live_results(20.0, 0));
+        assert_eq!(met.len(), 6, "{met:?}");
+        assert!(met.iter().all(|(_, met)| *met), "{met:?}");
+        assert!(
+            met[0].0.starts_with("20.0 ns (p10 15.0, p90 29.0)"),
+            "{met:?}"
+        );
+        assert!(met[1].0.contains("sync 0.20, async 0.23"), "{met:?}");
+
+        // 30 ns: over 25 ns; the async 38 ns over 0.3× fastrace's 120 ns, while tracing's sync
+        // 150 ns is exactly 0.2× (met); and 600,000 events/s dropping events.
+        let missed = verdicts(&live_results(30.0, 121_361));
+        let met: Vec<bool> = missed.iter().map(|(_, met)| *met).collect();
+        assert_eq!(met, [false, false, true, true, false, true], "{missed:?}");
+        assert!(
+            missed[4].0.starts_with("121,361 dropped, 590,000 events/s"),
+            "{missed:?}"
+        );
+    }
+
+    #[test]
+    fn the_live_rmcp_and_sustained_sections_show_every_figure() {
+        let results = live_results(20.0, 0);
+        let mut md = String::new();
+        render_live(&mut md, &results);
+        render_rmcp(&mut md, &results);
+        render_sustained(&mut md, &results);
+        assert!(!md.contains("n/a"), "{md}");
+        for figure in [
+            "| `#[mcp_tool]`, sync | 21.5 | 1.5 | 20.0 | 15.0 | 29.0 |  |",
+            "fastrace `#[trace]` + collector + discarding reporter, async | 121.5 | 1.5 | 120.0 \
+             | 115.0 | 129.0 | 0.23× |",
+            "| `instrument!(server)` | 24.5 | 1.5 | 23.0 |",
+            "| 2 × 300,000 | 56,804 | 943,196 | 94.3 | 546,430 | 45.5 | 11,627 | 0.40 | 0.12 |",
+        ] {
+            assert!(md.contains(figure), "{figure} in {md}");
+        }
     }
 
     #[test]
