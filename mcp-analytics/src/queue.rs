@@ -20,6 +20,8 @@
 //! moment to wake the consumer.
 
 use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -50,17 +52,23 @@ thread_local! {
     static OVERFLOW_PUSHES: Cell<u32> = const { Cell::new(0) };
 }
 
-/// What can be queued: a type with a thread-local of its own for the thread's claim on a ring
+/// What can be queued: a type with thread-locals of its own for the thread's claim on a ring
 /// (a `thread_local!` cannot be generic). [`queue_item!`] implements it.
 pub(crate) trait Item: Send + Sized + 'static {
-    /// The calling thread's claim on a ring of a queue of this type.
+    /// The calling thread's claim on a ring of a queue of this type. Without a destructor, so
+    /// that reaching it is a plain access that cannot fail, even while the thread's other
+    /// locals are being destroyed: see [`Item::give_back`].
     fn claims() -> &'static LocalKey<Claims<Self>>;
+    /// What gives the thread's claim back when the thread ends: a local with a destructor,
+    /// touched when the thread claims a ring, never on a push.
+    fn give_back() -> &'static LocalKey<GiveBack<Self>>;
 }
 
 /// Implements [`Item`] for a type.
 macro_rules! queue_item {
     ($type:ty) => {
         impl $crate::queue::Item for $type {
+            #[inline(always)]
             fn claims() -> &'static ::std::thread::LocalKey<$crate::queue::Claims<Self>> {
                 ::std::thread_local! {
                     static CLAIMS: $crate::queue::Claims<$type> =
@@ -68,14 +76,26 @@ macro_rules! queue_item {
                 }
                 &CLAIMS
             }
+
+            fn give_back() -> &'static ::std::thread::LocalKey<$crate::queue::GiveBack<Self>> {
+                ::std::thread_local! {
+                    static GIVE_BACK: $crate::queue::GiveBack<$type> =
+                        const { $crate::queue::GiveBack::new() };
+                }
+                &GIVE_BACK
+            }
         }
     };
 }
 pub(crate) use queue_item;
 
 /// A thread's claim on a ring: the ring's producer, taken from its home until the thread gives
-/// it back (its ring is full, or the thread ends).
-pub(crate) struct Claims<T>(RefCell<Option<Claimed<T>>>);
+/// it back (its ring is full, or the thread ends). `ManuallyDrop`: the local has no destructor
+/// (see [`Item::claims`]); [`GiveBack`] empties it as the thread ends.
+pub(crate) struct Claims<T>(RefCell<ManuallyDrop<Option<Claimed<T>>>>);
+
+/// Gives the thread's claim back when the thread ends (its destructor).
+pub(crate) struct GiveBack<T: Item>(PhantomData<T>);
 
 struct Claimed<T> {
     queue: usize,
@@ -88,7 +108,7 @@ struct Claimed<T> {
 
 impl<T> Claims<T> {
     pub(crate) const fn new() -> Self {
-        Self(RefCell::new(None))
+        Self(RefCell::new(ManuallyDrop::new(None)))
     }
 
     /// Pushes the item in `slot` onto the thread's ring of queue `queue`, if it has one with
@@ -116,7 +136,7 @@ impl<T> Claims<T> {
     /// Holds `next` from now on, giving the previous claim back.
     fn replace(&self, next: Option<Claimed<T>>) {
         let previous = match self.0.try_borrow_mut() {
-            Ok(mut claimed) => std::mem::replace(&mut *claimed, next),
+            Ok(mut claimed) => std::mem::replace(&mut **claimed, next),
             Err(_) => next,
         };
         if let Some(previous) = previous {
@@ -125,11 +145,15 @@ impl<T> Claims<T> {
     }
 }
 
-impl<T> Drop for Claims<T> {
+impl<T: Item> GiveBack<T> {
+    pub(crate) const fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+impl<T: Item> Drop for GiveBack<T> {
     fn drop(&mut self) {
-        if let Some(claimed) = self.0.get_mut().take() {
-            claimed.give_back();
-        }
+        T::claims().with(|claims| claims.replace(None));
     }
 }
 
@@ -217,7 +241,8 @@ impl<T: Item> Queue<T> {
     /// gives the item back when the queue is full.
     #[inline]
     pub(crate) fn push(&self, item: T) -> Result<Pushed, T> {
-        // A thread whose locals are being destroyed has no ring: the item stays in `slot`.
+        // The item stays in `slot` unless pushed. (`try_with` on a local without a destructor
+        // cannot fail; it keeps the item whatever happens, where `with` would have to panic.)
         let mut slot = Some(item);
         let ring_full = T::claims()
             .try_with(|claims| claims.push(self.id, &mut slot))
@@ -238,7 +263,7 @@ impl<T: Item> Queue<T> {
         let mut start = 0;
         if ring_full {
             // Give the full ring back, and look at the next ones first.
-            let _ = T::claims().try_with(|claims| {
+            T::claims().with(|claims| {
                 if let Ok(claimed) = claims.0.try_borrow()
                     && let Some(claimed) = claimed.as_ref()
                 {
@@ -275,13 +300,11 @@ impl<T: Item> Queue<T> {
         };
         match pushed {
             Ok(()) => {
-                // A thread whose locals are being destroyed keeps no claim: the closure, and the
-                // claim with it, is dropped, which `Claimed` does not notice. Give it back.
-                let mut claimed = Some(claimed);
-                let kept = T::claims().try_with(|claims| claims.replace(claimed.take()));
-                if kept.is_err()
-                    && let Some(claimed) = claimed
-                {
+                // Kept only if it will be given back when the thread ends: a thread whose
+                // locals are being destroyed keeps none.
+                if T::give_back().try_with(|_| ()).is_ok() {
+                    T::claims().with(|claims| claims.replace(Some(claimed)));
+                } else {
                     claimed.give_back();
                 }
                 Ok(())

@@ -89,6 +89,22 @@ pub(crate) struct Inherited {
     pub(crate) dimensions: Option<Arc<Resolved>>,
 }
 
+/// Whether the thread is outside every scope, so that a call starting now inherits nothing.
+#[inline]
+pub(crate) fn is_empty() -> bool {
+    frames(|frames| Empty(frames.is_empty())).0
+}
+
+/// `frames`' answer when the stack cannot be read (the thread's locals are being destroyed, or
+/// a scope is being pushed): empty, as [`inherited`] then finds nothing.
+struct Empty(bool);
+
+impl Default for Empty {
+    fn default() -> Self {
+        Empty(true)
+    }
+}
+
 /// What a call starting now inherits, read in one pass.
 #[inline]
 pub(crate) fn inherited() -> Inherited {
