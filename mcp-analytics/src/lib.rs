@@ -59,6 +59,23 @@
 //! With the `testing` feature, `testing::InMemory` takes the place of the Events API, to
 //! check in your own tests what your server records.
 //!
+//! TLS to the Events API is one of three features, as reqwest's and sentry's users know them:
+//! - `rustls` (default): rustls with the ring provider and Mozilla's roots (webpki-roots),
+//!   the same on every machine. The lightest sound choice: ring builds a few C and assembly
+//!   files with a C compiler in seconds, needs no system library, and keeps the binary small.
+//! - `rustls-aws-lc`: rustls with the aws-lc-rs provider (FIPS-capable), Mozilla's roots. Its
+//!   `aws-lc-sys` compiles a large C library (a C compiler, and CMake on some targets): most of a
+//!   minute of build and megabytes of binary more.
+//! - `native-tls`: the platform's TLS and trust store (OpenSSL on Linux, which needs its headers
+//!   and `pkg-config` to build): for hosts whose own CAs must be trusted.
+//!
+//! To choose another, turn off the default features (`default-features = false`); with several
+//! enabled, `native-tls` wins over `rustls-aws-lc`, which wins over `rustls`. With none, only
+//! `http://` URLs (a local receiver) are accepted: [`try_init`] refuses `https://` ones with
+//! [`Error::InvalidUrl`], and [`init`] says so on stderr and stays disabled. The
+//! proxy named by `HTTPS_PROXY`, `HTTP_PROXY` or `ALL_PROXY` is used unless `NO_PROXY` exempts
+//! the host; it must be an `http://` proxy, reached with CONNECT.
+//!
 //! Architecture, one module per job: `rows` (what a call or a log line records, and the scope
 //! it runs in), made safe by `capture` and `redact` on the recording thread → `global` (the
 //! lock-free queue and the process-wide state) → `worker` (the thread that drains it) →

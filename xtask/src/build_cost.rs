@@ -8,7 +8,7 @@
 //! workspace's `mcp-analytics`, feature `rmcp`), and the same wrapped by
 //! `posthog_rs::mcp::instrument` (posthog-rs 0.30, feature `mcp`, its default features kept, as
 //! its docs write the dependency). Each project starts from a copy of the workspace's
-//! `Cargo.lock`, so that the crates it shares with the workspace (rmcp, reqwest, rustls, tokio..)
+//! `Cargo.lock`, so that the crates it shares with the workspace (rmcp, hyper, rustls, tokio..)
 //! are at the workspace's versions, and is fetched before it is timed.
 //!
 //! Each is then built clean, one at a time, `runs` times: `cargo build --release --offline
@@ -87,7 +87,7 @@ const SERVERS: [Server; 3] = [
 ];
 
 /// The crates whose resolved versions the section records.
-const VERSIONS_OF: [&str; 4] = ["rmcp", "reqwest", "rustls", "posthog-rs"];
+const VERSIONS_OF: [&str; 5] = ["rmcp", "hyper", "reqwest", "rustls", "posthog-rs"];
 
 /// How many of the slowest units the section lists per server.
 const SLOWEST: usize = 5;

@@ -1,51 +1,65 @@
 //! The Events API URL: built from a base URL as users of the template write it, checked, and
 //! shown in errors without anything that may hold a token.
 
-use reqwest::Url;
+use http::Uri;
 
 use crate::error::Error;
 
 /// `{base}/v0/events?name={datasource}`, from a base URL as users of the template write it.
-pub(crate) fn events_url(base: &str, datasource: &str, wait: bool) -> Result<Url, Error> {
+///
+/// `datasource` is checked already (letters, digits and `_`), so it needs no escaping.
+pub(crate) fn events_url(base: &str, datasource: &str, wait: bool) -> Result<Uri, Error> {
     let shown = shown_url(base);
     let invalid = |reason: String| Error::InvalidUrl {
         url: shown.clone(),
         reason,
     };
-    let mut url = Url::parse(base.trim()).map_err(|error| {
-        if base.contains("://") {
-            invalid(error.to_string())
-        } else {
-            invalid(format!(
-                "{error}; write it with its scheme, e.g. https://{}",
-                base.trim()
-            ))
-        }
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid(format!(
-            "the scheme must be http or https, not {}",
-            url.scheme()
-        )));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(invalid("it has no host".to_owned()));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
+    let trimmed = base.trim();
+    // `Uri` takes a fragment without complaint and drops it; a URL with one was mistyped.
+    if trimmed.contains('#') {
         return Err(invalid(
             "it must not carry a query or fragment: give the token with TB_WRITE_TOKEN".to_owned(),
         ));
     }
-    if !url.username().is_empty() || url.password().is_some() {
+    let uri = trimmed
+        .parse::<Uri>()
+        .map_err(|error| invalid(error.to_string()))?;
+    let Some(scheme) = uri.scheme_str() else {
+        return Err(invalid(format!(
+            "it has no scheme; write it with its scheme, e.g. https://{trimmed}"
+        )));
+    };
+    if !matches!(scheme, "http" | "https") {
+        return Err(invalid(format!(
+            "the scheme must be http or https, not {scheme}"
+        )));
+    }
+    let Some(authority) = uri.authority() else {
+        return Err(invalid("it has no host".to_owned()));
+    };
+    if authority.as_str().contains('@') {
         return Err(invalid("it must not carry credentials".to_owned()));
     }
-    let path = url.path().trim_end_matches('/').to_owned();
-    url.set_path(&format!("{path}/v0/events"));
-    url.query_pairs_mut().append_pair("name", datasource);
-    if wait {
-        url.query_pairs_mut().append_pair("wait", "true");
+    if authority.host().is_empty() {
+        return Err(invalid("it has no host".to_owned()));
     }
-    Ok(url)
+    if uri.query().is_some() {
+        return Err(invalid(
+            "it must not carry a query or fragment: give the token with TB_WRITE_TOKEN".to_owned(),
+        ));
+    }
+    if scheme == "https" && crate::delivery::connect::TLS.is_none() {
+        return Err(invalid(
+            "https:// needs one of mcp-analytics's TLS features (rustls, rustls-aws-lc, \
+             native-tls), and this build has none"
+                .to_owned(),
+        ));
+    }
+    let path = uri.path().trim_end_matches('/');
+    let wait = if wait { "&wait=true" } else { "" };
+    format!("{scheme}://{authority}{path}/v0/events?name={datasource}{wait}")
+        .parse()
+        .map_err(|error: http::uri::InvalidUri| invalid(error.to_string()))
 }
 
 /// The URL as an error may show it: without query, fragment or credentials, any of which may
@@ -63,8 +77,8 @@ fn shown_url(base: &str) -> String {
 }
 
 /// Whether the URL's host is this machine, where plain `http://` exposes nothing.
-pub(crate) fn is_loopback(url: &Url) -> bool {
-    match url.host_str() {
+pub(crate) fn is_loopback(url: &Uri) -> bool {
+    match url.host() {
         Some("localhost") => true,
         Some(host) => host
             .trim_start_matches('[')
@@ -80,10 +94,22 @@ mod tests {
     use super::*;
 
     fn url(base: &str) -> Result<String, Error> {
-        events_url(base, "mcp_logs", false).map(String::from)
+        events_url(base, "mcp_logs", false).map(|url| url.to_string())
     }
 
     #[test]
+    #[cfg(not(any(feature = "rustls", feature = "rustls-aws-lc", feature = "native-tls")))]
+    fn https_without_a_tls_feature_is_a_clear_error() {
+        let error = url("https://api.tinybird.co").unwrap_err().to_string();
+        assert!(
+            error.contains("needs one of mcp-analytics's TLS features"),
+            "{error}"
+        );
+        assert!(url("http://localhost:7181").is_ok());
+    }
+
+    #[test]
+    #[cfg(any(feature = "rustls", feature = "rustls-aws-lc", feature = "native-tls"))]
     fn base_urls_are_taken_as_the_template_writes_them() {
         let expected = "https://api.tinybird.co/v0/events?name=mcp_logs";
         assert_eq!(url("https://api.tinybird.co").unwrap(), expected);
@@ -100,7 +126,7 @@ mod tests {
         assert_eq!(
             events_url("http://127.0.0.1:1", "logs", true)
                 .unwrap()
-                .as_str(),
+                .to_string(),
             "http://127.0.0.1:1/v0/events?name=logs&wait=true"
         );
     }
@@ -123,6 +149,11 @@ mod tests {
                 "must not carry credentials",
             ),
             ("https://", ""),
+            (
+                "https://api.tinybird.co/#p.secret",
+                "must not carry a query",
+            ),
+            ("https://api.tinybird.co/v0 x", ""),
         ] {
             let error = url(base).unwrap_err();
             let text = error.to_string();
@@ -140,7 +171,7 @@ mod tests {
             ("http://[::1]:1", true),
             ("https://api.tinybird.co", false),
         ] {
-            let url = Url::parse(base).unwrap();
+            let url = base.parse::<Uri>().unwrap();
             assert_eq!(is_loopback(&url), loopback, "{base}");
         }
     }

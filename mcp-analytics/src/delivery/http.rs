@@ -10,9 +10,14 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use reqwest::header::{self, HeaderValue};
-use reqwest::{StatusCode, Url};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use super::connect::{Connector, connector};
 use super::rate_limit::Pacer;
 use super::retry::{MAX_RETRY_AFTER, backoff, is_retryable, retry_after};
 use super::{Deadline, Deferred, DeferredBecause, Deliver, Health, Report, report_dropped};
@@ -23,6 +28,12 @@ use crate::stats::COUNTERS;
 
 /// How much of a refusal's body is quoted on stderr.
 const QUOTED_BODY: usize = 200;
+
+/// How much of an answer's body is read: the service's are a few hundred bytes of JSON.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// Who is calling, for the service's logs.
+const USER_AGENT: &str = concat!("mcp-analytics/", env!("CARGO_PKG_VERSION"));
 
 /// How requests are made: what the configuration resolves for this delivery.
 #[derive(Debug, Clone)]
@@ -36,9 +47,11 @@ pub(crate) struct Options {
 
 /// The worker's connection to the Events API. Not `Debug`: it holds the token.
 pub(crate) struct EventsApi {
-    client: reqwest::Client,
-    url: Url,
+    client: Client<Connector, Full<Bytes>>,
+    url: Uri,
     authorization: HeaderValue,
+    /// The longest a request may take, from connecting to reading its answer.
+    request_timeout: Duration,
     /// Kept only to scrub it from anything the service echoes back.
     token: Box<str>,
     gzip: bool,
@@ -68,24 +81,22 @@ struct Acknowledged {
 
 impl EventsApi {
     /// A connection to `url` with `token`, not opened before the first request.
-    pub(crate) fn new(url: Url, token: &str, options: &Options) -> Result<Self, Error> {
-        let client = reqwest::Client::builder()
-            .timeout(options.request_timeout)
-            .connect_timeout(options.connect_timeout)
-            .user_agent(concat!("mcp-analytics/", env!("CARGO_PKG_VERSION")))
-            // rustls verifying against Mozilla's roots (webpki), the same on every machine,
-            // rather than whatever the host's store holds.
-            .tls_certs_only(webpki_roots())
-            .build()
-            .map_err(|error| Error::HttpClient(Box::new(error.without_url())))?;
+    pub(crate) fn new(url: Uri, token: &str, options: &Options) -> Result<Self, Error> {
+        let connector = connector(&url, options.connect_timeout).map_err(Error::HttpClient)?;
+        // Connections are kept alive between batches, and closed after the pool's idle timeout
+        // (90 s), which needs the timer.
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .build(connector);
         let mut authorization = HeaderValue::try_from(format!("Bearer {token}"))
             .unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
-        // Keeps the value out of reqwest's and hyper's own debug output.
+        // Keeps the value out of hyper's own debug output.
         authorization.set_sensitive(true);
         Ok(Self {
             client,
             url,
             authorization,
+            request_timeout: options.request_timeout,
             token: token.into(),
             gzip: options.gzip,
             max_attempts: options.max_attempts,
@@ -111,28 +122,23 @@ impl EventsApi {
             if deadline.before(self.pacer.wait_turn()).await.is_none() {
                 break Failure::Deadline;
             }
-            let mut request = self
-                .client
-                .post(self.url.clone())
-                .header(header::AUTHORIZATION, self.authorization.clone())
-                .header(header::CONTENT_TYPE, "application/x-ndjson")
-                .body(body.clone());
-            if let Some(encoding) = encoding {
-                request = request.header(header::CONTENT_ENCODING, encoding);
-            }
-            let Some(answer) = deadline.before(request.send()).await else {
+            let request = self.request(body.clone(), encoding);
+            let exchange = exchange(&self.client, request, self.request_timeout);
+            let Some(answer) = deadline.before(exchange).await else {
                 // The request may have gone out, and been processed.
                 maybe_delivered = true;
                 break Failure::Deadline;
             };
 
             let (retry_after, last) = match answer {
-                Ok(response) => {
-                    let status = response.status();
-                    self.pacer.observe(status, response.headers());
+                Ok(Answer {
+                    status,
+                    headers,
+                    body,
+                }) => {
+                    self.pacer.observe(status, &headers);
                     self.health.set(!is_retryable(status));
                     if status.is_success() {
-                        let body = response.bytes().await.unwrap_or_default();
                         return Ok(Acknowledged {
                             quarantined: quarantined(&body),
                             maybe_duplicated: maybe_delivered,
@@ -142,17 +148,17 @@ impl EventsApi {
                         return Err(Failure::TooLarge);
                     }
                     if !is_retryable(status) {
-                        let body = response.text().await.unwrap_or_default();
+                        let body = String::from_utf8_lossy(&body).into_owned();
                         return Err(Failure::Refused { status, body });
                     }
-                    (retry_after(response.headers()), format!("HTTP {status}"))
+                    (retry_after(&headers), format!("HTTP {status}"))
                 }
                 Err(error) => {
                     self.health.set(false);
                     // A failed connection sent nothing; a timeout or a connection lost after
                     // sending leaves the outcome unknown.
-                    maybe_delivered |= !error.is_connect();
-                    (None, error.without_url().to_string())
+                    maybe_delivered |= !error.connect;
+                    (None, error.message)
                 }
             };
 
@@ -187,6 +193,87 @@ impl EventsApi {
         batch.maybe_delivered = maybe_delivered;
         Err(failure)
     }
+
+    /// The POST of one batch's body, gzip'd already when `encoding` says so.
+    fn request(&self, body: Bytes, encoding: Option<&'static str>) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        request.uri_mut().clone_from(&self.url);
+        let headers = request.headers_mut();
+        headers.insert(header::AUTHORIZATION, self.authorization.clone());
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        );
+        headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        if let Some(encoding) = encoding {
+            headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+        }
+        request
+    }
+}
+
+/// What the service answered: the status, the headers, and the start of the body.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+/// Why no answer came.
+struct NoAnswer {
+    /// Whether the connection could not be opened, so that nothing was sent.
+    connect: bool,
+    /// What went wrong, for the report: never the request's headers, so never the token.
+    message: String,
+}
+
+/// Sends `request` and reads the answer, within `timeout` in all.
+async fn exchange(
+    client: &Client<Connector, Full<Bytes>>,
+    request: Request<Full<Bytes>>,
+    timeout: Duration,
+) -> Result<Answer, NoAnswer> {
+    let exchange = async {
+        let response = client.request(request).await.map_err(|error| NoAnswer {
+            connect: error.is_connect(),
+            message: describe(&error),
+        })?;
+        let (parts, body) = response.into_parts();
+        // The body only tells how many rows were quarantined, or why a batch was refused:
+        // one that cannot be read whole is no reason to send the batch again.
+        let body = Limited::new(body, MAX_ANSWER)
+            .collect()
+            .await
+            .map(http_body_util::Collected::to_bytes)
+            .unwrap_or_default();
+        Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or_else(|_| {
+            Err(NoAnswer {
+                connect: false,
+                message: format!("no answer within {timeout:?}"),
+            })
+        })
+}
+
+/// `error` and its causes, one after the other: hyper's own message alone ("client error
+/// (Connect)") does not say what happened.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        message.push_str(": ");
+        message.push_str(&error.to_string());
+        cause = error.source();
+    }
+    message
 }
 
 impl Deliver for EventsApi {
@@ -251,13 +338,6 @@ impl Deliver for EventsApi {
     }
 }
 
-/// Mozilla's trusted root certificates, as shipped by the rustls project.
-fn webpki_roots() -> impl Iterator<Item = reqwest::Certificate> {
-    webpki_root_certs::TLS_SERVER_ROOT_CERTS
-        .iter()
-        .filter_map(|der| reqwest::Certificate::from_der(der).ok())
-}
-
 /// The rows a success answer says were quarantined.
 fn quarantined(body: &[u8]) -> u64 {
     serde_json::from_slice::<serde_json::Value>(body)
@@ -309,15 +389,6 @@ fn report_refusal(batch: &Batch, status: StatusCode, body: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn every_webpki_root_is_usable() {
-        assert_eq!(
-            webpki_roots().count(),
-            webpki_root_certs::TLS_SERVER_ROOT_CERTS.len()
-        );
-        assert!(webpki_root_certs::TLS_SERVER_ROOT_CERTS.len() > 100);
-    }
 
     #[test]
     fn the_answer_says_how_many_rows_were_quarantined() {

@@ -6,6 +6,7 @@
 //! a delivery hands back as [`Deferred`] may be delivered later: the worker keeps it in the disk
 //! spool (`crate::spool`) when there is one, and counts it as failed when not.
 
+pub(crate) mod connect;
 pub(crate) mod http;
 #[cfg(feature = "testing")]
 pub(crate) mod memory;

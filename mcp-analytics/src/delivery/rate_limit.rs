@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
+use http::StatusCode;
+use http::header::HeaderMap;
 use tokio::time::{Instant, sleep_until};
 
 use super::retry::{MAX_RETRY_AFTER, retry_after};
@@ -56,7 +56,7 @@ impl Pacer {
 
 #[cfg(test)]
 mod tests {
-    use reqwest::header::HeaderValue;
+    use http::header::HeaderValue;
 
     use super::*;
 
