@@ -215,7 +215,6 @@ pub(crate) static LEDGER: CachePadded<Ledger> = CachePadded::new(Ledger(Mutex::n
     abandoned: 0,
 })));
 
-
 impl Ledger {
     fn books(&self) -> std::sync::MutexGuard<'_, Books> {
         // The books are consistent between any two statements: a panic cannot tear them.

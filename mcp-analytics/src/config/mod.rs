@@ -465,6 +465,7 @@ pub(crate) enum Target {
 mod tests {
     use super::*;
 
+    #[cfg(any(feature = "rustls", feature = "rustls-aws-lc", feature = "native-tls"))]
     fn events_url(builder: Builder) -> String {
         match builder.resolve().unwrap().target {
             Target::EventsApi { events_url, .. } => events_url.to_string(),

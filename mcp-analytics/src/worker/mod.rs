@@ -10,7 +10,7 @@
 //!
 //! While rows come in, the worker looks at the queue every [`POLL`] on its own, so that
 //! producers need not wake it (a wake-up is a syscall on the producer's thread); with nothing
-//! coming, it looks less and less often, down to once per batch age.
+//! coming, it looks less and less often, down to once per batch age ([`next_poll`]).
 //!
 //! With a spool (`crate::spool`), what cannot be delivered now goes to disk instead of being
 //! dropped: a batch the service would not take after its retries; during an outage, the
@@ -171,16 +171,26 @@ struct Worker<D> {
     deadline: Deadline,
 }
 
-/// Ready once there are rows to take, after letting the runtime look at its sockets: a chunk
-/// of encoding at a time, so that the answer to the request in flight is read within a chunk's
-/// time of its arrival.
-async fn rows_to_take() {
+/// Ready once there are rows to take, or `poll` has passed, after letting the runtime look at
+/// its sockets: a chunk of encoding at a time, so that the answer to the request in flight is
+/// read within a chunk's time of its arrival.
+async fn rows_to_take(poll: Duration) {
     tokio::task::yield_now().await;
     if global::queued() == 0 {
         tokio::select! {
             () = global::WAKE.notified() => {}
-            () = tokio::time::sleep(POLL) => {}
+            () = tokio::time::sleep(poll) => {}
         }
+    }
+}
+
+/// How long to sleep before the next look at the queue, after a look that took `took` rows:
+/// [`POLL`] while rows come in, twice as long each time none did, `longest` at most.
+fn next_poll(poll: Duration, took: usize, longest: Duration) -> Duration {
+    if took > 0 {
+        POLL
+    } else {
+        (poll * 2).min(longest)
     }
 }
 
@@ -205,11 +215,7 @@ impl<D: Deliver> Worker<D> {
             // With batches ready, ship first: rows are taken while they are delivered.
             if self.backlog.ready.is_empty() || !matches!(wake, Wake::Rows) {
                 let drained = self.backlog.drain(&self.deadline);
-                self.poll = if drained > 0 {
-                    POLL
-                } else {
-                    (self.poll * 2).min(self.idle_poll)
-                };
+                self.poll = next_poll(self.poll, drained, self.idle_poll);
             }
             match wake {
                 Wake::Rows => {
@@ -407,6 +413,8 @@ impl<D: Deliver> Worker<D> {
         let backlog = &mut self.backlog;
         let health = &self.health;
         let deadline = &self.deadline;
+        let poll = &mut self.poll;
+        let idle_poll = self.idle_poll;
         let mut delivery = pin!(self.delivery.deliver(batch, deadline));
         let mut securing = backlog.spool.is_some();
         let mut batching = meanwhile == Meanwhile::Batch;
@@ -426,15 +434,15 @@ impl<D: Deliver> Worker<D> {
                         deadline.mark_secured();
                     }
                 }
-                () = room_to_take(backlog, health),
+                () = room_to_take(backlog, health, *poll),
                     if batching && (backlog.has_room() || backlog.may_spill(health)) =>
                 {
                     backlog.spill_if_filling(health);
                     if backlog.has_room() {
+                        let taken = backlog.take_from_queue(POPS_PER_CHUNK, Take::UntilClosed);
+                        *poll = next_poll(*poll, taken.unwrap_or(0), idle_poll);
                         // Superseded: take nothing more.
-                        batching = backlog
-                            .take_from_queue(POPS_PER_CHUNK, Take::UntilClosed)
-                            .is_some();
+                        batching = taken.is_some();
                     }
                 }
             }
@@ -455,10 +463,38 @@ enum Origin {
 /// Ready once rows can be taken into a batch: at once while fewer than
 /// [`backlog::MAX_WAITING`] batches wait; otherwise (during an outage, with a spool) once
 /// producers wake the worker, to see whether the queue is filling up.
-async fn room_to_take(backlog: &Backlog, health: &Health) {
+async fn room_to_take(backlog: &Backlog, health: &Health, poll: Duration) {
     if backlog.has_room() {
-        rows_to_take().await;
+        rows_to_take(poll).await;
     } else if backlog.may_spill(health) {
         global::WAKE.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_worker_looks_often_while_rows_come_and_backs_off_to_the_longest_when_none_do() {
+        let longest = Duration::from_secs(1);
+        let mut poll = POLL;
+        let mut looks = Vec::new();
+        for _ in 0..12 {
+            poll = next_poll(poll, 0, longest);
+            looks.push(poll);
+        }
+        assert_eq!(looks[0], POLL * 2);
+        assert!(looks.windows(2).all(|pair| pair[0] <= pair[1]), "{looks:?}");
+        assert_eq!(
+            *looks.last().unwrap(),
+            longest,
+            "never longer than the longest"
+        );
+        assert_eq!(
+            next_poll(longest, 1, longest),
+            POLL,
+            "rows again: look often again"
+        );
     }
 }
