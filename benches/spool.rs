@@ -417,7 +417,7 @@ fn secure_while_hanging(dir: &Path, events: u32) -> Securing {
 
     emit(0..events);
     // The worker takes them into its next batch while the request hangs, up to the batch's
-    // size limit (4 MiB): these events fit in it, so the queue empties.
+    // size limit (8 MiB): these events fit in it, so the queue empties.
     let taken = Instant::now();
     while mcp_analytics::stats().queued > 0 && taken.elapsed() < Duration::from_secs(2) {
         thread::sleep(POLL);

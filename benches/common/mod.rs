@@ -20,9 +20,9 @@ use std::task::{Context, Poll, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Calls per timed run on one thread: what fits in a thread's home shard of the default queue
-/// (16,384 events in 8 shards), so that every timed call has room where a thread pushes first,
-/// as it has in a server whose worker keeps the queue drained.
+/// Calls per timed run on one thread: two of the default queue's rings (1,024 events each, of
+/// 16,384 in all), so that every timed call has room, as it has in a server whose worker keeps
+/// the queue drained, and a run moves to a second ring once, as a busy thread does.
 pub const RUN: u64 = 2_048;
 
 /// A benchmarked function, and what its instrumentation needs around a run of calls.

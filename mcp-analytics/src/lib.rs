@@ -299,7 +299,7 @@ pub fn shutdown(timeout: Duration) -> Result<(), Error> {
 /// println!("{} events sent, {} dropped", stats.sent, stats.dropped);
 /// ```
 pub fn stats() -> Stats {
-    stats::COUNTERS.snapshot(global::queued())
+    stats::COUNTERS.snapshot(global::queued)
 }
 
 /// What the attribute macros expand to. Not public API: no stability guarantees.

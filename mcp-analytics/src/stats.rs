@@ -120,11 +120,30 @@ pub(crate) static COUNTERS: CachePadded<Counters> = CachePadded::new(Counters {
     discarded: Counter::new(),
 });
 
+/// Readings of the queue's length at most, in [`Counters::snapshot`], before the last one is
+/// taken as it is.
+const SNAPSHOT_READS: usize = 16;
+
 impl Counters {
-    pub(crate) fn snapshot(&self, queued: usize) -> Stats {
+    /// The counters now, with `queued()` the queue's length. `enqueued` is taken + queued, two
+    /// readings between which the worker may take events from the queue (reading the queue's
+    /// length waits for the ring the worker is draining): they are read again until no event
+    /// was taken in between, so that none counts twice or not at all, a few times at most (a
+    /// worker that never pauses gets the last reading).
+    pub(crate) fn snapshot(&self, queued: impl Fn() -> usize) -> Stats {
+        let mut taken = self.taken.get();
+        let mut queued_now = queued();
+        for _ in 1..SNAPSHOT_READS {
+            let again = self.taken.get();
+            if again == taken {
+                break;
+            }
+            taken = again;
+            queued_now = queued();
+        }
         Stats {
-            enqueued: self.taken.get() + queued as u64,
-            queued: queued as u64,
+            enqueued: taken + queued_now as u64,
+            queued: queued_now as u64,
             sent: self.sent.get(),
             dropped: self.dropped.get(),
             dropped_log_lines: self.dropped_log_lines.get(),
@@ -262,7 +281,7 @@ mod tests {
     #[test]
     fn a_closed_generation_settles_nothing_more() {
         // The only test in this binary that touches the global counters' settling.
-        let before = COUNTERS.snapshot(0);
+        let before = COUNTERS.snapshot(|| 0);
         COUNTERS.taken.add(10);
         let open = Settled {
             sent: 4,
@@ -292,7 +311,7 @@ mod tests {
             !LEDGER.settle(7, late),
             "the closed generation's report is ignored"
         );
-        let after = COUNTERS.snapshot(0);
+        let after = COUNTERS.snapshot(|| 0);
         assert_eq!(after.sent - before.sent, 4);
         assert_eq!(after.failed - before.failed, 11);
     }
