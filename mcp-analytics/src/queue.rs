@@ -12,8 +12,9 @@
 //!
 //! A thread whose ring is full moves to a free ring with room, so that one busy thread can use
 //! the whole queue. A thread that finds no ring of its own (more threads record at once than
-//! there are rings, or the thread is being torn down) pushes onto the overflow, a queue that
-//! all such threads share (crossbeam's `ArrayQueue`, one compare-and-swap a push).
+//! there are rings) pushes onto the overflow, a queue that all such threads share (crossbeam's
+//! `ArrayQueue`, one compare-and-swap a push). A thread being torn down, its claim given back,
+//! claims a ring for each push and gives it back at once.
 //!
 //! What is pushed, when the consumer is woken and what a full queue means are the caller's
 //! business (`global`); this module only stores, and says when a push found its ring full, the
