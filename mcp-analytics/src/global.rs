@@ -181,10 +181,7 @@ pub(crate) fn pop_for(
     let current = GENERATION.load(SeqCst) == generation;
     let mut taken = 0;
     if current && let Some(queue) = QUEUE.get() {
-        taken = queue.drain(most, |row| {
-            COUNTERS.taken.add(1);
-            each(left_queue(row))
-        });
+        taken = queue.drain(most, |row| each(count_taken(row)));
     }
     POPPING.fetch_sub(1, Release);
     current.then_some(taken)
@@ -201,9 +198,13 @@ pub(crate) fn supersede(generation: u64) {
 
 /// Takes a queued row, counting it as taken.
 pub(crate) fn pop() -> Option<Row> {
-    let row = take()?;
+    QUEUE.get()?.pop().map(count_taken)
+}
+
+/// A row the worker took out of the queue: counted as taken, and out of it.
+fn count_taken(row: Row) -> Row {
     COUNTERS.taken.add(1);
-    Some(row)
+    left_queue(row)
 }
 
 /// Takes a row out of the queue.

@@ -48,7 +48,7 @@ pub struct Call {
 impl Call {
     #[inline]
     pub fn start(callsite: &'static Callsite) -> Self {
-        if scope::is_empty() {
+        if !scope::in_scope() {
             // Outside every scope, the common case: nothing to inherit.
             return Self {
                 callsite,

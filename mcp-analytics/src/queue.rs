@@ -348,7 +348,9 @@ impl<T: Item> Queue<T> {
     pub(crate) fn drain(&self, most: usize, mut each: impl FnMut(T) -> bool) -> usize {
         let taken = self.drain_rings(most, &mut each);
         let taken = match &self.overflow {
-            Some(overflow) if taken.1 => taken.0 + drain_overflow(overflow, most - taken.0, each),
+            Some(overflow) if taken.1 => {
+                taken.0 + take_from(|| overflow.pop(), most - taken.0, &mut each).0
+            }
             _ => taken.0,
         };
         if taken > 0 && self.full.load(Relaxed) {
@@ -368,14 +370,9 @@ impl<T: Item> Queue<T> {
         let mut taken = 0;
         for ring in (first..count).chain(0..first) {
             let mut consumer = lock(&self.rings[ring].consumer);
-            while taken < most {
-                let Ok(item) = consumer.pop() else { break };
-                taken += 1;
-                if !each(item) {
-                    return (taken, false);
-                }
-            }
-            if taken == most {
+            let (took, go_on) = take_from(|| consumer.pop().ok(), most - taken, each);
+            taken += took;
+            if !go_on || taken == most {
                 return (taken, false);
             }
         }
@@ -393,20 +390,22 @@ impl<T: Item> Queue<T> {
     }
 }
 
-fn drain_overflow<T>(
-    overflow: &ArrayQueue<T>,
+/// Takes up to `most` items from `pop`, handing each to `each` until it says to stop; returns
+/// how many it took, and whether `each` wants more.
+fn take_from<T>(
+    mut pop: impl FnMut() -> Option<T>,
     most: usize,
-    mut each: impl FnMut(T) -> bool,
-) -> usize {
+    each: &mut impl FnMut(T) -> bool,
+) -> (usize, bool) {
     let mut taken = 0;
     while taken < most {
-        let Some(item) = overflow.pop() else { break };
+        let Some(item) = pop() else { break };
         taken += 1;
         if !each(item) {
-            break;
+            return (taken, false);
         }
     }
-    taken
+    (taken, true)
 }
 
 /// How `capacity` is cut: how many rings, how large each, and what the overflow holds. A small

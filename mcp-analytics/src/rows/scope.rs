@@ -89,20 +89,11 @@ pub(crate) struct Inherited {
     pub(crate) dimensions: Option<Arc<Resolved>>,
 }
 
-/// Whether the thread is outside every scope, so that a call starting now inherits nothing.
+/// Whether the thread is inside a scope, so that a call starting now may inherit something
+/// (see [`inherited`]; a stack that cannot be read holds none, as there).
 #[inline]
-pub(crate) fn is_empty() -> bool {
-    frames(|frames| Empty(frames.is_empty())).0
-}
-
-/// `frames`' answer when the stack cannot be read (the thread's locals are being destroyed, or
-/// a scope is being pushed): empty, as [`inherited`] then finds nothing.
-struct Empty(bool);
-
-impl Default for Empty {
-    fn default() -> Self {
-        Empty(true)
-    }
+pub(crate) fn in_scope() -> bool {
+    frames(|frames| !frames.is_empty())
 }
 
 /// What a call starting now inherits, read in one pass.

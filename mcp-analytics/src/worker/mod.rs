@@ -10,7 +10,7 @@
 //!
 //! While rows come in, the worker looks at the queue every [`POLL`] on its own, so that
 //! producers need not wake it (a wake-up is a syscall on the producer's thread); with nothing
-//! coming, it looks less and less often, down to once per batch age ([`next_poll`]).
+//! coming, it looks less and less often, down to once per batch age ([`Polling`]).
 //!
 //! With a spool (`crate::spool`), what cannot be delivered now goes to disk instead of being
 //! dropped: a batch the service would not take after its retries; during an outage, the
@@ -29,13 +29,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, watch};
 
-use backlog::{Backlog, POPS_PER_CHUNK, Spooled, Take};
-
-/// How often the worker looks at the queue while rows come in: a thread's ring holds more
-/// than this much of the fastest sustained rate, so a thread fills it (and wakes the worker)
-/// only when the worker could not look.
-const POLL: Duration = Duration::from_millis(1);
-
 use crate::batch::{Batch, Batcher};
 use crate::config::{Config, Target};
 use crate::delivery::http::EventsApi;
@@ -45,6 +38,12 @@ use crate::global;
 use crate::rows::scope;
 use crate::spool::{Claim, Replay, Spool};
 use crate::stats::COUNTERS;
+use backlog::{Backlog, POPS_PER_CHUNK, Spooled, Take};
+
+/// How often the worker looks at the queue while rows come in: a thread's ring holds more
+/// than this much of the fastest sustained rate, so a thread fills it (and wakes the worker)
+/// only when the worker could not look.
+const POLL: Duration = Duration::from_millis(1);
 
 /// What the rest of the process asks of the worker.
 pub(crate) enum Command {
@@ -117,8 +116,7 @@ fn spawn_with<D: Deliver>(delivery: D, config: &Config, generation: u64) -> Resu
         },
         health: delivery.health(),
         delivery,
-        idle_poll: config.limits.max_age,
-        poll: POLL,
+        polling: Polling::new(config.limits.max_age),
         deadline,
     };
     let (started, confirmation) = std::sync::mpsc::sync_channel(1);
@@ -163,12 +161,37 @@ struct Worker<D> {
     /// Whether the delivery's destination answers, read while a delivery runs.
     health: Health,
     backlog: Backlog,
-    /// Longest sleep with nothing pending: a wake-up lost to a race costs this much latency.
-    idle_poll: Duration,
-    /// How long the worker sleeps, with a batch open, before it looks at the queue again:
-    /// [`POLL`] while rows come in, doubling up to `idle_poll` while none do.
-    poll: Duration,
+    polling: Polling,
     deadline: Deadline,
+}
+
+/// How long the worker sleeps before it looks at the queue again, with a batch open or a
+/// delivery under way: [`POLL`] while rows come in, twice as long after each look that found
+/// none, `longest` at most.
+#[derive(Clone, Copy)]
+struct Polling {
+    interval: Duration,
+    /// Also the longest sleep with nothing pending: a wake-up lost to a race costs this much
+    /// latency.
+    longest: Duration,
+}
+
+impl Polling {
+    fn new(longest: Duration) -> Self {
+        Self {
+            interval: POLL,
+            longest,
+        }
+    }
+
+    /// After a look at the queue that took `took` rows.
+    fn looked(&mut self, took: usize) {
+        self.interval = if took > 0 {
+            POLL
+        } else {
+            (self.interval * 2).min(self.longest)
+        };
+    }
 }
 
 /// Ready once there are rows to take, or `poll` has passed, after letting the runtime look at
@@ -181,16 +204,6 @@ async fn rows_to_take(poll: Duration) {
             () = global::WAKE.notified() => {}
             () = tokio::time::sleep(poll) => {}
         }
-    }
-}
-
-/// How long to sleep before the next look at the queue, after a look that took `took` rows:
-/// [`POLL`] while rows come in, twice as long each time none did, `longest` at most.
-fn next_poll(poll: Duration, took: usize, longest: Duration) -> Duration {
-    if took > 0 {
-        POLL
-    } else {
-        (poll * 2).min(longest)
     }
 }
 
@@ -215,7 +228,7 @@ impl<D: Deliver> Worker<D> {
             // With batches ready, ship first: rows are taken while they are delivered.
             if self.backlog.ready.is_empty() || !matches!(wake, Wake::Rows) {
                 let drained = self.backlog.drain(&self.deadline);
-                self.poll = next_poll(self.poll, drained, self.idle_poll);
+                self.polling.looked(drained);
             }
             match wake {
                 Wake::Rows => {
@@ -286,8 +299,8 @@ impl<D: Deliver> Worker<D> {
         }
         let now = Instant::now();
         let until = match batcher.deadline() {
-            Some(deadline) => deadline.min(now + self.poll),
-            None => now + self.idle_poll,
+            Some(deadline) => deadline.min(now + self.polling.interval),
+            None => now + self.polling.longest,
         };
         let wake = tokio::select! {
             biased;
@@ -413,8 +426,7 @@ impl<D: Deliver> Worker<D> {
         let backlog = &mut self.backlog;
         let health = &self.health;
         let deadline = &self.deadline;
-        let poll = &mut self.poll;
-        let idle_poll = self.idle_poll;
+        let polling = &mut self.polling;
         let mut delivery = pin!(self.delivery.deliver(batch, deadline));
         let mut securing = backlog.spool.is_some();
         let mut batching = meanwhile == Meanwhile::Batch;
@@ -434,13 +446,13 @@ impl<D: Deliver> Worker<D> {
                         deadline.mark_secured();
                     }
                 }
-                () = room_to_take(backlog, health, *poll),
+                () = room_to_take(backlog, health, polling.interval),
                     if batching && (backlog.has_room() || backlog.may_spill(health)) =>
                 {
                     backlog.spill_if_filling(health);
                     if backlog.has_room() {
                         let taken = backlog.take_from_queue(POPS_PER_CHUNK, Take::UntilClosed);
-                        *poll = next_poll(*poll, taken.unwrap_or(0), idle_poll);
+                        polling.looked(taken.unwrap_or(0));
                         // Superseded: take nothing more.
                         batching = taken.is_some();
                     }
@@ -478,11 +490,11 @@ mod tests {
     #[test]
     fn the_worker_looks_often_while_rows_come_and_backs_off_to_the_longest_when_none_do() {
         let longest = Duration::from_secs(1);
-        let mut poll = POLL;
+        let mut polling = Polling::new(longest);
         let mut looks = Vec::new();
         for _ in 0..12 {
-            poll = next_poll(poll, 0, longest);
-            looks.push(poll);
+            polling.looked(0);
+            looks.push(polling.interval);
         }
         assert_eq!(looks[0], POLL * 2);
         assert!(looks.windows(2).all(|pair| pair[0] <= pair[1]), "{looks:?}");
@@ -491,10 +503,7 @@ mod tests {
             longest,
             "never longer than the longest"
         );
-        assert_eq!(
-            next_poll(longest, 1, longest),
-            POLL,
-            "rows again: look often again"
-        );
+        polling.looked(1);
+        assert_eq!(polling.interval, POLL, "rows again: look often again");
     }
 }
