@@ -675,16 +675,12 @@ fn render(machine: &Machine, runs: usize, measured: &[Measured]) -> String {
         "\nC and C++ compiled (object files left in the build scripts' output directories):\n"
     );
     for m in measured {
-        let compiled: Vec<String> = m
-            .c_objects
-            .iter()
-            .map(|(package, objects)| format!("{package} ({objects} objects)"))
-            .collect();
-        let compiled = if compiled.is_empty() {
-            "none".to_owned()
-        } else {
-            compiled.join(", ")
-        };
+        let compiled = listed(
+            m.c_objects
+                .iter()
+                .map(|(package, objects)| format!("{package} ({objects} objects)")),
+            "none",
+        );
         let _ = writeln!(w, "- {}: {compiled}", m.label);
     }
 
@@ -695,16 +691,12 @@ fn render(machine: &Machine, runs: usize, measured: &[Measured]) -> String {
         machine.cores
     );
     for m in measured {
-        let units: Vec<String> = m
-            .slowest
-            .iter()
-            .map(|(unit, seconds)| format!("{unit} {}", number(Some(*seconds), 1)))
-            .collect();
-        let units = if units.is_empty() {
-            "n/a".to_owned()
-        } else {
-            units.join(", ")
-        };
+        let units = listed(
+            m.slowest
+                .iter()
+                .map(|(unit, seconds)| format!("{unit} {}", number(Some(*seconds), 1))),
+            "n/a",
+        );
         let _ = writeln!(w, "- {}: {units}", m.label);
     }
 
@@ -771,6 +763,16 @@ pub fn splice(page: &str, section: &str) -> String {
         format!("{section}\n")
     } else {
         format!("{page}\n\n{section}\n")
+    }
+}
+
+/// `items` separated by commas, or `empty` when there are none.
+fn listed(items: impl Iterator<Item = String>, empty: &str) -> String {
+    let items: Vec<String> = items.collect();
+    if items.is_empty() {
+        empty.to_owned()
+    } else {
+        items.join(", ")
     }
 }
 
